@@ -1,0 +1,58 @@
+# Every target installs what it needs into .venv from pyproject.toml: a fresh clone needs only
+# Python >= 3.11 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA := data
+RUN_ENV := BILLHOOK_EGRESS_ALLOW=$${BILLHOOK_EGRESS_ALLOW:-127.0.0.0/8,::1/128}
+
+.PHONY: run test lint typecheck pytest receiver bench bench-quick clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "billhook needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+$(DATA)/.api_key: | $(BIN)/python
+	mkdir -p $(DATA)
+	$(BIN)/python -c 'import secrets; print("bh_" + secrets.token_urlsafe(32))' > $@
+	chmod 600 $@
+
+## make run: install, migrate, start the hub on SQLite (./data/billhook.db) at http://127.0.0.1:8080
+run: $(VENV)/.installed $(DATA)/.api_key
+	@export BILLHOOK_API_KEY=$${BILLHOOK_API_KEY:-$$(cat $(DATA)/.api_key)} $(RUN_ENV); \
+	$(BIN)/billhook migrate && \
+	echo "" && \
+	echo "  billhook hub:  http://$${BILLHOOK_HOST:-127.0.0.1}:$${BILLHOOK_PORT:-8080}" && \
+	echo "  API key:       $$BILLHOOK_API_KEY" && \
+	echo "  try:           export BILLHOOK_API_KEY=$$BILLHOOK_API_KEY   (then the README's curl examples)" && \
+	echo "" && \
+	exec $(BIN)/billhook serve
+
+## make receiver SECRET=whsec_...: the bundled reference receiver on http://127.0.0.1:9000/webhooks
+receiver: $(VENV)/.installed
+	$(BIN)/python -m subscribers.receiver --port $${PORT:-9000} --secret "$${SECRET:?set SECRET=whsec_... (the endpoint's secret)}"
+
+## make test: ruff (lint + format check), mypy, the whole pytest suite
+test: lint typecheck pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed-dev
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

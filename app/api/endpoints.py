@@ -1,0 +1,101 @@
+"""/v1/endpoints: webhook subscriptions, their secrets and the test ping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.api.http import JSON, body, hub, page, paginated, path_id, tenant
+from app.api.views import attempt_out
+from app.clock import to_rfc3339
+from app.models import EndpointCreate, EndpointOut, EndpointPatch, SecretOut
+from app.records import Endpoint
+
+
+def endpoint_out(ep: Endpoint, *, with_secret: bool = False) -> dict[str, Any]:
+    return EndpointOut(
+        id=ep.id,
+        url=ep.url,
+        description=ep.description,
+        event_types=None if ep.event_types is None else list(ep.event_types),
+        filter=ep.filter,
+        metadata=ep.metadata,
+        rate_limit_per_s=ep.rate_limit_per_s,
+        ordered=ep.ordered,
+        status="disabled" if ep.status == "disabled" else "active",
+        disabled_reason=ep.disabled_reason,
+        created_at=to_rfc3339(ep.created_at) or "",
+        updated_at=to_rfc3339(ep.updated_at) or "",
+        secret=ep.secret if with_secret else None,
+    ).model_dump(exclude_none=not with_secret)
+
+
+async def create(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    spec = await body(request, EndpointCreate)
+    endpoint = await hub(request).endpoints.create(tenant_id, spec)
+    return JSON(endpoint_out(endpoint, with_secret=True), status_code=201)
+
+
+async def list_(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    cursor, limit = page(request)
+    items = await hub(request).endpoints.list(tenant_id, cursor, limit + 1)
+    return paginated(items, limit, endpoint_out, lambda e: e.id)
+
+
+async def get(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    return JSON(endpoint_out(await hub(request).endpoints.get(tenant_id, path_id(request))))
+
+
+async def patch(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    changes = await body(request, EndpointPatch)
+    endpoint = await hub(request).endpoints.update(tenant_id, path_id(request), changes)
+    return JSON(endpoint_out(endpoint))
+
+
+async def delete(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    await hub(request).endpoints.delete(tenant_id, path_id(request))
+    return Response(status_code=204)
+
+
+def _secret_out(ep: Endpoint) -> dict[str, Any]:
+    expires = ep.previous_secret_expires_at if ep.previous_secret else None
+    return SecretOut(secret=ep.secret, previous_secret_expires_at=to_rfc3339(expires)).model_dump()
+
+
+async def secret(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    return JSON(_secret_out(await hub(request).endpoints.get(tenant_id, path_id(request))))
+
+
+async def rotate(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    return JSON(
+        _secret_out(await hub(request).endpoints.rotate_secret(tenant_id, path_id(request)))
+    )
+
+
+async def test(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    the_hub = hub(request)
+    attempt = await the_hub.events.send_test(tenant_id, path_id(request), the_hub.deliverer)
+    return JSON(attempt_out(attempt))
+
+
+routes = [
+    Route("/v1/endpoints", create, methods=["POST"]),
+    Route("/v1/endpoints", list_, methods=["GET"]),
+    Route("/v1/endpoints/{id}", get, methods=["GET"]),
+    Route("/v1/endpoints/{id}", patch, methods=["PATCH"]),
+    Route("/v1/endpoints/{id}", delete, methods=["DELETE"]),
+    Route("/v1/endpoints/{id}/secret", secret, methods=["GET"]),
+    Route("/v1/endpoints/{id}/secret/rotate", rotate, methods=["POST"]),
+    Route("/v1/endpoints/{id}/test", test, methods=["POST"]),
+]

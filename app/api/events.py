@@ -1,0 +1,120 @@
+"""/v1/events and /v1/deliveries: publish, inspect, and see every attempt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.api.http import JSON, body, hub, page, paginated, path_id, tenant
+from app.api.views import attempt_out, delivery_out
+from app.clock import from_datetime, to_rfc3339
+from app.errors import NotFound, ValidationFailed
+from app.events import parameters_of
+from app.ids import id_floor
+from app.models import EventCreate
+from app.records import Delivery, Event
+
+
+def event_out(e: Event, deliveries: list[Delivery] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": e.id,
+        "type": e.type,
+        "created_at": to_rfc3339(e.created_at),
+        "idempotency_key": e.idempotency_key,
+        "ordering_key": e.ordering_key,
+        "parameters": parameters_of(e),
+    }
+    if deliveries is not None:
+        out["deliveries"] = [delivery_out(d) for d in deliveries]
+    return out
+
+
+def _idempotency_key(request: Request, spec: EventCreate) -> str | None:
+    header = request.headers.get("idempotency-key")
+    if header is not None and spec.id is not None and header != spec.id:
+        raise ValidationFailed.field("id", "differs from the Idempotency-Key header")
+    return spec.id if spec.id is not None else header
+
+
+async def create(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    spec = await body(request, EventCreate)
+    published = await hub(request).events.publish(
+        tenant_id,
+        spec.type,
+        spec.parameters,
+        idempotency_key=_idempotency_key(request, spec),
+        ordering_key=spec.ordering_key,
+    )
+    answer = {
+        "id": published.event.id,
+        "type": published.event.type,
+        "created_at": to_rfc3339(published.event.created_at),
+        "deliveries": published.deliveries,
+    }
+    return JSON(answer, status_code=202 if published.created else 200)
+
+
+def _time_filter(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed.field(name, "must be an RFC 3339 time or a date") from exc
+    return id_floor("evt", from_datetime(moment))
+
+
+async def list_(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    cursor, limit = page(request)
+    filters = {
+        "cursor": cursor,
+        "since_id": _time_filter(request, "since"),
+        "until_id": _time_filter(request, "until"),
+        "type": request.query_params.get("type"),
+        "customer_number": request.query_params.get("customerNumber"),
+    }
+    items = await hub(request).store.events.page(tenant_id, filters, limit + 1)
+    return paginated(items, limit, event_out, lambda e: e.id)
+
+
+async def get(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    the_hub = hub(request)
+    event = await the_hub.events.get(tenant_id, path_id(request))
+    deliveries = await the_hub.store.deliveries.of_event(tenant_id, event.id)
+    return JSON(event_out(event, deliveries))
+
+
+async def delivery(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    found = await hub(request).store.deliveries.get(tenant_id, path_id(request))
+    if found is None:
+        raise NotFound(f"no delivery {path_id(request)}")
+    return JSON(delivery_out(found))
+
+
+async def attempts(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    cursor, limit = page(request)
+    the_hub = hub(request)
+    delivery_id = path_id(request)
+    if await the_hub.store.deliveries.get(tenant_id, delivery_id) is None:
+        raise NotFound(f"no delivery {delivery_id}")
+    items = await the_hub.store.deliveries.attempts(tenant_id, delivery_id, cursor, limit + 1)
+    return paginated(items, limit, attempt_out, lambda a: a.id)
+
+
+routes = [
+    Route("/v1/events", create, methods=["POST"]),
+    Route("/v1/events", list_, methods=["GET"]),
+    Route("/v1/events/{id}", get, methods=["GET"]),
+    Route("/v1/deliveries/{id}", delivery, methods=["GET"]),
+    Route("/v1/deliveries/{id}/attempts", attempts, methods=["GET"]),
+]

@@ -1,0 +1,99 @@
+"""Request/response plumbing shared by the resource modules: JSON, limits, auth, pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import jsoncodec
+from app.errors import InvalidJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from app.hub import Hub
+
+MAX_BODY_BYTES = 256 * 1024
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return jsoncodec.dumps(content)
+
+
+def hub(request: Request) -> Hub:
+    found: Hub = request.app.state.hub
+    return found
+
+
+async def tenant(request: Request) -> str:
+    return await hub(request).tenancy.tenant_for(request.headers.get("authorization"))
+
+
+def admin(request: Request) -> None:
+    hub(request).tenancy.require_admin(request.headers.get("authorization"))
+
+
+async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
+    """The body as JSON (numbers with fractions as Decimal), refusing more than `limit` bytes."""
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise UnsupportedMediaType(f"send content-type: application/json, not {kind}")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    try:
+        return jsoncodec.loads(b"".join(chunks))
+    except jsoncodec.JsonError as exc:
+        raise InvalidJson(f"body is not valid JSON: {exc}") from exc
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def parse(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        fields = ", ".join(".".join(d["loc"]) or "body" for d in details)
+        raise ValidationFailed(f"invalid {fields}", details) from exc
+
+
+async def body(request: Request, model: type[M]) -> M:
+    return parse(model, await read_json(request))
+
+
+def page(request: Request) -> tuple[str | None, int]:
+    raw = request.query_params.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise ValidationFailed.field("limit", "must be an integer from 1 to 500")
+    return request.query_params.get("cursor") or None, int(raw)
+
+
+def paginated(
+    items: Sequence[T], limit: int, out: Callable[[T], Any], key: Callable[[T], str]
+) -> JSON:
+    """Stores return limit + 1 rows; the extra one only says that there is a next page."""
+    shown = items[:limit]
+    more = len(items) > limit
+    return JSON({"data": [out(i) for i in shown], "next_cursor": key(shown[-1]) if more else None})
+
+
+def path_id(request: Request, name: str = "id") -> str:
+    value: str = request.path_params[name]
+    return value

@@ -1,0 +1,137 @@
+"""Settings: the only place that reads the environment; everything else is handed a Settings."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+
+
+class ConfigError(ValueError):
+    """A BILLHOOK_* variable has a value we cannot use; the message names it."""
+
+
+def parse_duration(text: str) -> float:
+    """'15s', '5m', '2h', '1d', '250ms' → seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 250ms, 15s, 5m, 2h, 1d)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"on", "true", "1", "yes"}:
+        return True
+    if lowered in {"off", "false", "0", "no"}:
+        return False
+    raise ValueError(f"not on/off: {text!r}")
+
+
+class Settings(BaseModel):
+    """Every knob of the hub, documented in docs/configuration.md."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str = "sqlite:///./data/billhook.db"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    api_key: str | None = None
+    admin_token: str | None = None
+    run_api: bool = True
+    run_worker: bool = True
+    retry_schedule: tuple[float, ...] = tuple(
+        parse_duration(p) for p in DEFAULT_RETRY_SCHEDULE.split(",")
+    )
+    request_timeout: float = Field(15.0, gt=0)
+    connect_timeout: float = Field(5.0, gt=0)
+    egress_allow: tuple[IPNetwork, ...] = ()
+    finalize_after: float | None = 86400.0
+    retention_days: int = Field(30, ge=1)
+    timezone: str = "Europe/Berlin"
+    worker_concurrency: int = Field(512, ge=1)
+    endpoint_concurrency: int = Field(8, ge=1)
+    poll_interval: float = Field(0.5, gt=0)
+    shutdown_grace: float = Field(10.0, ge=0)
+
+    @field_validator("egress_allow", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(ipaddress.ip_network(p.strip()) for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(parse_duration(p) for p in value.split(",") if p.strip())
+        return value
+
+    @property
+    def lease_seconds(self) -> float:
+        """A claimed delivery is re-claimable after this; always longer than one attempt."""
+        return 2 * self.request_timeout + self.connect_timeout
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_schedule) + 1
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read BILLHOOK_* once; overrides win (tests and the CLI pass them)."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for var, (field, parse) in _ENV.items():
+            raw = source.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[field] = parse(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{var}: {exc}") from exc
+        values.update(overrides)
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(str(exc)) from exc
+
+
+def _optional_duration(text: str) -> float | None:
+    return None if text.strip().lower() == "off" else parse_duration(text)
+
+
+def _text(text: str) -> str:
+    return text
+
+
+_ENV: dict[str, tuple[str, Any]] = {
+    "BILLHOOK_DATABASE_URL": ("database_url", _text),
+    "BILLHOOK_HOST": ("host", _text),
+    "BILLHOOK_PORT": ("port", int),
+    "BILLHOOK_API_KEY": ("api_key", _text),
+    "BILLHOOK_ADMIN_TOKEN": ("admin_token", _text),
+    "BILLHOOK_API": ("run_api", parse_bool),
+    "BILLHOOK_WORKER": ("run_worker", parse_bool),
+    "BILLHOOK_RETRY_SCHEDULE": ("retry_schedule", _text),
+    "BILLHOOK_REQUEST_TIMEOUT": ("request_timeout", parse_duration),
+    "BILLHOOK_CONNECT_TIMEOUT": ("connect_timeout", parse_duration),
+    "BILLHOOK_EGRESS_ALLOW": ("egress_allow", _text),
+    "BILLHOOK_FINALIZE_AFTER": ("finalize_after", _optional_duration),
+    "BILLHOOK_RETENTION_DAYS": ("retention_days", int),
+    "BILLHOOK_TIMEZONE": ("timezone", _text),
+    "BILLHOOK_WORKER_CONCURRENCY": ("worker_concurrency", int),
+    "BILLHOOK_ENDPOINT_CONCURRENCY": ("endpoint_concurrency", int),
+    "BILLHOOK_POLL_INTERVAL": ("poll_interval", parse_duration),
+    "BILLHOOK_SHUTDOWN_GRACE": ("shutdown_grace", parse_duration),
+}

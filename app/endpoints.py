@@ -1,0 +1,134 @@
+"""Endpoint use cases: register, change, rotate secrets, and the cache fan-out matches against."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from app.clock import Clock
+from app.egress import EgressBlocked, EgressPolicy
+from app.errors import NotFound, ValidationFailed
+from app.ids import new_id
+from app.models import EndpointCreate, EndpointPatch
+from app.records import Endpoint
+from app.signing import new_secret
+from app.store import Store
+
+ROTATION_OVERLAP_MS = 24 * 3600 * 1000
+_CACHE_CHECK_SECONDS = 1.0
+
+
+class EndpointCache:
+    """Each tenant's endpoints for matching at ingest, without a read per event.
+
+    Changes made through this process invalidate at once; changes from another process are
+    seen within a second, via the `endpoints` counter every endpoint write bumps.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._by_tenant: dict[str, list[Endpoint]] = {}
+        self._version = -1
+        self._checked_at = 0.0
+
+    def invalidate(self) -> None:
+        self._by_tenant.clear()
+        self._checked_at = 0.0
+
+    async def of_tenant(self, tenant_id: str) -> list[Endpoint]:
+        if time.monotonic() - self._checked_at > _CACHE_CHECK_SECONDS:
+            version = await self._store.endpoints.version()
+            if version != self._version:
+                self._by_tenant.clear()
+                self._version = version
+            self._checked_at = time.monotonic()
+        endpoints = self._by_tenant.get(tenant_id)
+        if endpoints is None:
+            endpoints = await self._store.endpoints.of_tenant(tenant_id)
+            self._by_tenant[tenant_id] = endpoints
+        return endpoints
+
+
+class EndpointService:
+    def __init__(self, store: Store, clock: Clock, egress: EgressPolicy, cache: EndpointCache):
+        self._store = store
+        self._clock = clock
+        self._egress = egress
+        self.cache = cache
+
+    async def create(self, tenant_id: str, spec: EndpointCreate) -> Endpoint:
+        await self._check_egress(spec.url)
+        now = self._clock.now_ms()
+        endpoint = Endpoint(
+            id=new_id("ep"),
+            tenant_id=tenant_id,
+            url=spec.url,
+            secret=new_secret(),
+            created_at=now,
+            updated_at=now,
+            description=spec.description,
+            event_types=None if spec.event_types is None else tuple(spec.event_types),
+            filter=spec.filter.model_dump(exclude_none=True) if spec.filter else {},
+            metadata=spec.metadata,
+            rate_limit_per_s=spec.rate_limit_per_s,
+            ordered=spec.ordered,
+        )
+        await self._store.endpoints.create(endpoint)
+        self.cache.invalidate()
+        return endpoint
+
+    async def get(self, tenant_id: str, endpoint_id: str) -> Endpoint:
+        endpoint = await self._store.endpoints.get(tenant_id, endpoint_id)
+        if endpoint is None:
+            raise NotFound(f"no endpoint {endpoint_id}")
+        return endpoint
+
+    async def list(self, tenant_id: str, cursor: str | None, limit: int) -> list[Endpoint]:
+        return await self._store.endpoints.page(tenant_id, cursor, limit)
+
+    async def update(self, tenant_id: str, endpoint_id: str, patch: EndpointPatch) -> Endpoint:
+        before = await self.get(tenant_id, endpoint_id)
+        changes = _changes(patch)
+        if "url" in changes:
+            await self._check_egress(changes["url"])
+        if changes.get("status") == "active":
+            changes["disabled_reason"] = None
+        elif changes.get("status") == "disabled" and before.status != "disabled":
+            changes["disabled_reason"] = "manual"
+        after = dataclasses.replace(before, updated_at=self._clock.now_ms(), **changes)
+        await self._store.endpoints.update(before, after)
+        self.cache.invalidate()
+        return after
+
+    async def delete(self, tenant_id: str, endpoint_id: str) -> None:
+        if not await self._store.endpoints.delete(tenant_id, endpoint_id, self._clock.now_ms()):
+            raise NotFound(f"no endpoint {endpoint_id}")
+        self.cache.invalidate()
+
+    async def rotate_secret(self, tenant_id: str, endpoint_id: str) -> Endpoint:
+        endpoint = await self.get(tenant_id, endpoint_id)
+        now = self._clock.now_ms()
+        secret = new_secret()
+        await self._store.endpoints.rotate(endpoint, secret, now + ROTATION_OVERLAP_MS, now)
+        self.cache.invalidate()
+        return await self.get(tenant_id, endpoint_id)
+
+    async def _check_egress(self, url: str) -> None:
+        try:
+            await self._egress.check_url(url)
+        except EgressBlocked as exc:
+            raise ValidationFailed.field("url", f"not allowed: {exc}", "egress_blocked") from exc
+
+
+def _changes(patch: EndpointPatch) -> dict[str, Any]:
+    """Only the fields the client sent; `event_types: null` means 'all types' again."""
+    given = patch.model_dump(exclude_unset=True)
+    for required in ("url", "description", "metadata", "ordered", "status"):
+        if required in given and given[required] is None:
+            raise ValidationFailed.field(required, "must not be null")
+    if "event_types" in given and given["event_types"] is not None:
+        given["event_types"] = tuple(given["event_types"])
+    if "filter" in given:
+        given["filter"] = {k: v for k, v in (given["filter"] or {}).items() if v is not None}
+    return given

@@ -1,0 +1,161 @@
+"""Event use cases: publish (store + fan-out in one commit), read, and the endpoint test ping."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app import jsoncodec
+from app.clock import Clock
+from app.delivery import Deliverer
+from app.endpoints import EndpointCache
+from app.errors import Conflict, NotFound
+from app.ids import new_id
+from app.records import Attempt, Event, Job, NewDelivery, NewEvent
+from app.settle import settle
+from app.store import Store
+
+TEST_EVENT_TYPE = "webhook.test"
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    event: Event
+    created: bool
+    deliveries: int
+
+
+def envelope(event_type: str, parameters: dict[str, Any]) -> bytes:
+    """The exact bytes every subscriber gets: the seed's envelope and nothing else."""
+    return jsoncodec.dumps({"parameters": parameters, "type": event_type})
+
+
+def request_hash(event_type: str, parameters: Any, ordering_key: str | None) -> str:
+    canonical = jsoncodec.canonical([event_type, parameters, ordering_key])
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def parameters_of(event: Event) -> dict[str, Any]:
+    parameters: dict[str, Any] = jsoncodec.loads(event.body)["parameters"]
+    return parameters
+
+
+class EventService:
+    def __init__(self, store: Store, clock: Clock, endpoints: EndpointCache) -> None:
+        self._store = store
+        self._clock = clock
+        self._endpoints = endpoints
+        self.on_commit: Callable[[], None] = lambda: None
+
+    async def publish(
+        self,
+        tenant_id: str,
+        event_type: str,
+        parameters: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        ordering_key: str | None = None,
+    ) -> Published:
+        """Store the event and one delivery per matching endpoint, committed before returning.
+
+        The same idempotency key again returns the original (created=False); the same key with
+        a different request is a 409 naming the differences.
+        """
+        now = self._clock.now_ms()
+        customer, contract = (
+            _str(parameters, "customerNumber"),
+            _str(parameters, "externalContractId"),
+        )
+        event = Event(
+            id=new_id("evt", now),
+            tenant_id=tenant_id,
+            type=event_type,
+            body=envelope(event_type, parameters),
+            created_at=now,
+            request_hash=request_hash(event_type, parameters, ordering_key),
+            idempotency_key=idempotency_key,
+            customer_number=customer,
+            external_contract_id=contract,
+            ordering_key=ordering_key,
+        )
+        deliveries = await self._fan_out(event, now)
+        inserted = await self._store.events.insert(NewEvent(event, deliveries))
+        if inserted.created:
+            self.on_commit()
+            return Published(inserted.event, True, len(deliveries))
+        original = inserted.event
+        if original.request_hash != event.request_hash:
+            raise Conflict(
+                f"idempotency key {idempotency_key!r} was used for a different request",
+                _differences(original, event_type, parameters, ordering_key),
+            )
+        return Published(original, False, await self._store.events.delivery_count(original.id))
+
+    async def _fan_out(self, event: Event, now: int) -> tuple[NewDelivery, ...]:
+        endpoints = await self._endpoints.of_tenant(event.tenant_id)
+        return tuple(
+            NewDelivery(new_id("dlv", now), ep.id, None if ep.status == "disabled" else now)
+            for ep in endpoints
+            if ep.matches(event.type, event.customer_number, event.external_contract_id)
+        )
+
+    async def get(self, tenant_id: str, event_id: str) -> Event:
+        event = await self._store.events.get(tenant_id, event_id)
+        if event is None:
+            raise NotFound(f"no event {event_id}")
+        return event
+
+    async def send_test(self, tenant_id: str, endpoint_id: str, deliverer: Deliverer) -> Attempt:
+        """A signed webhook.test now, stored like any event; a diagnostic, so never retried."""
+        endpoint = await self._store.endpoints.get(tenant_id, endpoint_id)
+        if endpoint is None:
+            raise NotFound(f"no endpoint {endpoint_id}")
+        now = self._clock.now_ms()
+        parameters = {"endpointId": endpoint.id, "message": "billhook test event"}
+        event = Event(
+            id=new_id("evt", now),
+            tenant_id=tenant_id,
+            type=TEST_EVENT_TYPE,
+            body=envelope(TEST_EVENT_TYPE, parameters),
+            created_at=now,
+            request_hash=request_hash(TEST_EVENT_TYPE, parameters, None),
+        )
+        lease_until = now + 3_600_000  # the worker leaves it alone while it is sent here
+        delivery = NewDelivery(new_id("dlv", now), endpoint.id, lease_until, "test", "delivering")
+        await self._store.events.insert(NewEvent(event, (delivery,)))
+        job = Job(
+            delivery_id=delivery.id,
+            tenant_id=tenant_id,
+            event_id=event.id,
+            endpoint_id=endpoint.id,
+            event_type=event.type,
+            attempts=0,
+            trigger="test",
+            lease_until=lease_until,
+            url=endpoint.url,
+            body=event.body,
+            secrets=(endpoint.secret,),
+        )
+        outcome = await deliverer.send(job.url, job.event_id, job.body, job.secrets)
+        finished = settle(job, outcome, schedule=())
+        await self._store.deliveries.record([finished], self._clock.now_ms())
+        return finished.attempt
+
+
+def _str(parameters: dict[str, Any], key: str) -> str | None:
+    value = parameters.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _differences(
+    original: Event, event_type: str, parameters: dict[str, Any], ordering_key: str | None
+) -> list[dict[str, Any]]:
+    before = {
+        "type": original.type,
+        "parameters": parameters_of(original),
+        "ordering_key": original.ordering_key,
+    }
+    after = {"type": event_type, "parameters": parameters, "ordering_key": ordering_key}
+    return jsoncodec.differences(before, after)

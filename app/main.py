@@ -1,0 +1,31 @@
+"""create_app(settings): the Starlette application and its lifespan (hub + in-process worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+
+from app.api import HANDLERS, ROUTES
+from app.clock import Clock
+from app.config import Settings
+from app.hub import Hub
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hub = await Hub.start(settings, clock)
+        app.state.hub = hub
+        worker = asyncio.create_task(hub.worker.run()) if settings.run_worker else None
+        try:
+            yield
+        finally:
+            if worker is not None:
+                hub.worker.stop()
+                await worker
+            await hub.close()
+
+    return Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)

@@ -1,0 +1,162 @@
+"""The API's request and response shapes; /openapi.json is generated from these."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+Text = Annotated[str, StringConstraints(strict=True, max_length=1000)]
+Name = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)]
+EventType = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_./:-]+$"),
+]
+PositiveInt = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+StrictFlag = Annotated[bool, Field(strict=True)]
+
+
+class Input(BaseModel):
+    """Requests reject unknown fields: a typo must not silently subscribe to everything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials; use the signature to authenticate")
+    if len(value) > 2048:
+        raise ValueError("must be at most 2048 characters")
+    return value
+
+
+class EndpointFilter(Input):
+    customerNumber: Name | None = None
+    externalContractId: Name | None = None
+
+
+class EndpointCreate(Input):
+    url: Annotated[str, StringConstraints(strict=True)]
+    description: Text = ""
+    event_types: list[EventType] | None = Field(None, max_length=100)
+    filter: EndpointFilter | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict, max_length=50)
+    rate_limit_per_s: PositiveInt | None = None
+    ordered: StrictFlag = False
+
+    _url = field_validator("url")(check_url)
+
+
+class EndpointPatch(Input):
+    url: Annotated[str, StringConstraints(strict=True)] | None = None
+    description: Text | None = None
+    event_types: list[EventType] | None = Field(None, max_length=100)
+    filter: EndpointFilter | None = None
+    metadata: dict[str, Any] | None = Field(None, max_length=50)
+    rate_limit_per_s: PositiveInt | None = None
+    ordered: StrictFlag | None = None
+    status: Literal["active", "disabled"] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
+
+
+class EndpointOut(Output):
+    id: str
+    url: str
+    description: str
+    event_types: list[str] | None
+    filter: dict[str, str]
+    metadata: dict[str, Any]
+    rate_limit_per_s: int | None
+    ordered: bool
+    status: Literal["active", "failing", "disabled"]
+    disabled_reason: str | None
+    created_at: str
+    updated_at: str
+    secret: str | None = Field(None, description="Only in the answer to POST /v1/endpoints.")
+
+
+class SecretOut(Output):
+    secret: str
+    previous_secret_expires_at: str | None = None
+
+
+class EventCreate(Input):
+    type: EventType
+    parameters: dict[str, Any]
+    id: Name | None = Field(None, description="Client-chosen id: the idempotency key.")
+    ordering_key: Name | None = None
+
+
+class EventAccepted(Output):
+    id: str
+    type: str
+    created_at: str
+    deliveries: int
+
+
+class DeliveryOut(Output):
+    id: str
+    endpoint_id: str
+    status: Literal["pending", "delivering", "succeeded", "failed", "cancelled"]
+    trigger: Literal["scheduled", "replay", "test"]
+    attempts: int
+    next_attempt_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+
+
+class EventOut(Output):
+    id: str
+    type: str
+    created_at: str
+    idempotency_key: str | None
+    ordering_key: str | None
+    parameters: dict[str, Any]
+    deliveries: list[DeliveryOut] | None = None
+
+
+class AttemptOut(Output):
+    id: str
+    delivery_id: str
+    attempt: int
+    trigger: Literal["scheduled", "replay", "test"]
+    started_at: str
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+    response_body: str
+
+
+class TenantCreate(Input):
+    name: Annotated[
+        str, StringConstraints(strict=True, min_length=1, max_length=100, pattern=r"^[\w .-]+$")
+    ]
+
+
+class TenantOut(Output):
+    id: str
+    name: str
+    created_at: str
+    api_key: str | None = Field(None, description="Shown once, in the answer that creates it.")
+    key_id: str | None = None
+
+
+class KeyOut(Output):
+    id: str
+    tenant_id: str
+    api_key: str
+    created_at: str

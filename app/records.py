@@ -1,0 +1,147 @@
+"""The domain's records as the store hands them out: plain frozen values, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DELIVERY_STATUSES = ("pending", "delivering", "succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    name: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    tenant_id: str
+    source: str
+    created_at: int
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: str
+    tenant_id: str
+    url: str
+    secret: str
+    created_at: int
+    updated_at: int
+    description: str = ""
+    event_types: tuple[str, ...] | None = None
+    filter: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    rate_limit_per_s: int | None = None
+    ordered: bool = False
+    status: str = "active"
+    disabled_reason: str | None = None
+    previous_secret: str | None = None
+    previous_secret_expires_at: int | None = None
+
+    def matches(self, event_type: str, customer_number: str | None, contract: str | None) -> bool:
+        """Subscribed to the type (None = all types) and every filter field equal."""
+        if self.event_types is not None and event_type not in self.event_types:
+            return False
+        wanted = self.filter
+        if "customerNumber" in wanted and wanted["customerNumber"] != customer_number:
+            return False
+        return "externalContractId" not in wanted or wanted["externalContractId"] == contract
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    tenant_id: str
+    type: str
+    body: bytes
+    created_at: int
+    request_hash: str = ""
+    idempotency_key: str | None = None
+    customer_number: str | None = None
+    external_contract_id: str | None = None
+    ordering_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    id: str
+    endpoint_id: str
+    next_attempt_at: int | None
+    trigger: str = "scheduled"
+    status: str = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event and its fan-out, written together or not at all (the transactional outbox)."""
+
+    event: Event
+    deliveries: tuple[NewDelivery, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    event: Event
+    created: bool
+    deliveries: int | None  # None: a replayed idempotency key, count not read
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    tenant_id: str
+    event_id: str
+    endpoint_id: str
+    status: str
+    trigger: str
+    attempts: int
+    next_attempt_at: int | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    id: str
+    delivery_id: str
+    attempt: int
+    trigger: str
+    started_at: int
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+    response_body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed delivery with everything needed to send it."""
+
+    delivery_id: str
+    tenant_id: str
+    event_id: str
+    endpoint_id: str
+    event_type: str
+    attempts: int
+    trigger: str
+    lease_until: int
+    url: str
+    body: bytes
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What the worker learned from one attempt, to record in a batch."""
+
+    job: Job
+    attempt: Attempt
+    status: str  # pending (retry) | succeeded | failed
+    next_attempt_at: int | None

@@ -1,0 +1,50 @@
+"""The Store: domain verbs over one connector; the database is also the delivery queue."""
+
+from __future__ import annotations
+
+from app.store import queries
+from app.store.connector import Connector, IntegrityError
+from app.store.deliveries import Deliveries
+from app.store.endpoints import Endpoints
+from app.store.events import Events
+from app.store.tenants import Tenants
+
+__all__ = ["IntegrityError", "Store", "connector_for", "open_store"]
+
+
+class Store:
+    def __init__(self, connector: Connector) -> None:
+        self.db = connector
+        self.tenants = Tenants(connector)
+        self.endpoints = Endpoints(connector)
+        self.events = Events(connector)
+        self.deliveries = Deliveries(connector)
+
+    async def migrate(self, now_ms: int) -> list[int]:
+        """Apply pending forward-only migrations; returns the versions applied."""
+        return await self.db.migrate(queries.migrations(self.db.dialect), now_ms)
+
+    async def ping(self) -> None:
+        await self.db.fetch("ping")
+
+    async def close(self) -> None:
+        await self.events.close()
+        await self.db.close()
+
+
+def connector_for(url: str) -> Connector:
+    if url.startswith("sqlite:///"):
+        from app.store.sqlite import SqliteConnector
+
+        return SqliteConnector(url.removeprefix("sqlite:///"))
+    raise ValueError(f"unsupported database URL {url!r} (use sqlite:///path)")
+
+
+async def open_store(url: str, *, migrate_now_ms: int | None = None) -> Store:
+    """Open (and, given a time, migrate) the store behind a BILLHOOK_DATABASE_URL."""
+    connector = connector_for(url)
+    await connector.open()
+    store = Store(connector)
+    if migrate_now_ms is not None:
+        await store.migrate(migrate_now_ms)
+    return store

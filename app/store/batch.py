@@ -1,0 +1,82 @@
+"""Group commit: writes from many concurrent callers share one transaction and one fsync."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from app.store.connector import Connector, Tx
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupCommit(Generic[T, R]):
+    """Queue items; one task writes everything queued so far in a single transaction.
+
+    No timer: while one transaction commits, the next batch accumulates by itself, so an idle
+    hub answers at once and a busy one amortises each fsync over many callers. A batch that
+    fails is retried item by item, so one bad item cannot fail its neighbours.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        apply: Callable[[Tx, list[T]], Awaitable[list[R]]],
+        max_batch: int = 512,
+    ) -> None:
+        self._connector = connector
+        self._apply = apply
+        self._max_batch = max_batch
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def submit(self, item: T) -> R:
+        if self._closing:
+            raise RuntimeError("the store is closing")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="group-commit")
+        return await future
+
+    async def _run(self) -> None:
+        while self._queue or not self._closing:
+            if not self._queue:
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        items = [item for item, _ in batch]
+
+        async def work(tx: Tx) -> list[R]:
+            return await self._apply(tx, items)
+
+        try:
+            results = await self._connector.transact(work)
+        except Exception as exc:
+            if len(batch) > 1:
+                for one in batch:
+                    await self._commit([one])
+                return
+            if not batch[0][1].done():
+                batch[0][1].set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task

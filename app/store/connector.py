@@ -1,0 +1,52 @@
+"""What the Store needs from a database: named statements in transactions, and reads."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+Params = Mapping[str, Any]
+Row = Mapping[str, Any]
+R = TypeVar("R")
+
+
+class Tx(Protocol):
+    async def execute(self, name: str, params: Params | None = None) -> None: ...
+    async def executemany(self, name: str, rows: Sequence[Params]) -> None: ...
+    async def fetch(self, name: str, params: Params | None = None) -> list[Row]: ...
+    async def fetchrow(self, name: str, params: Params | None = None) -> Row | None: ...
+
+
+Work = Callable[[Tx], Awaitable[R]]
+
+
+class Connector(Protocol):
+    dialect: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def migrate(self, scripts: Sequence[tuple[int, str, str]], now_ms: int) -> list[int]: ...
+    async def transact(self, work: Work[R]) -> R: ...
+    async def fetch(self, name: str, params: Params | None = None) -> list[Row]: ...
+    async def fetchrow(self, name: str, params: Params | None = None) -> Row | None: ...
+    def ids(self, values: Sequence[str]) -> Any: ...
+
+
+class IntegrityError(Exception):
+    """A unique or foreign-key constraint refused a write (the same type on every backend)."""
+
+
+def retrying(transient: Callable[[BaseException], bool]) -> AsyncRetrying:
+    """Sub-second retries of a whole transaction on lock contention or a dropped connection.
+
+    Only infrastructure hiccups are retried; the work function runs again from the start, so
+    it must not have effects outside the transaction.
+    """
+    return AsyncRetrying(
+        retry=retry_if_exception(transient),
+        wait=wait_random_exponential(multiplier=0.01, max=0.25),
+        stop=stop_after_attempt(6),
+        reraise=True,
+    )

@@ -1,0 +1,148 @@
+"""Endpoints (webhook subscriptions); every change bumps a counter that invalidates caches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from app.records import Endpoint
+from app.store.connector import Connector, Row, Tx
+
+
+def endpoint_from_row(row: Row) -> Endpoint:
+    event_types = row["event_types"]
+    filter_ = {}
+    if row["filter_customer_number"] is not None:
+        filter_["customerNumber"] = row["filter_customer_number"]
+    if row["filter_external_contract_id"] is not None:
+        filter_["externalContractId"] = row["filter_external_contract_id"]
+    return Endpoint(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        url=row["url"],
+        secret=row["secret"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        description=row["description"],
+        event_types=tuple(orjson.loads(event_types)) if event_types is not None else None,
+        filter=filter_,
+        metadata=orjson.loads(row["metadata"]),
+        rate_limit_per_s=row["rate_limit_per_s"],
+        ordered=bool(row["ordered"]),
+        status=row["status"],
+        disabled_reason=row["disabled_reason"],
+        previous_secret=row["previous_secret"],
+        previous_secret_expires_at=row["previous_secret_expires_at"],
+    )
+
+
+def _columns(ep: Endpoint) -> dict[str, Any]:
+    return {
+        "id": ep.id,
+        "tenant_id": ep.tenant_id,
+        "url": ep.url,
+        "description": ep.description,
+        "event_types": None if ep.event_types is None else orjson.dumps(ep.event_types).decode(),
+        "filter_customer_number": ep.filter.get("customerNumber"),
+        "filter_external_contract_id": ep.filter.get("externalContractId"),
+        "metadata": orjson.dumps(ep.metadata).decode(),
+        "rate_limit_per_s": ep.rate_limit_per_s,
+        "ordered": ep.ordered,
+        "status": ep.status,
+        "disabled_reason": ep.disabled_reason,
+        "secret": ep.secret,
+        "created_at": ep.created_at,
+        "updated_at": ep.updated_at,
+    }
+
+
+_UPDATE_COLUMNS = [
+    "id",
+    "tenant_id",
+    "url",
+    "description",
+    "event_types",
+    "filter_customer_number",
+    "filter_external_contract_id",
+    "metadata",
+    "rate_limit_per_s",
+    "ordered",
+    "status",
+    "disabled_reason",
+    "updated_at",
+]
+
+
+class Endpoints:
+    def __init__(self, db: Connector) -> None:
+        self._db = db
+
+    async def version(self) -> int:
+        row = await self._db.fetchrow("counter_get", {"name": "endpoints"})
+        return int(row["value"]) if row else 0
+
+    async def create(self, endpoint: Endpoint) -> None:
+        async def work(tx: Tx) -> None:
+            params = _columns(endpoint)
+            del params["disabled_reason"]
+            await tx.execute("endpoint_insert", params)
+            await tx.execute("counter_bump", {"name": "endpoints"})
+
+        await self._db.transact(work)
+
+    async def get(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
+        row = await self._db.fetchrow("endpoint_get", {"id": endpoint_id, "tenant_id": tenant_id})
+        return endpoint_from_row(row) if row else None
+
+    async def page(self, tenant_id: str, cursor: str | None, limit: int) -> list[Endpoint]:
+        params = {"tenant_id": tenant_id, "cursor": cursor, "limit": limit}
+        return [endpoint_from_row(r) for r in await self._db.fetch("endpoint_list", params)]
+
+    async def of_tenant(self, tenant_id: str) -> list[Endpoint]:
+        rows = await self._db.fetch("endpoints_of_tenant", {"tenant_id": tenant_id})
+        return [endpoint_from_row(r) for r in rows]
+
+    async def update(self, before: Endpoint, after: Endpoint) -> None:
+        """Write `after`; a status change holds or releases the endpoint's pending deliveries."""
+
+        async def work(tx: Tx) -> None:
+            columns = _columns(after)
+            await tx.execute("endpoint_update", {k: columns[k] for k in _UPDATE_COLUMNS})
+            await tx.execute("counter_bump", {"name": "endpoints"})
+            scope = {"endpoint_id": after.id, "now": after.updated_at}
+            if before.status != "disabled" and after.status == "disabled":
+                await tx.execute("deliveries_hold_for_endpoint", scope)
+            elif before.status == "disabled" and after.status != "disabled":
+                await tx.execute("deliveries_release_for_endpoint", scope)
+
+        await self._db.transact(work)
+
+    async def rotate(self, endpoint: Endpoint, secret: str, expires_at: int, now: int) -> None:
+        async def work(tx: Tx) -> None:
+            params = {
+                "id": endpoint.id,
+                "tenant_id": endpoint.tenant_id,
+                "secret": secret,
+                "expires_at": expires_at,
+                "now": now,
+            }
+            await tx.execute("endpoint_rotate", params)
+            await tx.execute("counter_bump", {"name": "endpoints"})
+
+        await self._db.transact(work)
+
+    async def delete(self, tenant_id: str, endpoint_id: str, now: int) -> bool:
+        """Soft delete: history stays readable; pending deliveries are cancelled."""
+
+        async def work(tx: Tx) -> bool:
+            params = {"id": endpoint_id, "tenant_id": tenant_id, "now": now}
+            if not await tx.fetch("endpoint_delete", params):
+                return False
+            await tx.execute(
+                "deliveries_cancel_for_endpoint", {"endpoint_id": endpoint_id, "now": now}
+            )
+            await tx.execute("counter_bump", {"name": "endpoints"})
+            return True
+
+        return await self._db.transact(work)

@@ -1,0 +1,124 @@
+"""Events and their fan-out rows, written through group commit (the transactional outbox)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from app.records import Event, Inserted, NewEvent
+from app.store.batch import GroupCommit
+from app.store.connector import Connector, Row, Tx
+
+
+def event_from_row(row: Row) -> Event:
+    return Event(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        type=row["type"],
+        body=bytes(row["body"]),
+        created_at=row["created_at"],
+        request_hash=row["request_hash"],
+        idempotency_key=row["idempotency_key"],
+        customer_number=row["customer_number"],
+        external_contract_id=row["external_contract_id"],
+        ordering_key=row["ordering_key"],
+    )
+
+
+def _event_columns(e: Event) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "tenant_id": e.tenant_id,
+        "type": e.type,
+        "idempotency_key": e.idempotency_key,
+        "request_hash": e.request_hash,
+        "customer_number": e.customer_number,
+        "external_contract_id": e.external_contract_id,
+        "ordering_key": e.ordering_key,
+        "body": e.body,
+        "created_at": e.created_at,
+    }
+
+
+def delivery_rows(new: NewEvent) -> list[dict[str, Any]]:
+    e = new.event
+    return [
+        {
+            "id": d.id,
+            "tenant_id": e.tenant_id,
+            "event_id": e.id,
+            "endpoint_id": d.endpoint_id,
+            "trigger": d.trigger,
+            "status": d.status,
+            "next_attempt_at": d.next_attempt_at,
+            "created_at": e.created_at,
+        }
+        for d in new.deliveries
+    ]
+
+
+class Events:
+    def __init__(self, db: Connector) -> None:
+        self._db = db
+        self._commit: GroupCommit[NewEvent, Inserted] = GroupCommit(db, self._insert_batch)
+
+    async def insert(self, new: NewEvent) -> Inserted:
+        """Committed (event and deliveries) when this returns; an idempotency key already used by
+        the tenant returns the original event with created=False and writes nothing."""
+        return await self._commit.submit(new)
+
+    async def close(self) -> None:
+        await self._commit.close()
+
+    async def _insert_batch(self, tx: Tx, batch: list[NewEvent]) -> list[Inserted]:
+        existing = await self._existing(tx, batch)
+        results: list[Inserted] = []
+        events: list[dict[str, Any]] = []
+        deliveries: list[dict[str, Any]] = []
+        for new in batch:
+            idempotency_key = new.event.idempotency_key
+            if idempotency_key is not None:
+                key = (new.event.tenant_id, idempotency_key)
+                if key in existing:
+                    results.append(Inserted(existing[key], created=False, deliveries=None))
+                    continue
+                existing[key] = new.event
+            events.append(_event_columns(new.event))
+            deliveries.extend(delivery_rows(new))
+            results.append(Inserted(new.event, created=True, deliveries=len(new.deliveries)))
+        await tx.executemany("event_insert", events)
+        await tx.executemany("delivery_insert", deliveries)
+        return results
+
+    async def _existing(self, tx: Tx, batch: list[NewEvent]) -> dict[tuple[str, str], Event]:
+        keys: dict[str, list[str]] = defaultdict(list)
+        for new in batch:
+            if new.event.idempotency_key is not None:
+                keys[new.event.tenant_id].append(new.event.idempotency_key)
+        found: dict[tuple[str, str], Event] = {}
+        for tenant_id, values in keys.items():
+            params = {"tenant_id": tenant_id, "keys": self._db.ids(values)}
+            for row in await tx.fetch("events_by_keys", params):
+                found[(tenant_id, row["idempotency_key"])] = event_from_row(row)
+        return found
+
+    async def get(self, tenant_id: str, event_id: str) -> Event | None:
+        row = await self._db.fetchrow("event_get", {"id": event_id, "tenant_id": tenant_id})
+        return event_from_row(row) if row else None
+
+    async def delivery_count(self, event_id: str) -> int:
+        row = await self._db.fetchrow("event_delivery_count", {"event_id": event_id})
+        return int(row["n"]) if row else 0
+
+    async def page(self, tenant_id: str, filters: dict[str, Any], limit: int) -> list[Event]:
+        params = {
+            "tenant_id": tenant_id,
+            "cursor": None,
+            "since_id": None,
+            "until_id": None,
+            "type": None,
+            "customer_number": None,
+            "limit": limit,
+        }
+        params.update(filters)
+        return [event_from_row(r) for r in await self._db.fetch("event_list", params)]

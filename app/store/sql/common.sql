@@ -1,0 +1,161 @@
+-- Named statements shared by every backend. `:name` parameters; dialect files override names.
+
+-- name: counter_get
+SELECT value FROM counters WHERE name = :name;
+
+-- name: counter_bump
+UPDATE counters SET value = value + 1 WHERE name = :name;
+
+-- name: tenant_insert
+INSERT INTO tenants (id, name, created_at) VALUES (:id, :name, :created_at);
+
+-- name: tenant_upsert
+INSERT INTO tenants (id, name, created_at) VALUES (:id, :name, :created_at)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: tenant_get
+SELECT id, name, created_at FROM tenants WHERE id = :id;
+
+-- name: tenant_by_name
+SELECT id, name, created_at FROM tenants WHERE name = :name;
+
+-- name: tenant_list
+SELECT id, name, created_at FROM tenants
+WHERE (:cursor IS NULL OR id < :cursor) ORDER BY id DESC LIMIT :limit;
+
+-- name: key_insert
+INSERT INTO api_keys (id, tenant_id, key_hash, source, created_at)
+VALUES (:id, :tenant_id, :key_hash, :source, :created_at);
+
+-- name: key_revoke_source
+UPDATE api_keys SET revoked_at = :now
+WHERE tenant_id = :tenant_id AND source = :source AND revoked_at IS NULL AND key_hash <> :keep;
+
+-- name: key_by_hash
+SELECT id, tenant_id, source, created_at, revoked_at FROM api_keys WHERE key_hash = :key_hash;
+
+-- name: key_revoke
+UPDATE api_keys SET revoked_at = :now
+WHERE id = :id AND tenant_id = :tenant_id AND revoked_at IS NULL
+RETURNING id;
+
+-- name: tenant_of_key
+SELECT tenant_id FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL;
+
+-- name: endpoint_insert
+INSERT INTO endpoints (
+    id, tenant_id, url, description, event_types, filter_customer_number,
+    filter_external_contract_id, metadata, rate_limit_per_s, ordered, status, secret,
+    created_at, updated_at)
+VALUES (
+    :id, :tenant_id, :url, :description, :event_types, :filter_customer_number,
+    :filter_external_contract_id, :metadata, :rate_limit_per_s, :ordered, :status, :secret,
+    :created_at, :updated_at);
+
+-- name: endpoint_get
+SELECT * FROM endpoints WHERE id = :id AND tenant_id = :tenant_id AND deleted_at IS NULL;
+
+-- name: endpoint_list
+SELECT * FROM endpoints
+WHERE tenant_id = :tenant_id AND deleted_at IS NULL AND (:cursor IS NULL OR id < :cursor)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: endpoints_of_tenant
+SELECT * FROM endpoints WHERE tenant_id = :tenant_id AND deleted_at IS NULL;
+
+-- name: endpoint_update
+UPDATE endpoints SET
+    url = :url, description = :description, event_types = :event_types,
+    filter_customer_number = :filter_customer_number,
+    filter_external_contract_id = :filter_external_contract_id, metadata = :metadata,
+    rate_limit_per_s = :rate_limit_per_s, ordered = :ordered, status = :status,
+    disabled_reason = :disabled_reason, updated_at = :updated_at
+WHERE id = :id AND tenant_id = :tenant_id AND deleted_at IS NULL;
+
+-- name: endpoint_rotate
+UPDATE endpoints SET
+    previous_secret = secret, previous_secret_expires_at = :expires_at, secret = :secret,
+    updated_at = :now
+WHERE id = :id AND tenant_id = :tenant_id AND deleted_at IS NULL;
+
+-- name: endpoint_delete
+UPDATE endpoints SET deleted_at = :now, status = 'disabled', disabled_reason = 'deleted',
+    updated_at = :now
+WHERE id = :id AND tenant_id = :tenant_id AND deleted_at IS NULL
+RETURNING id;
+
+-- name: deliveries_cancel_for_endpoint
+UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = :now
+WHERE endpoint_id = :endpoint_id AND status IN ('pending', 'delivering');
+
+-- name: deliveries_hold_for_endpoint
+UPDATE deliveries SET next_attempt_at = NULL, updated_at = :now
+WHERE endpoint_id = :endpoint_id AND status = 'pending';
+
+-- name: deliveries_release_for_endpoint
+UPDATE deliveries SET next_attempt_at = :now, updated_at = :now
+WHERE endpoint_id = :endpoint_id AND status = 'pending' AND next_attempt_at IS NULL;
+
+-- name: event_insert
+INSERT INTO events (
+    id, tenant_id, type, idempotency_key, request_hash, customer_number,
+    external_contract_id, ordering_key, body, created_at)
+VALUES (
+    :id, :tenant_id, :type, :idempotency_key, :request_hash, :customer_number,
+    :external_contract_id, :ordering_key, :body, :created_at);
+
+-- name: delivery_insert
+INSERT INTO deliveries (
+    id, tenant_id, event_id, endpoint_id, status, trigger, attempts, next_attempt_at,
+    created_at, updated_at)
+VALUES (
+    :id, :tenant_id, :event_id, :endpoint_id, :status, :trigger, 0, :next_attempt_at,
+    :created_at, :created_at);
+
+-- name: event_get
+SELECT * FROM events WHERE id = :id AND tenant_id = :tenant_id;
+
+-- name: event_list
+SELECT * FROM events
+WHERE tenant_id = :tenant_id
+  AND (:cursor IS NULL OR id < :cursor)
+  AND (:since_id IS NULL OR id >= :since_id)
+  AND (:until_id IS NULL OR id < :until_id)
+  AND (:type IS NULL OR type = :type)
+  AND (:customer_number IS NULL OR customer_number = :customer_number)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: event_delivery_count
+SELECT count(*) AS n FROM deliveries WHERE event_id = :event_id;
+
+-- name: deliveries_of_event
+SELECT * FROM deliveries WHERE event_id = :event_id AND tenant_id = :tenant_id ORDER BY id;
+
+-- name: delivery_get
+SELECT * FROM deliveries WHERE id = :id AND tenant_id = :tenant_id;
+
+-- name: attempts_of_delivery
+SELECT * FROM attempts
+WHERE delivery_id = :delivery_id AND tenant_id = :tenant_id AND (:cursor IS NULL OR id < :cursor)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: attempt_insert
+INSERT INTO attempts (
+    id, delivery_id, tenant_id, attempt, trigger, started_at, duration_ms, status_code, error,
+    response_body)
+VALUES (
+    :id, :delivery_id, :tenant_id, :attempt, :trigger, :started_at, :duration_ms, :status_code,
+    :error, :response_body);
+
+-- name: delivery_finish
+UPDATE deliveries SET
+    status = :status, attempts = attempts + 1, next_attempt_at = :next_attempt_at,
+    last_status_code = :status_code, last_error = :error, updated_at = :now
+WHERE id = :id AND status = 'delivering' AND next_attempt_at = :lease_until;
+
+-- name: delivery_release
+UPDATE deliveries SET status = 'pending', next_attempt_at = :now, updated_at = :now
+WHERE id = :id AND status = 'delivering' AND next_attempt_at = :lease_until;
+
+-- name: ping
+SELECT 1 AS ok;

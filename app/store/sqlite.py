@@ -1,0 +1,175 @@
+"""SQLite through aiosqlite: one writer connection (SQLite has one writer anyway) and one reader.
+
+WAL lets the reader run beside the writer on its own thread; `synchronous=FULL` makes a commit
+survive power loss, which group commit (store/batch.py) keeps cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from app.store import queries
+from app.store.connector import IntegrityError, Params, R, Row, Work, retrying
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA cache_size=-32768",
+    "PRAGMA temp_store=MEMORY",
+)
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+def split_script(script: str) -> list[str]:
+    """Statements of a migration, so they run inside our transaction (executescript commits)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
+    ):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {buffer[:80]!r}")
+    return statements
+
+
+class _Tx:
+    def __init__(self, conn: aiosqlite.Connection, sql: dict[str, queries.Query]) -> None:
+        self._conn = conn
+        self._sql = sql
+
+    async def execute(self, name: str, params: Params | None = None) -> None:
+        await self._run(self._conn.execute_fetchall, name, params or {})
+
+    async def executemany(self, name: str, rows: Sequence[Params]) -> None:
+        if rows:
+            await self._run(self._conn.executemany, name, rows)
+
+    async def fetch(self, name: str, params: Params | None = None) -> list[Row]:
+        return list(await self._run(self._conn.execute_fetchall, name, params or {}))
+
+    async def fetchrow(self, name: str, params: Params | None = None) -> Row | None:
+        rows = await self.fetch(name, params)
+        return rows[0] if rows else None
+
+    async def _run(self, method: Any, name: str, params: Any) -> Any:
+        try:
+            return await method(self._sql[name].sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+
+
+class SqliteConnector:
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._sql = queries.load("sqlite")
+        self._lock = asyncio.Lock()
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        self._reader = await self._connect()
+        await self._reader.execute("PRAGMA query_only=1")
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in _PRAGMAS:
+            await conn.execute(pragma)
+        return conn
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    async def transact(self, work: Work[R]) -> R:
+        async for attempt in retrying(_transient):
+            with attempt:
+                return await self._transact_once(work)
+        raise AssertionError("unreachable: tenacity re-raises")
+
+    async def _transact_once(self, work: Work[R]) -> R:
+        async with self._lock:
+            await self.writer.execute_fetchall("BEGIN IMMEDIATE")
+            try:
+                result = await work(_Tx(self.writer, self._sql))
+            except BaseException:
+                await asyncio.shield(self.writer.execute_fetchall("ROLLBACK"))
+                raise
+            await asyncio.shield(self.writer.execute_fetchall("COMMIT"))
+            return result
+
+    async def fetch(self, name: str, params: Params | None = None) -> list[Row]:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return await _Tx(self._reader, self._sql).fetch(name, params)
+
+    async def fetchrow(self, name: str, params: Params | None = None) -> Row | None:
+        rows = await self.fetch(name, params)
+        return rows[0] if rows else None
+
+    def ids(self, values: Sequence[str]) -> Any:
+        """A list parameter: SQLite reads it back with json_each(:ids)."""
+        return orjson.dumps(list(values)).decode()
+
+    async def migrate(self, scripts: Sequence[tuple[int, str, str]], now_ms: int) -> list[int]:
+        async with self._lock:
+            conn = self.writer
+            await conn.execute_fetchall("BEGIN IMMEDIATE")
+            try:
+                applied = await self._apply(conn, scripts, now_ms)
+            except BaseException:
+                await conn.execute_fetchall("ROLLBACK")
+                raise
+            await conn.execute_fetchall("COMMIT")
+            return applied
+
+    async def _apply(
+        self, conn: aiosqlite.Connection, scripts: Sequence[tuple[int, str, str]], now_ms: int
+    ) -> list[int]:
+        await conn.execute_fetchall(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+        )
+        done = {r[0] for r in await conn.execute_fetchall("SELECT version FROM schema_migrations")}
+        applied = []
+        for version, name, script in scripts:
+            if version in done:
+                continue
+            for statement in split_script(script):
+                await conn.execute_fetchall(statement)
+            await conn.execute_fetchall(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, now_ms)
+            )
+            applied.append(version)
+        return applied
