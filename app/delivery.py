@@ -156,7 +156,7 @@ class Deliverer:
         started_at: int,
         start: float,
     ) -> Outcome:
-        timestamp = started_at // 1000
+        timestamp = int(time.time())  # wall time for receivers' freshness checks, not the clock
         headers = {
             "content-type": "application/json",
             "user-agent": USER_AGENT,

@@ -118,7 +118,10 @@ class Worker:
         return settle(job, outcome, self._schedule, rng=self._rng)
 
     async def _send(self, job: Job) -> None:
-        self._results.append(await self._attempt(job))
+        finished = await self._attempt(job)
+        # Not `self._results.append(await …)`: that binds the list before the await, and the
+        # recorder may have swapped it out meanwhile, losing the result.
+        self._results.append(finished)
         self._results_ready.set()
 
     def _sent(self, task: asyncio.Task[None]) -> None:

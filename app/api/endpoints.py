@@ -30,7 +30,7 @@ def endpoint_out(ep: Endpoint, *, with_secret: bool = False) -> dict[str, Any]:
         created_at=to_rfc3339(ep.created_at) or "",
         updated_at=to_rfc3339(ep.updated_at) or "",
         secret=ep.secret if with_secret else None,
-    ).model_dump(exclude_none=not with_secret)
+    ).model_dump(exclude=None if with_secret else {"secret"})
 
 
 async def create(request: Request) -> Response:

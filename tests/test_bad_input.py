@@ -1,0 +1,194 @@
+"""Bad input: a clear 4xx in the one error shape, never a 500, and nothing stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import HubClient
+
+BIG = "x" * (256 * 1024)
+
+
+def _error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code and body["error"]["message"]
+    return body["error"]
+
+
+async def _counts(hub: HubClient) -> tuple[int, int]:
+    endpoints = (await hub.http.get("/v1/endpoints")).json()["data"]
+    events = (await hub.http.get("/v1/events")).json()["data"]
+    return len(endpoints), len(events)
+
+
+ENDPOINT_CASES: list[tuple[str, Any, int, str, str]] = [
+    ("malformed JSON", b'{"url": ', 400, "invalid_json", ""),
+    ("not an object", b"[1, 2]", 422, "validation_error", ""),
+    ("missing url", {}, 422, "validation_error", "url"),
+    ("url of the wrong type", {"url": 123}, 422, "validation_error", "url"),
+    ("not http(s)", {"url": "ftp://example.com/x"}, 422, "validation_error", "url"),
+    ("javascript url", {"url": "javascript:alert(1)"}, 422, "validation_error", "url"),
+    ("credentials in url", {"url": "http://u:p@127.0.0.1/x"}, 422, "validation_error", "url"),
+    ("private address", {"url": "http://10.0.0.1/hook"}, 422, "validation_error", "url"),
+    ("cloud metadata", {"url": "http://169.254.169.254/latest"}, 422, "validation_error", "url"),
+    (
+        "unknown field",
+        {"url": "http://127.0.0.1/x", "colour": "red"},
+        422,
+        "validation_error",
+        "colour",
+    ),
+    (
+        "typo of a field",
+        {"url": "http://127.0.0.1/x", "event_type": ["a"]},
+        422,
+        "validation_error",
+        "event_type",
+    ),
+    (
+        "ordered as a string",
+        {"url": "http://127.0.0.1/x", "ordered": "yes"},
+        422,
+        "validation_error",
+        "ordered",
+    ),
+    (
+        "rate limit zero",
+        {"url": "http://127.0.0.1/x", "rate_limit_per_s": 0},
+        422,
+        "validation_error",
+        "rate_limit_per_s",
+    ),
+    (
+        "unknown filter key",
+        {"url": "http://127.0.0.1/x", "filter": {"plan": "x"}},
+        422,
+        "validation_error",
+        "plan",
+    ),
+    (
+        "event types not a list",
+        {"url": "http://127.0.0.1/x", "event_types": "a"},
+        422,
+        "validation_error",
+        "event_types",
+    ),
+    (
+        "oversize body",
+        {"url": "http://127.0.0.1/x", "description": BIG},
+        413,
+        "payload_too_large",
+        "",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "status", "code", "field"), ENDPOINT_CASES)
+async def test_bad_endpoint_registration(hub: HubClient, case, body, status, code, field):
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    error = _error(await hub.http.post("/v1/endpoints", **kwargs), status, code)
+    if field:
+        assert any(field in d["loc"] for d in error["details"]), error
+    assert await _counts(hub) == (0, 0)
+
+
+EVENT_CASES: list[tuple[str, Any, dict[str, str], int, str, str]] = [
+    ("malformed JSON", b'{"type": "t", "parameters": {', {}, 400, "invalid_json", ""),
+    ("NaN is not JSON", b'{"type": "t", "parameters": {"x": NaN}}', {}, 400, "invalid_json", ""),
+    ("missing type", {"parameters": {}}, {}, 422, "validation_error", "type"),
+    ("missing parameters", {"type": "t"}, {}, 422, "validation_error", "parameters"),
+    (
+        "parameters not an object",
+        {"type": "t", "parameters": [1]},
+        {},
+        422,
+        "validation_error",
+        "parameters",
+    ),
+    ("type of the wrong type", {"type": 5, "parameters": {}}, {}, 422, "validation_error", "type"),
+    ("type with spaces", {"type": "a b", "parameters": {}}, {}, 422, "validation_error", "type"),
+    (
+        "unknown field",
+        {"type": "t", "parameters": {}, "prio": 1},
+        {},
+        422,
+        "validation_error",
+        "prio",
+    ),
+    (
+        "id and header differ",
+        {"type": "t", "parameters": {}, "id": "a"},
+        {"idempotency-key": "b"},
+        422,
+        "validation_error",
+        "id",
+    ),
+    ("oversize body", {"type": "t", "parameters": {"blob": BIG}}, {}, 413, "payload_too_large", ""),
+    (
+        "form instead of JSON",
+        b"type=t",
+        {"content-type": "application/x-www-form-urlencoded"},
+        415,
+        "unsupported_media_type",
+        "",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "headers", "status", "code", "field"), EVENT_CASES)
+async def test_bad_event(hub: HubClient, case, body, headers, status, code, field):
+    await hub.endpoint("http://127.0.0.1:9/a")
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    error = _error(await hub.http.post("/v1/events", headers=headers, **kwargs), status, code)
+    if field:
+        assert any(field in d["loc"] for d in error["details"]), error
+    assert await _counts(hub) == (1, 0)
+
+
+async def test_oversize_body_streamed_without_content_length_is_refused(hub: HubClient):
+    """The limit holds for chunked uploads too, not only for a declared Content-Length."""
+
+    async def chunks():
+        for _ in range(300):
+            yield b"x" * 1024
+
+    response = await hub.http.post("/v1/events", content=chunks())
+    _error(response, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer wrong-key", "Basic dXNlcjpwYXNz", "bh_test_default_key"],
+)
+async def test_missing_or_wrong_key_is_401(hub: HubClient, authorization: str | None):
+    headers = {} if authorization is None else {"authorization": authorization}
+    hub.http.headers.pop("authorization")
+    response = await hub.http.post(
+        "/v1/events", json={"type": "t", "parameters": {}}, headers=headers
+    )
+    _error(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=ten", "since=yesterday"])
+async def test_bad_list_queries_are_422(hub: HubClient, query: str):
+    _error(await hub.http.get(f"/v1/events?{query}"), 422, "validation_error")
+
+
+async def test_unknown_route_and_method_use_the_error_shape(hub: HubClient):
+    _error(await hub.http.get("/v1/nothing-here"), 404, "not_found")
+    _error(await hub.http.put("/v1/events"), 405, "method_not_allowed")
+
+
+async def test_bad_patch_changes_nothing(hub: HubClient):
+    ep = await hub.endpoint("http://127.0.0.1:9/a", description="kept")
+    for body in [{"url": "gopher://x"}, {"status": "paused"}, {"url": None}, {"description": 5}]:
+        _error(
+            await hub.http.patch(f"/v1/endpoints/{ep['id']}", json=body), 422, "validation_error"
+        )
+    after = (await hub.http.get(f"/v1/endpoints/{ep['id']}")).json()
+    assert (after["url"], after["description"], after["status"]) == (ep["url"], "kept", "active")
