@@ -39,7 +39,8 @@ run: $(VENV)/.installed $(DATA)/.api_key
 
 ## make receiver SECRET=whsec_...: the bundled reference receiver on http://127.0.0.1:9000/webhooks
 receiver: $(VENV)/.installed
-	$(BIN)/python -m subscribers.receiver --port $${PORT:-9000} --secret "$${SECRET:?set SECRET=whsec_... (the endpoint's secret)}"
+	mkdir -p $(DATA)
+	$(BIN)/python -m subscribers.receiver --port $${PORT:-9000} --db $(DATA)/received.db --secret "$${SECRET:?set SECRET=whsec_... (the endpoint's secret)}"
 
 ## make test: ruff (lint + format check), mypy, the whole pytest suite
 test: lint typecheck pytest

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app import jsoncodec
+from app import jsoncodec, metrics
 from app.clock import Clock
 from app.delivery import Deliverer
 from app.endpoints import EndpointCache
@@ -83,6 +83,8 @@ class EventService:
         deliveries = await self._fan_out(event, now)
         inserted = await self._store.events.insert(NewEvent(event, deliveries))
         if inserted.created:
+            metrics.EVENTS_PUBLISHED.inc()
+            metrics.DELIVERIES_CREATED.inc(len(deliveries))
             self.on_commit()
             return Published(inserted.event, True, len(deliveries))
         original = inserted.event

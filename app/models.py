@@ -160,3 +160,39 @@ class KeyOut(Output):
     tenant_id: str
     api_key: str
     created_at: str
+
+
+class ErrorBody(Output):
+    code: str
+    message: str
+    details: list[Any]
+
+
+class ErrorOut(Output):
+    """Every 4xx/5xx answer."""
+
+    error: ErrorBody
+
+
+class EndpointPage(Output):
+    data: list[EndpointOut]
+    next_cursor: str | None
+
+
+class EventPage(Output):
+    data: list[EventOut]
+    next_cursor: str | None
+
+
+class AttemptPage(Output):
+    data: list[AttemptOut]
+    next_cursor: str | None
+
+
+class TenantPage(Output):
+    data: list[TenantOut]
+    next_cursor: str | None
+
+
+class HealthOut(Output):
+    status: str

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import random
 
+from app import metrics
 from app.clock import Clock
 from app.config import Settings
 from app.delivery import Deliverer
@@ -91,6 +92,7 @@ class Worker:
                     task = asyncio.create_task(self._send(job))
                     self._sending[task] = job
                     task.add_done_callback(self._sent)
+                metrics.IN_FLIGHT.set(len(self._sending))
                 if not self._backlog:
                     await self._sleep()
         finally:
@@ -115,6 +117,8 @@ class Worker:
 
     async def _attempt(self, job: Job) -> Finished:
         outcome = await self._deliverer.send(job.url, job.event_id, job.body, job.secrets)
+        metrics.ATTEMPTS.labels(outcome.error or "success").inc()
+        metrics.ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000)
         return settle(job, outcome, self._schedule, rng=self._rng)
 
     async def _send(self, job: Job) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from app.api import endpoints, events, operations, tenants
+from app.api import endpoints, events, openapi, operations, tenants
 from app.api.errors import HANDLERS
 
-ROUTES: list[BaseRoute] = [*operations.routes, *tenants.routes, *endpoints.routes, *events.routes]
+_API: list[BaseRoute] = [*operations.routes, *tenants.routes, *endpoints.routes, *events.routes]
+ROUTES: list[BaseRoute] = [*_API, *openapi.routes(_API)]
 
 __all__ = ["HANDLERS", "ROUTES"]

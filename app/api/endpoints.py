@@ -9,9 +9,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.http import JSON, body, hub, page, paginated, path_id, tenant
+from app.api.openapi import documented
 from app.api.views import attempt_out
 from app.clock import to_rfc3339
-from app.models import EndpointCreate, EndpointOut, EndpointPatch, SecretOut
+from app.models import (
+    AttemptOut,
+    EndpointCreate,
+    EndpointOut,
+    EndpointPage,
+    EndpointPatch,
+    SecretOut,
+)
 from app.records import Endpoint
 
 
@@ -33,6 +41,12 @@ def endpoint_out(ep: Endpoint, *, with_secret: bool = False) -> dict[str, Any]:
     ).model_dump(exclude=None if with_secret else {"secret"})
 
 
+@documented(
+    "Register an endpoint; the answer carries its secret",
+    request=EndpointCreate,
+    response=EndpointOut,
+    status=201,
+)
 async def create(request: Request) -> Response:
     tenant_id = await tenant(request)
     spec = await body(request, EndpointCreate)
@@ -40,6 +54,7 @@ async def create(request: Request) -> Response:
     return JSON(endpoint_out(endpoint, with_secret=True), status_code=201)
 
 
+@documented("List endpoints, newest first", response=EndpointPage)
 async def list_(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)
@@ -47,11 +62,15 @@ async def list_(request: Request) -> Response:
     return paginated(items, limit, endpoint_out, lambda e: e.id)
 
 
+@documented("Get an endpoint", response=EndpointOut)
 async def get(request: Request) -> Response:
     tenant_id = await tenant(request)
     return JSON(endpoint_out(await hub(request).endpoints.get(tenant_id, path_id(request))))
 
 
+@documented(
+    "Change an endpoint (only the fields sent)", request=EndpointPatch, response=EndpointOut
+)
 async def patch(request: Request) -> Response:
     tenant_id = await tenant(request)
     changes = await body(request, EndpointPatch)
@@ -59,6 +78,7 @@ async def patch(request: Request) -> Response:
     return JSON(endpoint_out(endpoint))
 
 
+@documented("Delete an endpoint; its pending deliveries are cancelled", status=204)
 async def delete(request: Request) -> Response:
     tenant_id = await tenant(request)
     await hub(request).endpoints.delete(tenant_id, path_id(request))
@@ -70,11 +90,13 @@ def _secret_out(ep: Endpoint) -> dict[str, Any]:
     return SecretOut(secret=ep.secret, previous_secret_expires_at=to_rfc3339(expires)).model_dump()
 
 
+@documented("Get the signing secret", response=SecretOut)
 async def secret(request: Request) -> Response:
     tenant_id = await tenant(request)
     return JSON(_secret_out(await hub(request).endpoints.get(tenant_id, path_id(request))))
 
 
+@documented("Rotate the secret; the old one signs alongside for 24 h", response=SecretOut)
 async def rotate(request: Request) -> Response:
     tenant_id = await tenant(request)
     return JSON(
@@ -82,6 +104,7 @@ async def rotate(request: Request) -> Response:
     )
 
 
+@documented("Send a signed webhook.test now; answers the attempt", response=AttemptOut)
 async def test(request: Request) -> Response:
     tenant_id = await tenant(request)
     the_hub = hub(request)

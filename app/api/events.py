@@ -10,12 +10,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.http import JSON, body, hub, page, paginated, path_id, tenant
+from app.api.openapi import documented
 from app.api.views import attempt_out, delivery_out
 from app.clock import from_datetime, to_rfc3339
 from app.errors import NotFound, ValidationFailed
 from app.events import parameters_of
 from app.ids import id_floor
-from app.models import EventCreate
+from app.models import AttemptPage, DeliveryOut, EventAccepted, EventCreate, EventOut, EventPage
 from app.records import Delivery, Event
 
 
@@ -40,6 +41,12 @@ def _idempotency_key(request: Request, spec: EventCreate) -> str | None:
     return spec.id if spec.id is not None else header
 
 
+@documented(
+    "Publish an event (idempotent by id or Idempotency-Key)",
+    request=EventCreate,
+    response=EventAccepted,
+    status=202,
+)
 async def create(request: Request) -> Response:
     tenant_id = await tenant(request)
     spec = await body(request, EventCreate)
@@ -70,6 +77,7 @@ def _time_filter(request: Request, name: str) -> str | None:
     return id_floor("evt", from_datetime(moment))
 
 
+@documented("List events: ?type= &since= &until= &customerNumber=", response=EventPage)
 async def list_(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)
@@ -84,6 +92,7 @@ async def list_(request: Request) -> Response:
     return paginated(items, limit, event_out, lambda e: e.id)
 
 
+@documented("Get an event with one delivery per endpoint", response=EventOut)
 async def get(request: Request) -> Response:
     tenant_id = await tenant(request)
     the_hub = hub(request)
@@ -92,6 +101,7 @@ async def get(request: Request) -> Response:
     return JSON(event_out(event, deliveries))
 
 
+@documented("Get a delivery", response=DeliveryOut)
 async def delivery(request: Request) -> Response:
     tenant_id = await tenant(request)
     found = await hub(request).store.deliveries.get(tenant_id, path_id(request))
@@ -100,6 +110,7 @@ async def delivery(request: Request) -> Response:
     return JSON(delivery_out(found))
 
 
+@documented("List a delivery's attempts, newest first", response=AttemptPage)
 async def attempts(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)

@@ -6,10 +6,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app import metrics
 from app.api.http import JSON, hub
+from app.api.openapi import documented
 from app.errors import Unavailable
+from app.models import HealthOut
 
 
+@documented("Liveness: 200 when the store answers", response=HealthOut, auth="none")
 async def healthz(request: Request) -> Response:
     try:
         await hub(request).store.ping()
@@ -18,4 +22,15 @@ async def healthz(request: Request) -> Response:
     return JSON({"status": "ok"})
 
 
-routes = [Route("/healthz", healthz, methods=["GET"])]
+async def prometheus(request: Request) -> Response:
+    the_hub = hub(request)
+    now = the_hub.clock.now_ms()
+    due = await the_hub.store.deliveries.oldest_due(now)
+    metrics.OLDEST_DUE_AGE.set(0 if due is None else (now - due) / 1000)
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/metrics", prometheus, methods=["GET"]),
+]

@@ -7,8 +7,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.http import JSON, admin, body, hub, page, paginated, path_id
+from app.api.openapi import documented
 from app.clock import to_rfc3339
-from app.models import KeyOut, TenantCreate, TenantOut
+from app.models import KeyOut, TenantCreate, TenantOut, TenantPage
 from app.records import Tenant
 
 
@@ -18,6 +19,13 @@ def _tenant_out(t: Tenant) -> dict[str, object]:
     )
 
 
+@documented(
+    "Create a tenant; the answer shows its API key once",
+    request=TenantCreate,
+    response=TenantOut,
+    status=201,
+    auth="admin",
+)
 async def create(request: Request) -> Response:
     admin(request)
     spec = await body(request, TenantCreate)
@@ -32,6 +40,7 @@ async def create(request: Request) -> Response:
     return JSON(out.model_dump(), status_code=201)
 
 
+@documented("List tenants", response=TenantPage, auth="admin")
 async def list_(request: Request) -> Response:
     admin(request)
     cursor, limit = page(request)
@@ -39,6 +48,7 @@ async def list_(request: Request) -> Response:
     return paginated(items, limit, _tenant_out, lambda t: t.id)
 
 
+@documented("Add an API key to a tenant", response=KeyOut, status=201, auth="admin")
 async def add_key(request: Request) -> Response:
     admin(request)
     key, secret = await hub(request).tenancy.add_key(path_id(request))
@@ -51,6 +61,7 @@ async def add_key(request: Request) -> Response:
     return JSON(out.model_dump(), status_code=201)
 
 
+@documented("Revoke an API key", status=204, auth="admin")
 async def revoke_key(request: Request) -> Response:
     admin(request)
     await hub(request).tenancy.revoke_key(path_id(request), path_id(request, "key_id"))

@@ -129,6 +129,11 @@ class Deliveries:
         if jobs:
             await self._db.transact(work)
 
+    async def oldest_due(self, now: int) -> int | None:
+        """When the longest-waiting due delivery became due (an index lookup, not a count)."""
+        row = await self._db.fetchrow("oldest_due", {"now": now})
+        return None if row is None or row["due"] is None else int(row["due"])
+
     async def of_event(self, tenant_id: str, event_id: str) -> list[Delivery]:
         params = {"tenant_id": tenant_id, "event_id": event_id}
         return [delivery_from_row(r) for r in await self._db.fetch("deliveries_of_event", params)]

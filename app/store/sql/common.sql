@@ -157,5 +157,9 @@ WHERE id = :id AND status = 'delivering' AND next_attempt_at = :lease_until;
 UPDATE deliveries SET status = 'pending', next_attempt_at = :now, updated_at = :now
 WHERE id = :id AND status = 'delivering' AND next_attempt_at = :lease_until;
 
+-- name: oldest_due
+SELECT min(next_attempt_at) AS due FROM deliveries
+WHERE status IN ('pending', 'delivering') AND next_attempt_at <= :now;
+
 -- name: ping
 SELECT 1 AS ok;
