@@ -74,10 +74,10 @@ def _run_worker(settings: Settings) -> None:
         hub = await Hub.start(settings)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, hub.worker.stop)
+            loop.add_signal_handler(sig, hub.stop_background)
         typer.echo("billhook worker running", err=True)
         try:
-            await hub.worker.run()
+            await hub.run_background()
         finally:
             await hub.close()
 

@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -69,6 +70,15 @@ class Settings(BaseModel):
     def _networks(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(ipaddress.ip_network(p.strip()) for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
     @field_validator("retry_schedule", mode="before")

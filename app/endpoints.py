@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
+from app.cache import CounterCache
 from app.clock import Clock
 from app.egress import EgressBlocked, EgressPolicy
 from app.errors import NotFound, ValidationFailed
@@ -16,42 +16,21 @@ from app.signing import new_secret
 from app.store import Store
 
 ROTATION_OVERLAP_MS = 24 * 3600 * 1000
-_CACHE_CHECK_SECONDS = 1.0
 
 
-class EndpointCache:
-    """Each tenant's endpoints for matching at ingest, without a read per event.
-
-    Changes made through this process invalidate at once; changes from another process are
-    seen within a second, via the `endpoints` counter every endpoint write bumps.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._by_tenant: dict[str, list[Endpoint]] = {}
-        self._version = -1
-        self._checked_at = 0.0
-
-    def invalidate(self) -> None:
-        self._by_tenant.clear()
-        self._checked_at = 0.0
-
-    async def of_tenant(self, tenant_id: str) -> list[Endpoint]:
-        if time.monotonic() - self._checked_at > _CACHE_CHECK_SECONDS:
-            version = await self._store.endpoints.version()
-            if version != self._version:
-                self._by_tenant.clear()
-                self._version = version
-            self._checked_at = time.monotonic()
-        endpoints = self._by_tenant.get(tenant_id)
-        if endpoints is None:
-            endpoints = await self._store.endpoints.of_tenant(tenant_id)
-            self._by_tenant[tenant_id] = endpoints
-        return endpoints
+def endpoint_cache(store: Store) -> CounterCache[str, list[Endpoint]]:
+    """Each tenant's endpoints for matching at ingest, without a read per event."""
+    return CounterCache(lambda: store.counters.value("endpoints"), store.endpoints.of_tenant)
 
 
 class EndpointService:
-    def __init__(self, store: Store, clock: Clock, egress: EgressPolicy, cache: EndpointCache):
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        egress: EgressPolicy,
+        cache: CounterCache[str, list[Endpoint]],
+    ) -> None:
         self._store = store
         self._clock = clock
         self._egress = egress

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 
 class ApiError(Exception):
     status = 400
@@ -56,6 +58,20 @@ class UnsupportedMediaType(ApiError):
 
 class ValidationFailed(ApiError):
     status, code = 422, "validation_error"
+
+    @classmethod
+    def from_pydantic(cls, exc: ValidationError, prefix: str = "invalid") -> ValidationFailed:
+        """Pydantic's errors as details: loc, msg (without pydantic's "Value error, "), type."""
+        details = [
+            {
+                "loc": [str(p) for p in e["loc"]],
+                "msg": e["msg"].removeprefix("Value error, "),
+                "type": e["type"],
+            }
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        fields = ", ".join(".".join(d["loc"]) or "body" for d in details)
+        return cls(f"{prefix} {fields}", details)
 
     @classmethod
     def field(cls, loc: str, message: str, kind: str = "value_error") -> ValidationFailed:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from app import jsoncodec, metrics
+from app.cache import CounterCache
 from app.clock import Clock
 from app.delivery import Deliverer
-from app.endpoints import EndpointCache
 from app.errors import Conflict, NotFound
 from app.ids import new_id
-from app.records import Attempt, Event, Job, NewDelivery, NewEvent
+from app.records import Attempt, BillingRecord, Endpoint, Event, Job, NewDelivery, NewEvent
 from app.settle import settle
 from app.store import Store
 
@@ -25,6 +25,7 @@ class Published:
     event: Event
     created: bool
     deliveries: int
+    same_request: bool = True  # False: the idempotency key was used for a different request
 
 
 def envelope(event_type: str, parameters: dict[str, Any]) -> bytes:
@@ -43,7 +44,9 @@ def parameters_of(event: Event) -> dict[str, Any]:
 
 
 class EventService:
-    def __init__(self, store: Store, clock: Clock, endpoints: EndpointCache) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, endpoints: CounterCache[str, list[Endpoint]]
+    ) -> None:
         self._store = store
         self._clock = clock
         self._endpoints = endpoints
@@ -57,46 +60,53 @@ class EventService:
         *,
         idempotency_key: str | None = None,
         ordering_key: str | None = None,
+        request_digest: str | None = None,
+        billing: BillingRecord | None = None,
+        event_id: str | None = None,
     ) -> Published:
         """Store the event and one delivery per matching endpoint, committed before returning.
 
-        The same idempotency key again returns the original (created=False); the same key with
-        a different request is a 409 naming the differences.
+        An idempotency key already used by the tenant returns the original event (created=False,
+        nothing written); `same_request` says whether the request matched the original's
+        (`request_digest`; by default a digest of type, parameters and ordering key).
         """
         now = self._clock.now_ms()
-        customer, contract = (
-            _str(parameters, "customerNumber"),
-            _str(parameters, "externalContractId"),
-        )
+        if request_digest is None and idempotency_key is not None:
+            request_digest = request_hash(event_type, parameters, ordering_key)
         event = Event(
-            id=new_id("evt", now),
+            id=event_id or new_id("evt", now),
             tenant_id=tenant_id,
             type=event_type,
             body=envelope(event_type, parameters),
             created_at=now,
-            request_hash=request_hash(event_type, parameters, ordering_key),
+            request_hash=request_digest or "",
             idempotency_key=idempotency_key,
-            customer_number=customer,
-            external_contract_id=contract,
+            customer_number=_str(parameters, "customerNumber"),
+            external_contract_id=_str(parameters, "externalContractId"),
             ordering_key=ordering_key,
         )
         deliveries = await self._fan_out(event, now)
-        inserted = await self._store.events.insert(NewEvent(event, deliveries))
+        inserted = await self._store.events.insert(NewEvent(event, deliveries, billing))
         if inserted.created:
             metrics.EVENTS_PUBLISHED.inc()
             metrics.DELIVERIES_CREATED.inc(len(deliveries))
             self.on_commit()
             return Published(inserted.event, True, len(deliveries))
         original = inserted.event
-        if original.request_hash != event.request_hash:
-            raise Conflict(
-                f"idempotency key {idempotency_key!r} was used for a different request",
-                _differences(original, event_type, parameters, ordering_key),
-            )
-        return Published(original, False, await self._store.events.delivery_count(original.id))
+        count = await self._store.events.delivery_count(original.id)
+        return Published(original, False, count, original.request_hash == event.request_hash)
+
+    def conflict(
+        self, original: Event, event_type: str, parameters: dict[str, Any], ordering_key: str | None
+    ) -> Conflict:
+        """The 409 for a generic event whose idempotency key was used for another request."""
+        return Conflict(
+            f"idempotency key {original.idempotency_key!r} was used for a different request",
+            _differences(original, event_type, parameters, ordering_key),
+        )
 
     async def _fan_out(self, event: Event, now: int) -> tuple[NewDelivery, ...]:
-        endpoints = await self._endpoints.of_tenant(event.tenant_id)
+        endpoints = await self._endpoints.get(event.tenant_id)
         return tuple(
             NewDelivery(new_id("dlv", now), ep.id, None if ep.status == "disabled" else now)
             for ep in endpoints

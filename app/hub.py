@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+from app.billing.bills import BillService
+from app.billing.price_models import PriceModelService
+from app.billing.service import BillingService
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.delivery import Deliverer
 from app.egress import EgressPolicy
-from app.endpoints import EndpointCache, EndpointService
+from app.endpoints import EndpointService, endpoint_cache
 from app.events import EventService
+from app.periodic import Periodic
 from app.store import Store, open_store
 from app.tenants import Tenancy
 from app.worker import Worker
@@ -24,7 +29,11 @@ class Hub:
     tenancy: Tenancy
     endpoints: EndpointService
     events: EventService
+    price_models: PriceModelService
+    billing: BillingService
+    bills: BillService
     worker: Worker
+    periodic: Periodic
 
     @classmethod
     async def start(cls, settings: Settings, clock: Clock | None = None) -> Hub:
@@ -33,13 +42,38 @@ class Hub:
         store = await open_store(settings.database_url, migrate_now_ms=clock.now_ms())
         tenancy = Tenancy(store, clock, settings.admin_token)
         await tenancy.bootstrap(settings.api_key)
-        cache = EndpointCache(store)
+        cache = endpoint_cache(store)
         deliverer = Deliverer.create(settings, clock)
         endpoints = EndpointService(store, clock, EgressPolicy(settings.egress_allow), cache)
         events = EventService(store, clock, cache)
         worker = Worker(store, deliverer, clock, settings)
         events.on_commit = worker.notify
-        return cls(settings, clock, store, deliverer, tenancy, endpoints, events, worker)
+        price_models = PriceModelService(store, clock)
+        billing = BillingService(store, clock, events, price_models, settings.timezone)
+        bills = BillService(store, clock, billing)
+        periodic = Periodic([("subscriptions", bills.run_due)], settings.poll_interval)
+        return cls(
+            settings,
+            clock,
+            store,
+            deliverer,
+            tenancy,
+            endpoints,
+            events,
+            price_models,
+            billing,
+            bills,
+            worker,
+            periodic,
+        )
+
+    async def run_background(self) -> None:
+        """The worker's loops: deliveries, and timed work (subscription cycles, …)."""
+        await asyncio.gather(self.worker.run(), self.periodic.run())
+
+    def stop_background(self) -> None:
+        self.worker.stop()
+        self.periodic.stop()
 
     async def close(self) -> None:
         await self.deliverer.close()

@@ -19,13 +19,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = await Hub.start(settings, clock)
         app.state.hub = hub
-        worker = asyncio.create_task(hub.worker.run()) if settings.run_worker else None
+        background = asyncio.create_task(hub.run_background()) if settings.run_worker else None
         try:
             yield
         finally:
-            if worker is not None:
-                hub.worker.stop()
-                await worker
+            if background is not None:
+                hub.stop_background()
+                await background
             await hub.close()
 
     return Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 DELIVERY_STATUSES = ("pending", "delivering", "succeeded", "failed", "cancelled")
@@ -77,11 +78,65 @@ class NewDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class BillingRecord:
+    """Preliminary billing information: the bookkeeping beside its event (the payload)."""
+
+    id: str
+    tenant_id: str
+    event_id: str
+    source: str  # usage_completion | charge | bill | subscription
+    transaction_id: str
+    customer_number: str
+    external_contract_id: str | None
+    currency: str
+    total_gross: Decimal
+    total_net: Decimal
+    invoice_date: str
+    request: bytes
+    created_at: int
+    price_models: tuple[tuple[str, int], ...] = ()
+    subscription_id: str | None = None
+    memo: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    status: str = "open"
+    invoice_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event and its fan-out, written together or not at all (the transactional outbox)."""
 
     event: Event
     deliveries: tuple[NewDelivery, ...]
+    billing: BillingRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceModel:
+    id: str
+    version: int
+    tenant_id: str
+    spec: dict[str, Any]  # PriceModelSpec as JSON-ready data (Decimals kept)
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    tenant_id: str
+    transaction_id: str
+    customer_number: str
+    external_contract_id: str
+    product_id: str
+    price_model_id: str
+    price_model_version: int
+    terms: dict[str, Any]
+    status: str
+    next_period_start: str | None
+    next_bill_at: int | None
+    cycles_billed: int
+    created_at: int
+    updated_at: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from app.api import endpoints, events, openapi, operations, tenants
+from app.api import billing, endpoints, events, openapi, operations, price_models, tenants
 from app.api.errors import HANDLERS
 
-_API: list[BaseRoute] = [*operations.routes, *tenants.routes, *endpoints.routes, *events.routes]
+_API: list[BaseRoute] = [
+    *operations.routes,
+    *tenants.routes,
+    *endpoints.routes,
+    *events.routes,
+    *price_models.routes,
+    *billing.routes,
+]
 ROUTES: list[BaseRoute] = [*_API, *openapi.routes(_API)]
 
 __all__ = ["HANDLERS", "ROUTES"]

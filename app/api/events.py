@@ -50,13 +50,16 @@ def _idempotency_key(request: Request, spec: EventCreate) -> str | None:
 async def create(request: Request) -> Response:
     tenant_id = await tenant(request)
     spec = await body(request, EventCreate)
-    published = await hub(request).events.publish(
+    events = hub(request).events
+    published = await events.publish(
         tenant_id,
         spec.type,
         spec.parameters,
         idempotency_key=_idempotency_key(request, spec),
         ordering_key=spec.ordering_key,
     )
+    if not published.same_request:
+        raise events.conflict(published.event, spec.type, spec.parameters, spec.ordering_key)
     answer = {
         "id": published.event.id,
         "type": published.event.type,

@@ -58,20 +58,11 @@ async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
         raise InvalidJson(f"body is not valid JSON: {exc}") from exc
 
 
-def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors(include_url=False, include_input=False, include_context=False)
-    ]
-
-
 def parse(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        details = validation_details(exc)
-        fields = ", ".join(".".join(d["loc"]) or "body" for d in details)
-        raise ValidationFailed(f"invalid {fields}", details) from exc
+        raise ValidationFailed.from_pydantic(exc) from exc
 
 
 async def body(request: Request, model: type[M]) -> M:

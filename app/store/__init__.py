@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.store import queries
+from app.store.billing import BillingInformation, Counters, PriceModels, Subscriptions
 from app.store.connector import Connector, IntegrityError
 from app.store.deliveries import Deliveries
 from app.store.endpoints import Endpoints
@@ -19,6 +20,10 @@ class Store:
         self.endpoints = Endpoints(connector)
         self.events = Events(connector)
         self.deliveries = Deliveries(connector)
+        self.counters = Counters(connector)
+        self.price_models = PriceModels(connector)
+        self.billing = BillingInformation(connector)
+        self.subscriptions = Subscriptions(connector)
 
     async def migrate(self, now_ms: int) -> list[int]:
         """Apply pending forward-only migrations; returns the versions applied."""

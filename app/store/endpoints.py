@@ -78,10 +78,6 @@ class Endpoints:
     def __init__(self, db: Connector) -> None:
         self._db = db
 
-    async def version(self) -> int:
-        row = await self._db.fetchrow("counter_get", {"name": "endpoints"})
-        return int(row["value"]) if row else 0
-
     async def create(self, endpoint: Endpoint) -> None:
         async def work(tx: Tx) -> None:
             params = _columns(endpoint)

@@ -7,6 +7,7 @@ from typing import Any
 
 from app.records import Event, Inserted, NewEvent
 from app.store.batch import GroupCommit
+from app.store.billing import billing_columns
 from app.store.connector import Connector, Row, Tx
 
 
@@ -75,6 +76,7 @@ class Events:
         results: list[Inserted] = []
         events: list[dict[str, Any]] = []
         deliveries: list[dict[str, Any]] = []
+        billing: list[dict[str, Any]] = []
         for new in batch:
             idempotency_key = new.event.idempotency_key
             if idempotency_key is not None:
@@ -85,9 +87,12 @@ class Events:
                 existing[key] = new.event
             events.append(_event_columns(new.event))
             deliveries.extend(delivery_rows(new))
+            if new.billing is not None:
+                billing.append(billing_columns(new.billing))
             results.append(Inserted(new.event, created=True, deliveries=len(new.deliveries)))
         await tx.executemany("event_insert", events)
         await tx.executemany("delivery_insert", deliveries)
+        await tx.executemany("billing_insert", billing)
         return results
 
     async def _existing(self, tx: Tx, batch: list[NewEvent]) -> dict[tuple[str, str], Event]:
@@ -104,6 +109,10 @@ class Events:
 
     async def get(self, tenant_id: str, event_id: str) -> Event | None:
         row = await self._db.fetchrow("event_get", {"id": event_id, "tenant_id": tenant_id})
+        return event_from_row(row) if row else None
+
+    async def by_idempotency_key(self, tenant_id: str, key: str) -> Event | None:
+        row = await self._db.fetchrow("event_by_key", {"tenant_id": tenant_id, "key": key})
         return event_from_row(row) if row else None
 
     async def delivery_count(self, event_id: str) -> int:

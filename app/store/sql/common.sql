@@ -125,6 +125,9 @@ WHERE tenant_id = :tenant_id
   AND (:customer_number IS NULL OR customer_number = :customer_number)
 ORDER BY id DESC LIMIT :limit;
 
+-- name: event_by_key
+SELECT * FROM events WHERE tenant_id = :tenant_id AND idempotency_key = :key;
+
 -- name: event_delivery_count
 SELECT count(*) AS n FROM deliveries WHERE event_id = :event_id;
 
@@ -163,3 +166,77 @@ WHERE status IN ('pending', 'delivering') AND next_attempt_at <= :now;
 
 -- name: ping
 SELECT 1 AS ok;
+
+-- name: counter_reserve
+INSERT INTO counters (name, value) VALUES (:name, :size)
+ON CONFLICT (name) DO UPDATE SET value = counters.value + :size
+RETURNING value;
+
+-- name: price_model_insert
+INSERT INTO price_models (id, version, tenant_id, spec, created_at)
+VALUES (:id, 1, :tenant_id, :spec, :created_at);
+
+-- name: price_model_new_version
+INSERT INTO price_models (id, version, tenant_id, spec, created_at)
+SELECT id, max(version) + 1, tenant_id, :spec, :created_at
+FROM price_models WHERE id = :id AND tenant_id = :tenant_id
+GROUP BY id, tenant_id
+RETURNING version;
+
+-- name: price_model_latest
+SELECT * FROM price_models WHERE id = :id AND tenant_id = :tenant_id
+ORDER BY version DESC LIMIT 1;
+
+-- name: price_model_version
+SELECT * FROM price_models WHERE id = :id AND tenant_id = :tenant_id AND version = :version;
+
+-- name: price_model_list
+SELECT p.* FROM price_models p
+WHERE p.tenant_id = :tenant_id AND (:cursor IS NULL OR p.id < :cursor)
+  AND p.version = (SELECT max(q.version) FROM price_models q WHERE q.id = p.id)
+ORDER BY p.id DESC LIMIT :limit;
+
+-- name: billing_insert
+INSERT INTO billing_information (
+    id, tenant_id, event_id, source, transaction_id, customer_number, external_contract_id,
+    currency, total_gross, total_net, invoice_date, request, price_models, subscription_id, memo,
+    metadata, created_at)
+VALUES (
+    :id, :tenant_id, :event_id, :source, :transaction_id, :customer_number,
+    :external_contract_id, :currency, :total_gross, :total_net, :invoice_date, :request,
+    :price_models, :subscription_id, :memo, :metadata, :created_at);
+
+-- name: billing_by_event
+SELECT * FROM billing_information WHERE event_id = :event_id;
+
+-- name: billing_latest_of_customer
+SELECT b.*, e.body FROM billing_information b JOIN events e ON e.id = b.event_id
+WHERE b.tenant_id = :tenant_id AND b.customer_number = :customer_number
+ORDER BY b.id DESC LIMIT 1;
+
+-- name: subscription_insert
+INSERT INTO subscriptions (
+    id, tenant_id, transaction_id, customer_number, external_contract_id, product_id, price_model_id,
+    price_model_version, terms, status, next_period_start, next_bill_at, created_at, updated_at)
+VALUES (
+    :id, :tenant_id, :transaction_id, :customer_number, :external_contract_id, :product_id, :price_model_id,
+    :price_model_version, :terms, :status, :next_period_start, :next_bill_at, :created_at,
+    :created_at);
+
+-- name: subscription_get
+SELECT * FROM subscriptions WHERE id = :id AND tenant_id = :tenant_id;
+
+-- name: subscription_by_transaction
+SELECT * FROM subscriptions WHERE tenant_id = :tenant_id AND transaction_id = :transaction_id;
+
+-- name: subscription_list
+SELECT * FROM subscriptions
+WHERE tenant_id = :tenant_id AND (:cursor IS NULL OR id < :cursor)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: subscription_advance
+UPDATE subscriptions SET
+    status = :status, next_period_start = :next_period_start, next_bill_at = :next_bill_at,
+    cycles_billed = cycles_billed + 1, updated_at = :now
+WHERE id = :id AND next_bill_at = :lease_until
+RETURNING id;

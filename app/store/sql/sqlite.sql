@@ -20,3 +20,11 @@ FROM deliveries d
 JOIN events e ON e.id = d.event_id
 JOIN endpoints p ON p.id = d.endpoint_id
 WHERE d.id IN (SELECT value FROM json_each(:ids));
+
+-- name: subscriptions_claim
+UPDATE subscriptions SET next_bill_at = :lease_until, updated_at = :now
+WHERE id IN (
+    SELECT id FROM subscriptions
+    WHERE status = 'active' AND next_bill_at <= :now
+    ORDER BY next_bill_at LIMIT :limit)
+RETURNING *;

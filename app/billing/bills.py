@@ -1,0 +1,307 @@
+"""POST /v1/bills (seed 001): bill against a price model or one-off items; a recurring model
+starts a subscription whose cycles the worker bills on schedule.
+
+A cycle's transactionId is `<subscription id>:<period start>`, so billing a cycle twice (a crash
+between billing and advancing, or the request and the worker racing) records it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from app import jsoncodec
+from app.billing.models import Bill, BillingFields, PriceModelSpec
+from app.billing.pricing import Line, UsageError, nth_boundary, prorate, rate
+from app.billing.service import BillingService, Recorded, places_of
+from app.clock import Clock
+from app.errors import Conflict, ValidationFailed
+from app.events import parameters_of
+from app.ids import new_id
+from app.records import Subscription
+from app.store import Store
+
+log = logging.getLogger("billhook.billing")
+
+LEASE_MS = 60_000
+ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Cycle:
+    start: date
+    end: date  # exclusive
+    days: int
+    full_days: int
+
+    @property
+    def partial(self) -> bool:
+        return self.days != self.full_days
+
+
+def cycle(terms: dict[str, Any], start: date) -> Cycle:
+    """The billing period that begins at `start`: up to the next anchor-aligned boundary, cut at
+    the contract's end; a stub before the first anchor counts against the period ending there."""
+    anchor, interval = date.fromisoformat(terms["anchor"]), terms["interval"]
+    if start < anchor:
+        end, full_start = anchor, nth_boundary(anchor, interval, -1)
+    else:
+        n = 0
+        while nth_boundary(anchor, interval, n + 1) <= start:
+            n += 1
+        full_start, end = nth_boundary(anchor, interval, n), nth_boundary(anchor, interval, n + 1)
+    full_days = (end - full_start).days
+    if terms.get("contract_end"):
+        end = min(end, date.fromisoformat(terms["contract_end"]) + ONE_DAY)
+    return Cycle(start, end, (end - start).days, full_days)
+
+
+def first_anchor(anchor: date, start: date, interval: str) -> date:
+    """The first anchor-aligned boundary on or after the start: an anchor in the past still
+    fixes the day of the month."""
+    n = 0
+    while nth_boundary(anchor, interval, n) < start:
+        n += 1
+    return nth_boundary(anchor, interval, n)
+
+
+@dataclass(frozen=True, slots=True)
+class BillOutcome:
+    recorded: Recorded | None
+    subscription: Subscription | None
+
+
+class BillService:
+    def __init__(self, store: Store, clock: Clock, billing: BillingService) -> None:
+        self._store = store
+        self._clock = clock
+        self._billing = billing
+
+    async def bill(self, tenant_id: str, request: Bill, raw: dict[str, Any]) -> BillOutcome:
+        spec, version = await self._model(tenant_id, request)
+        if spec is not None and spec.interval is not None:
+            return await self._subscribe(tenant_id, request, raw, spec, version)
+        currency = spec.currency if spec is not None else request.currency
+        if currency is None:
+            raise ValidationFailed.field("currency", "required when billing oneOffLineItems only")
+        places = places_of(currency)
+        lines = self._rated(spec, request, places) if spec is not None else []
+        lines += [
+            _one_off(item.model_dump(), request.productId) for item in request.oneOffLineItems or ()
+        ]
+        transaction_id = request.transactionId or new_id("bill")
+        draft = await self._billing.draft(tenant_id, request, transaction_id, currency, lines)
+        used = [(request.priceModelId, version)] if request.priceModelId else []
+        recorded = await self._billing.record(
+            tenant_id, "bill", draft, raw, used=used, memo=request.memo, metadata=request.metadata
+        )
+        return BillOutcome(recorded, None)
+
+    async def _model(self, tenant_id: str, request: Bill) -> tuple[PriceModelSpec | None, int]:
+        if request.priceModelId is None:
+            return None, 0
+        found = await self._billing.price_models.resolve(tenant_id, request.priceModelId)
+        if found is None:
+            raise ValidationFailed.field("priceModelId", "unknown price model")
+        if request.currency and request.currency != found[1].currency:
+            raise ValidationFailed.field("currency", f"the price model bills {found[1].currency}")
+        return found[1], found[0].version
+
+    def _rated(self, spec: PriceModelSpec, request: Bill, places: int) -> list[Line]:
+        try:
+            return rate(spec, request.variables, request.productId, places)
+        except UsageError as exc:
+            raise ValidationFailed.field(f"variables.{exc.variable}", str(exc)) from exc
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    async def _subscribe(
+        self, tenant_id: str, request: Bill, raw: dict[str, Any], spec: PriceModelSpec, version: int
+    ) -> BillOutcome:
+        assert spec.interval is not None
+        assert request.priceModelId is not None
+        self._rated(spec, request, places_of(spec.currency))  # refuse bad variables now
+        start = request.contractStart or self._billing.today()
+        terms = await self._terms(tenant_id, request, raw, spec.interval, start)
+        now = self._clock.now_ms()
+        sub_id = new_id("sub", now)
+        first = cycle(terms, start)
+        wanted = Subscription(
+            id=sub_id,
+            tenant_id=tenant_id,
+            transaction_id=request.transactionId or new_id("bill", now),
+            customer_number=request.customerNumber,
+            external_contract_id=request.externalContractId or sub_id,
+            product_id=request.productId,
+            price_model_id=request.priceModelId,
+            price_model_version=version,
+            terms=terms,
+            status="active",
+            next_period_start=start.isoformat(),
+            # In advance, this request bills the first cycle itself: it holds the lease.
+            next_bill_at=self._billing.midnight_ms(first.end)
+            if request.billInArrears
+            else now + LEASE_MS,
+            cycles_billed=0,
+            created_at=now,
+            updated_at=now,
+        )
+        stored = await self._store.subscriptions.create(wanted)
+        if stored.id != wanted.id:
+            return await self._repeated(stored, raw)
+        if request.billInArrears:
+            return BillOutcome(None, stored)
+        recorded = await self.bill_cycle(stored)
+        await self._advance(stored)
+        return BillOutcome(recorded, await self._store.subscriptions.get(tenant_id, stored.id))
+
+    async def _terms(
+        self, tenant_id: str, request: Bill, raw: dict[str, Any], interval: str, start: date
+    ) -> dict[str, Any]:
+        bill_to = await self._billing.bill_to(tenant_id, request)
+        ship_to = (
+            request.shipToAddress.model_dump(exclude_none=True)
+            if request.shipToAddress
+            else bill_to
+        )
+        first_invoice = request.invoiceDate or self._billing.today()
+        return {
+            "start": start.isoformat(),
+            "anchor": first_anchor(
+                request.billingCycleAnchor or start, start, interval
+            ).isoformat(),
+            "interval": interval,
+            "in_arrears": request.billInArrears,
+            "contract_end": request.contractEnd.isoformat() if request.contractEnd else None,
+            "variables": request.variables,
+            "bill_to": bill_to,
+            "ship_to": ship_to,
+            "one_off_items": [i.model_dump() for i in request.oneOffLineItems or ()],
+            "due_days": (request.dueDate - first_invoice).days if request.dueDate else None,
+            "order_channel": request.orderChannel,
+            "memo": request.memo,
+            "metadata": request.metadata,
+            "draft": request.draft,
+            "request": raw,
+        }
+
+    async def _repeated(self, sub: Subscription, raw: dict[str, Any]) -> BillOutcome:
+        """The same transactionId again: the same request gets the original answer."""
+        differences = jsoncodec.differences(sub.terms["request"], raw)
+        if differences:
+            raise Conflict(
+                f"transactionId {sub.transaction_id!r} was used for a different request",
+                differences,
+            )
+        first = await self._store.events.by_idempotency_key(
+            sub.tenant_id, f"billing:{sub.id}:{sub.terms['start']}"
+        )
+        recorded = None if first is None else Recorded(first, parameters_of(first), False)
+        return BillOutcome(recorded, sub)
+
+    async def bill_cycle(self, sub: Subscription) -> Recorded:
+        """Bill the period starting at sub.next_period_start (idempotent per period)."""
+        assert sub.next_period_start is not None
+        found = await self._billing.price_models.resolve(
+            sub.tenant_id, sub.price_model_id, sub.price_model_version
+        )
+        assert found is not None, "a price model version never disappears"
+        spec = found[1]
+        period = cycle(sub.terms, date.fromisoformat(sub.next_period_start))
+        lines = self._cycle_lines(sub, spec, period, places_of(spec.currency))
+        draft = await self._billing.draft(
+            sub.tenant_id,
+            _cycle_fields(sub, self._billing.today()),
+            f"{sub.id}:{period.start.isoformat()}",
+            spec.currency,
+            lines,
+            billing_start=period.start,
+            billing_end=period.end - ONE_DAY,
+        )
+        return await self._billing.record(
+            sub.tenant_id,
+            "subscription" if sub.cycles_billed else "bill",
+            draft,
+            {"subscription": sub.id, "period": period.start.isoformat()},
+            used=[(sub.price_model_id, sub.price_model_version)],
+            memo=sub.terms.get("memo"),
+            metadata=sub.terms.get("metadata") or {},
+            subscription_id=sub.id,
+        )
+
+    def _cycle_lines(
+        self, sub: Subscription, spec: PriceModelSpec, period: Cycle, places: int
+    ) -> list[Line]:
+        """The fee and the components for the subscription's variables, prorated together for
+        a partial period; one-off items ride along with the first cycle."""
+        assert spec.fee is not None
+        label = f"{spec.name} {period.start.isoformat()} – {(period.end - ONE_DAY).isoformat()}"
+        lines = [Line(sub.product_id, label, Decimal(1), spec.fee, spec.vatPercent)]
+        lines += rate(spec, _decimals(sub.terms["variables"]), sub.product_id, places)
+        if period.partial:
+            lines = [_prorated(line, period, places) for line in lines]
+        if sub.cycles_billed == 0:
+            lines += [_one_off(item, sub.product_id) for item in sub.terms["one_off_items"]]
+        return lines
+
+    async def _advance(self, sub: Subscription) -> bool:
+        assert sub.next_period_start is not None
+        period = cycle(sub.terms, date.fromisoformat(sub.next_period_start))
+        end = sub.terms.get("contract_end")
+        if end and period.end > date.fromisoformat(end):
+            return await self._store.subscriptions.advance(sub, None, None, self._clock.now_ms())
+        following = cycle(sub.terms, period.end)
+        when = following.end if sub.terms["in_arrears"] else following.start
+        return await self._store.subscriptions.advance(
+            sub, period.end.isoformat(), self._billing.midnight_ms(when), self._clock.now_ms()
+        )
+
+    async def run_due(self, limit: int = 100) -> int:
+        """Bill every cycle that is due (the worker calls this periodically)."""
+        now = self._clock.now_ms()
+        due = await self._store.subscriptions.claim(now, now + LEASE_MS, limit)
+        for sub in due:
+            try:
+                await self.bill_cycle(sub)
+                await self._advance(sub)
+            except Exception:
+                log.exception("billing subscription %s failed; retried after its lease", sub.id)
+        return len(due)
+
+
+def _cycle_fields(sub: Subscription, today: date) -> BillingFields:
+    due_days = sub.terms.get("due_days")
+    values = {
+        "customerNumber": sub.customer_number,
+        "externalContractId": sub.external_contract_id,
+        "orderChannel": sub.terms.get("order_channel"),
+        "invoiceDate": today.isoformat(),
+        "dueDate": (today + timedelta(days=due_days)).isoformat() if due_days is not None else None,
+        "billToAddress": sub.terms["bill_to"],
+        "shipToAddress": sub.terms["ship_to"],
+    }
+    return BillingFields.model_validate({k: v for k, v in values.items() if v is not None})
+
+
+def _decimals(values: dict[str, Any]) -> dict[str, Decimal]:
+    return {k: Decimal(v) for k, v in values.items()}
+
+
+def _prorated(line: Line, period: Cycle, places: int) -> Line:
+    amount = prorate(line.gross, period.days, period.full_days, places)
+    label = f"{line.description} (prorated {period.days}/{period.full_days} days)"
+    return Line(line.product_id, label, Decimal(1), amount, line.vat_percent)
+
+
+def _one_off(item: dict[str, Any], product_id: str) -> Line:
+    """A one-off line item (validated when the bill came in), as plain JSON data."""
+    return Line(
+        item.get("productID") or product_id,
+        item["description"],
+        Decimal(item["quantity"]),
+        Decimal(item["grossUnitPrice"]),
+        Decimal(item["vatPercent"]),
+    )

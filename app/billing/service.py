@@ -1,0 +1,278 @@
+"""Billing use cases: usage completions, one-off charges and bills, all through one pipeline.
+
+validate → price → apply defaults → totals (the rounding contract) → store the billing
+information, its `subscriptions/billingInformationAvailable` event and the event's deliveries in
+one transaction. The transactionId is the tenant-wide idempotency key of billing information.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app import jsoncodec
+from app.billing import information
+from app.billing.information import Draft
+from app.billing.models import BillingFields, Charge, Item, PricedItem, UsageCompletion
+from app.billing.price_models import PriceModelService
+from app.billing.pricing import Line, UsageError, rate
+from app.clock import Clock
+from app.errors import Conflict, ValidationFailed
+from app.events import EventService, parameters_of
+from app.ids import new_id
+from app.money import UnknownCurrency, minor_units, totals
+from app.records import BillingRecord, Event
+from app.store import Store
+
+DEFAULT_PAYMENT_DAYS = 30
+Used = list[tuple[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    event: Event
+    parameters: dict[str, Any]
+    created: bool
+
+
+class References:
+    """Preliminary references `PRE-<year>-<n>`: unique per tenant and year, never an invoice
+    number. Numbers come in blocks of 50 from a store counter (one write per block), so they
+    are unique across processes but may skip (a restart abandons the rest of a block)."""
+
+    BLOCK = 50
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._blocks: dict[str, Iterator[int]] = {}
+        self._lock = asyncio.Lock()
+
+    async def next(self, tenant_id: str, year: int) -> str:
+        name = f"pre:{tenant_id}:{year}"
+        async with self._lock:
+            number = next(self._blocks.get(name, iter(())), None)
+            if number is None:
+                block = iter(await self._store.counters.reserve(name, self.BLOCK))
+                self._blocks[name] = block
+                number = next(block)
+        return f"PRE-{year}-{number:06d}"
+
+
+class BillingService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        events: EventService,
+        price_models: PriceModelService,
+        timezone: str,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._events = events
+        self.price_models = price_models
+        self._zone = ZoneInfo(timezone)
+        self._references = References(store)
+
+    def today(self) -> date:
+        return datetime.fromtimestamp(self._clock.now_ms() / 1000, self._zone).date()
+
+    def midnight_ms(self, day: date) -> int:
+        """00:00 of `day` in the business time zone, as unix milliseconds."""
+        return int(datetime(day.year, day.month, day.day, tzinfo=self._zone).timestamp() * 1000)
+
+    async def complete_usage(
+        self, tenant_id: str, request: UsageCompletion, raw: dict[str, Any]
+    ) -> Recorded:
+        places = places_of(request.currency)
+        lines, used = await self.lines(tenant_id, request.items, request.currency, places)
+        draft = await self.draft(tenant_id, request, request.transactionId, request.currency, lines)
+        return await self.record(tenant_id, "usage_completion", draft, raw, used=used)
+
+    async def charge(
+        self, tenant_id: str, request: Charge, raw: dict[str, Any], idempotency_key: str | None
+    ) -> Recorded:
+        if idempotency_key and request.transactionId and idempotency_key != request.transactionId:
+            raise ValidationFailed.field("transactionId", "differs from the Idempotency-Key header")
+        transaction_id = request.transactionId or idempotency_key or new_id("chg")
+        places = places_of(request.currency)
+        lines, _ = await self.lines(tenant_id, request.items, request.currency, places)
+        draft = await self.draft(tenant_id, request, transaction_id, request.currency, lines)
+        metadata = {"reason": request.reason} if request.reason else {}
+        return await self.record(
+            tenant_id, "charge", draft, raw, memo=request.memo, metadata=metadata
+        )
+
+    async def lines(
+        self, tenant_id: str, items: Sequence[Item], currency: str, places: int
+    ) -> tuple[list[Line], Used]:
+        """Priced items as they are; rated items through their price model's latest version."""
+        lines: list[Line] = []
+        used: Used = []
+        for index, entry in enumerate(items):
+            if isinstance(entry, PricedItem):
+                lines.append(priced_line(entry))
+                continue
+            where = f"items.{index}"
+            found = await self.price_models.resolve(tenant_id, entry.priceModelId)
+            if found is None:
+                raise ValidationFailed.field(f"{where}.priceModelId", "unknown price model")
+            model, spec = found
+            if spec.currency != currency:
+                message = f"the price model bills {spec.currency}, this request {currency}"
+                raise ValidationFailed.field(f"{where}.priceModelId", message)
+            try:
+                lines += rate(spec, entry.usage, entry.productID, places)
+            except UsageError as exc:
+                raise ValidationFailed.field(f"{where}.usage.{exc.variable}", str(exc)) from exc
+            used.append((model.id, model.version))
+        return lines, used
+
+    async def draft(
+        self,
+        tenant_id: str,
+        fields: BillingFields,
+        transaction_id: str,
+        currency: str,
+        lines: Sequence[Line],
+        *,
+        billing_start: date | None = None,
+        billing_end: date | None = None,
+    ) -> Draft:
+        """Apply the defaults of docs/billing.md to whatever the request left out."""
+        invoice_date = fields.invoiceDate or self.today()
+        due_date = fields.dueDate or invoice_date + timedelta(days=DEFAULT_PAYMENT_DAYS)
+        if due_date < invoice_date:
+            raise ValidationFailed.field(
+                "dueDate", f"must not be before invoiceDate {invoice_date}"
+            )
+        bill_to = await self.bill_to(tenant_id, fields)
+        start = billing_start or fields.billingStartDate or invoice_date
+        reference = fields.invoiceReference or await self._references.next(
+            tenant_id, invoice_date.year
+        )
+        return Draft(
+            transaction_id=transaction_id,
+            customer_number=fields.customerNumber,
+            external_contract_id=fields.externalContractId,
+            order_reference=fields.orderReference or fields.externalContractId,
+            order_channel=fields.orderChannel,
+            order_date=fields.orderDate or invoice_date,
+            invoice_date=invoice_date,
+            due_date=due_date,
+            invoice_reference=reference,
+            currency=currency,
+            billing_start=start,
+            billing_end=billing_end or fields.billingEndDate or start,
+            bill_to=bill_to,
+            ship_to=_address(fields.shipToAddress) if fields.shipToAddress else bill_to,
+            lines=tuple(lines),
+        )
+
+    async def bill_to(self, tenant_id: str, fields: BillingFields) -> dict[str, Any]:
+        """The request's billToAddress, else the customer's last known one."""
+        if fields.billToAddress is not None:
+            return _address(fields.billToAddress)
+        latest = await self._store.billing.latest_payload_of_customer(
+            tenant_id, fields.customerNumber
+        )
+        if latest is None:
+            raise ValidationFailed.field(
+                "billToAddress", "required: no earlier billing information of this customer has one"
+            )
+        address: dict[str, Any] = latest["invoice"]["billToAddress"]
+        return address
+
+    async def record(
+        self,
+        tenant_id: str,
+        source: str,
+        draft: Draft,
+        raw: dict[str, Any],
+        *,
+        used: Used | None = None,
+        memo: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        subscription_id: str | None = None,
+    ) -> Recorded:
+        """Totals, the payload, and one commit: billing information + event + deliveries."""
+        places = places_of(draft.currency)
+        sums = totals(
+            ((i.quantity, i.gross_unit_price, i.vat_percent) for i in draft.lines), places
+        )
+        if sums.gross < 0:
+            raise ValidationFailed.field(
+                "items",
+                f"the total {sums.gross} is negative; corrections of invoices are credit notes",
+            )
+        parameters = information.parameters(draft, sums, places)
+        now = self._clock.now_ms()
+        event_id = new_id("evt", now)
+        request = {"call": source, "request": raw}
+        billing = BillingRecord(
+            id=new_id("bi", now),
+            tenant_id=tenant_id,
+            event_id=event_id,
+            source=source,
+            transaction_id=draft.transaction_id,
+            customer_number=draft.customer_number,
+            external_contract_id=draft.external_contract_id,
+            currency=draft.currency,
+            total_gross=sums.gross,
+            total_net=sums.net,
+            invoice_date=draft.invoice_date.isoformat(),
+            request=jsoncodec.dumps(request),
+            created_at=now,
+            price_models=tuple(used or ()),
+            subscription_id=subscription_id,
+            memo=memo,
+            metadata=metadata or {},
+        )
+        published = await self._events.publish(
+            tenant_id,
+            information.EVENT_TYPE,
+            parameters,
+            idempotency_key=f"billing:{draft.transaction_id}",
+            ordering_key=draft.external_contract_id,
+            request_digest=hashlib.sha256(jsoncodec.canonical(request)).hexdigest(),
+            billing=billing,
+            event_id=event_id,
+        )
+        if not published.same_request:
+            raise await self._conflict(published.event, draft.transaction_id, request)
+        if published.created:
+            return Recorded(published.event, parameters, True)
+        return Recorded(published.event, parameters_of(published.event), False)
+
+    async def _conflict(
+        self, original: Event, transaction_id: str, request: dict[str, Any]
+    ) -> Conflict:
+        stored = await self._store.billing.of_event(original.id)
+        before = jsoncodec.loads(stored.request) if stored else {}
+        return Conflict(
+            f"transactionId {transaction_id!r} was used for a different request",
+            jsoncodec.differences(before, request),
+        )
+
+
+def places_of(currency: str) -> int:
+    try:
+        return minor_units(currency)
+    except UnknownCurrency as exc:
+        raise ValidationFailed.field("currency", str(exc)) from exc
+
+
+def priced_line(item: PricedItem) -> Line:
+    return Line(
+        item.productID, item.description, item.quantity, item.grossUnitPrice, item.vatPercent
+    )
+
+
+def _address(address: Any) -> dict[str, Any]:
+    data: dict[str, Any] = address.model_dump(exclude_none=True)
+    return data

@@ -1,0 +1,118 @@
+"""Money: Decimal only, ISO 4217 minor units, and the rounding contract of docs/billing.md.
+
+The contract (German VAT guidance, UStAE 15.4, "divisor method"):
+- total gross = Σ quantity × gross unit price, rounded half-up to the currency's minor units;
+- lines are grouped by VAT rate; each group's gross is its share of that total (rounded, and
+  allocated by largest remainder so the groups add up to the total exactly);
+- each group's net = round_half_up(group gross / (1 + rate / 100)); its VAT = gross − net;
+- total net = Σ group nets. Nothing is rounded per line before grouping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
+
+from iso4217 import Currency
+
+HUNDRED = Decimal(100)
+MAX_DECIMALS = 6
+
+
+class UnknownCurrency(ValueError):
+    """Not an ISO 4217 currency with minor units (funds and metals are not billable)."""
+
+
+def minor_units(currency: str) -> int:
+    """EUR 2, JPY 0, KWD 3."""
+    try:
+        exponent = Currency(currency).exponent
+    except ValueError as exc:
+        raise UnknownCurrency(f"{currency!r} is not an ISO 4217 currency code") from exc
+    if exponent is None:
+        raise UnknownCurrency(f"{currency} has no minor units (a fund or metal, not billable)")
+    return int(exponent)
+
+
+def quantum(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
+
+
+def round_half_up(amount: Decimal, places: int) -> Decimal:
+    """Commercial rounding: 0.005 → 0.01 and −0.005 → −0.01 (away from zero on a tie)."""
+    return amount.quantize(quantum(places), rounding=ROUND_HALF_UP)
+
+
+def decimals(value: Decimal) -> int:
+    """Digits after the point as written (1.50 has 2); 0 for integers and exponents ≥ 0."""
+    exponent = value.as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def net_of(gross: Decimal, vat_percent: Decimal, places: int) -> Decimal:
+    """The divisor method: net = gross / (1 + rate/100), rounded half-up once."""
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return round_half_up(gross / (1 + vat_percent / HUNDRED), places)
+
+
+def allocate(total: Decimal, parts: Sequence[Decimal], places: int) -> list[Decimal]:
+    """Round `parts` to `places` so that they add up to `total` exactly (largest remainder).
+
+    Each part is floored to the minor unit; the units still missing go, one each, to the parts
+    with the largest remainders (earlier parts first on a tie). `total` must be at `places`.
+    """
+    unit = quantum(places)
+    floors = [p.quantize(unit, rounding=ROUND_FLOOR) for p in parts]
+    missing = int((total - sum(floors, Decimal(0))) / unit)
+    if not 0 <= missing <= len(parts):
+        raise ValueError(f"{total} is not the rounded sum of {list(parts)}")
+    order = sorted(range(len(parts)), key=lambda i: (-(parts[i] - floors[i]), i))
+    for index in order[:missing]:
+        floors[index] += unit
+    return floors
+
+
+@dataclass(frozen=True, slots=True)
+class VatGroup:
+    vat_percent: Decimal
+    gross: Decimal
+    net: Decimal
+
+    @property
+    def vat(self) -> Decimal:
+        return self.gross - self.net
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    gross: Decimal
+    net: Decimal
+    groups: tuple[VatGroup, ...]
+
+    @property
+    def vat(self) -> Decimal:
+        return self.gross - self.net
+
+
+def line_gross(quantity: Decimal, gross_unit_price: Decimal) -> Decimal:
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return quantity * gross_unit_price
+
+
+def totals(lines: Iterable[tuple[Decimal, Decimal, Decimal]], places: int) -> Totals:
+    """Totals of (quantity, gross unit price, VAT percent) lines under the rounding contract."""
+    exact: dict[Decimal, Decimal] = {}
+    for quantity, price, rate in lines:
+        key = rate.normalize()
+        exact[key] = exact.get(key, Decimal(0)) + line_gross(quantity, price)
+    rates = sorted(exact)
+    gross = round_half_up(sum(exact.values(), Decimal(0)), places)
+    shares = allocate(gross, [exact[r] for r in rates], places) if rates else []
+    groups = tuple(
+        VatGroup(rate, share, net_of(share, rate, places))
+        for rate, share in zip(rates, shares, strict=True)
+    )
+    return Totals(gross, sum((g.net for g in groups), Decimal(0)).quantize(quantum(places)), groups)
