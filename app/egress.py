@@ -35,14 +35,18 @@ class EgressPolicy:
             return True
         return ip.is_global and not ip.is_multicast
 
-    def check_ip_literal(self, host: str) -> None:
-        """Hosts written as IP addresses never reach a resolver, so check them up front."""
+    def check_ip_literal(self, host: str) -> bool:
+        """True for an allowed IP literal, False for a name; raises for a forbidden address.
+
+        Hosts written as IP addresses never reach a resolver, so they are checked up front.
+        """
         try:
             ip = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
-            return
+            return False
         if not self.allows(ip):
             raise EgressBlocked(f"{ip} is not a public address")
+        return True
 
     async def check_url(self, url: str) -> None:
         """At registration: every address the host resolves to must be allowed."""

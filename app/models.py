@@ -37,6 +37,8 @@ def check_url(value: str) -> str:
         raise ValueError("must not carry credentials; use the signature to authenticate")
     if len(value) > 2048:
         raise ValueError("must be at most 2048 characters")
+    if any(c <= " " or c >= "\x7f" for c in value):
+        raise ValueError("must be ASCII without spaces (percent-encode the rest, punycode hosts)")
     return value
 
 

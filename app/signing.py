@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
@@ -25,8 +24,7 @@ def secret_key(secret: str) -> bytes:
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     content = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
-    digest = hmac.new(secret_key(secret), content, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    return "v1," + base64.b64encode(hmac.digest(secret_key(secret), content, "sha256")).decode()
 
 
 def signature_header(secrets_: Iterable[str], msg_id: str, timestamp: int, body: bytes) -> str:

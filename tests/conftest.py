@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvloop
 from starlette.applications import Starlette
 
 from app.config import Settings
@@ -35,6 +36,11 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings.from_env({}, **values)
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """The loop `billhook serve` runs on (uvloop), so tests exercise the production loop."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture

@@ -1,0 +1,208 @@
+"""The delivery HTTP/1.1 client against raw servers: keep-alive, framing, stale connections, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import trustme
+
+from app.clock import SystemClock
+from app.delivery import Deliverer
+from app.delivery.http1 import Client, Target
+from app.egress import EgressPolicy
+from app.signing import new_secret
+from tests.conftest import make_settings
+
+LOOPBACK = EgressPolicy(make_settings(Path("/tmp")).egress_allow)
+
+
+class RawServer:
+    """An asyncio TCP server answering each request with bytes the test chooses."""
+
+    def __init__(self, answer: Callable[[int], bytes], close_after: bool = False) -> None:
+        self.answer = answer
+        self.close_after = close_after
+        self.connections = 0
+        self.requests = 0
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                await reader.readexactly(length)
+                self.requests += 1
+                writer.write(self.answer(self.requests))
+                await writer.drain()
+                if self.close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[..., asyncio.Future[RawServer]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(
+        answer: Callable[[int], bytes], close_after: bool = False, **kw: object
+    ) -> RawServer:
+        raw = RawServer(answer, close_after)
+        raw.server = await asyncio.start_server(raw.handle, "127.0.0.1", 0, **kw)  # type: ignore[arg-type]
+        servers.append(raw.server)
+        return raw
+
+    yield start  # type: ignore[misc]
+    for server in servers:
+        server.close()
+
+
+def _client(**kw: object) -> Client:
+    return Client(LOOPBACK, connect_timeout=1.0, total_timeout=1.0, **kw)  # type: ignore[arg-type]
+
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+
+async def test_keep_alive_reuses_one_connection(serve):
+    server = await serve(lambda n: OK)
+    client = _client()
+    for _ in range(20):
+        answer = await client.post(f"http://127.0.0.1:{server.port}/hook", [], b"{}")
+        assert (answer.status, answer.body) == (200, b"ok")
+    assert (server.connections, server.requests) == (1, 20)
+    client.close()
+
+
+async def test_chunked_answer(serve):
+    chunked = (
+        b"HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    server = await serve(lambda n: chunked)
+    answer = await _client().post(f"http://127.0.0.1:{server.port}/", [], b"x")
+    assert (answer.status, answer.body) == (201, b"abcde")
+
+
+async def test_body_delimited_by_closing_the_connection(serve):
+    server = await serve(
+        lambda n: b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end", close_after=True
+    )
+    client = _client()
+    first = await client.post(f"http://127.0.0.1:{server.port}/", [], b"x")
+    second = await client.post(f"http://127.0.0.1:{server.port}/", [], b"x")
+    assert (first.body, second.status) == (b"until the end", 200)
+    assert server.connections == 2  # `connection: close` is honoured, not pooled
+
+
+async def test_a_pooled_connection_the_peer_dropped_is_replaced():
+    """Keep-alive race: the peer drops an idle connection just as a request goes out on it.
+    The request failed before any answer byte, so it is sent once more on a fresh one."""
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(1)
+        writer.write(OK)
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")  # the next request on this connection …
+        writer.transport.abort()  # … is dropped without an answer
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = _client()
+    assert (await client.post(f"http://127.0.0.1:{port}/", [], b"x")).status == 200
+    assert (await client.post(f"http://127.0.0.1:{port}/", [], b"x")).status == 200
+    assert connections == 2
+    client.close()
+    server.close()
+
+
+async def test_retry_after_header_and_big_body_are_kept_within_limits(serve):
+    big = b"x" * 100_000
+    server = await serve(
+        lambda n: (
+            b"HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\ncontent-length: %d\r\n\r\n%s"
+            % (len(big), big)
+        )
+    )
+    answer = await _client().post(f"http://127.0.0.1:{server.port}/", [], b"x")
+    assert (answer.status, answer.retry_after, len(answer.body)) == (429, "7", 65536)
+
+
+async def test_garbage_is_a_protocol_error(serve):
+    server = await serve(lambda n: b"SMTP ready\r\n\r\n", close_after=True)
+    deliverer = Deliverer(_client(), SystemClock())
+    outcome = await deliverer.send(
+        f"http://127.0.0.1:{server.port}/", "evt_1", b"{}", (new_secret(),)
+    )
+    assert outcome.error == "connect_error"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+async def test_tls_with_a_trusted_certificate_and_sni(serve, ca: trustme.CA):
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    server = await serve(lambda n: OK, ssl=server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    client = _client(ssl_context=client_ctx)
+    answer = await client.post(f"https://localhost:{server.port}/hook", [], b"{}")
+    assert answer.status == 200
+
+
+async def test_untrusted_certificate_is_a_tls_error(serve, ca: trustme.CA):
+    cert = ca.issue_cert("localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    server = await serve(lambda n: OK, ssl=server_ctx)
+    deliverer = Deliverer(_client(), SystemClock())  # the system trust store: no test CA
+    outcome = await deliverer.send(
+        f"https://localhost:{server.port}/", "evt_1", b"{}", (new_secret(),)
+    )
+    assert outcome.error == "tls_error"
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "path", "header"),
+    [
+        ("http://example.com/a?b=1", "example.com", 80, b"/a?b=1", b"example.com"),
+        ("https://example.com", "example.com", 443, b"/", b"example.com"),
+        ("http://example.com:8080/x", "example.com", 8080, b"/x", b"example.com:8080"),
+        ("http://[::1]:9000/h", "::1", 9000, b"/h", b"[::1]:9000"),
+    ],
+)
+def test_target_parsing(url: str, host: str, port: int, path: bytes, header: bytes):
+    target = Target.parse(url)
+    assert (target.host, target.port, target.path, target.host_header) == (host, port, path, header)
+
+
+async def test_tests_run_on_uvloop_like_the_server():
+    """The suite exercises the loop `billhook serve` uses (uvloop's transports differ)."""
+    import uvloop
+
+    assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
