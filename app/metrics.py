@@ -24,6 +24,19 @@ ATTEMPT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
     registry=REGISTRY,
 )
+OUTCOMES = (
+    "success",
+    "timeout",
+    "connect_error",
+    "tls_error",
+    "egress_blocked",
+    "http_3xx",
+    "http_4xx",
+    "http_5xx",
+)
+# Bound once: .labels() per attempt costs more than the increment itself on the hot path.
+ATTEMPTS_BY_OUTCOME = {outcome: ATTEMPTS.labels(outcome) for outcome in OUTCOMES}
+
 IN_FLIGHT = Gauge("billhook_worker_in_flight", "Attempts being sent right now", registry=REGISTRY)
 OLDEST_DUE_AGE = Gauge(
     "billhook_oldest_due_delivery_age_seconds",

@@ -10,6 +10,7 @@ total timeouts, no redirects, no cookies, no proxies, and the SSRF guard on the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 import time
@@ -54,15 +55,21 @@ class Target:
 
     @classmethod
     def parse(cls, url: str) -> Target:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        default = 443 if parts.scheme == "https" else 80
-        port = parts.port or default
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        host_header = netloc if port == default else f"{netloc}:{port}"
-        return cls(parts.scheme, parts.hostname, port, path.encode(), host_header.encode())
+        return _parse(url)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(url: str) -> Target:
+    """Parsed once per endpoint URL, not once per attempt."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    default = 443 if parts.scheme == "https" else 80
+    port = parts.port or default
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    host_header = netloc if port == default else f"{netloc}:{port}"
+    return Target(parts.scheme, parts.hostname, port, path.encode(), host_header.encode())
 
 
 class _Connection(asyncio.Protocol):
@@ -121,7 +128,7 @@ class _Connection(asyncio.Protocol):
     # use
     def send(self, data: bytes) -> asyncio.Future[Answer]:
         assert self.transport is not None
-        self.parser = httptools.HttpResponseParser(self)
+        # The parser is reused: a pooled connection only comes back after a complete answer.
         self.body, self.size, self.retry_after = [], 0, None
         self.got_bytes = self.headers_done = False
         self.waiter = asyncio.get_running_loop().create_future()

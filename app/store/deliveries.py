@@ -92,32 +92,39 @@ class Deliveries:
     def __init__(self, db: Connector) -> None:
         self._db = db
 
-    async def claim(self, now: int, lease_until: int, limit: int) -> list[Job]:
-        """Due deliveries (and ones whose lease ran out), leased until `lease_until`."""
+    async def turn(
+        self, finished: Sequence[Finished], now: int, lease_until: int, limit: int
+    ) -> list[Job]:
+        """Record finished attempts and claim up to `limit` due deliveries, in one transaction.
+
+        Recording: every attempt is inserted (it happened); a delivery moves on only while the
+        lease is still this worker's (not re-claimed after expiry, nor cancelled meanwhile).
+        Claiming: due deliveries and ones whose lease ran out, leased until `lease_until`.
+        The commit skips the fsync (durable=False): a power cut that loses it only re-sends.
+        """
 
         async def work(tx: Tx) -> list[str]:
+            if finished:
+                await tx.executemany("attempt_insert", [_attempt_row(f) for f in finished])
+                await tx.executemany("delivery_finish", [_finish_row(f, now) for f in finished])
+            if not limit:
+                return []
             params = {"now": now, "lease_until": lease_until, "limit": limit}
             return [r["id"] for r in await tx.fetch("deliveries_claim", params)]
 
-        ids = await self._db.transact(work)
+        if not finished and not limit:
+            return []
+        ids = await self._db.transact(work, durable=False)
         if not ids:
             return []
         rows = await self._db.fetch("jobs_by_ids", {"ids": self._db.ids(ids)})
         return [job_from_row(r, now) for r in rows]
 
+    async def claim(self, now: int, lease_until: int, limit: int) -> list[Job]:
+        return await self.turn((), now, lease_until, limit)
+
     async def record(self, finished: Sequence[Finished], now: int) -> None:
-        """Every attempt of the batch and each delivery's next state, in one transaction.
-
-        A delivery whose lease was lost meanwhile (re-claimed after expiry, or cancelled) keeps
-        its newer state; the attempt is recorded either way because it happened.
-        """
-
-        async def work(tx: Tx) -> None:
-            await tx.executemany("attempt_insert", [_attempt_row(f) for f in finished])
-            await tx.executemany("delivery_finish", [_finish_row(f, now) for f in finished])
-
-        if finished:
-            await self._db.transact(work)
+        await self.turn(finished, now, now, 0)
 
     async def release(self, jobs: Sequence[Job], now: int) -> None:
         """Hand unsent claimed deliveries back at once (graceful stop), not after the lease."""

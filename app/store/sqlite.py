@@ -85,6 +85,7 @@ class SqliteConnector:
         self._lock = asyncio.Lock()
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._durable = True  # the writer's synchronous mode: FULL unless a turn asked otherwise
 
     async def open(self) -> None:
         if self.path != ":memory:":
@@ -112,14 +113,20 @@ class SqliteConnector:
             raise RuntimeError("store is not open")
         return self._writer
 
-    async def transact(self, work: Work[R]) -> R:
+    async def transact(self, work: Work[R], durable: bool = True) -> R:
+        """`durable=False` commits without fsync: for bookkeeping whose loss to a power cut
+        only repeats work (the worker's), never for what a 2xx promised."""
         async for attempt in retrying(_transient):
             with attempt:
-                return await self._transact_once(work)
+                return await self._transact_once(work, durable)
         raise AssertionError("unreachable: tenacity re-raises")
 
-    async def _transact_once(self, work: Work[R]) -> R:
+    async def _transact_once(self, work: Work[R], durable: bool) -> R:
         async with self._lock:
+            if durable != self._durable:
+                mode = "FULL" if durable else "NORMAL"
+                await self.writer.execute_fetchall(f"PRAGMA synchronous={mode}")
+                self._durable = durable
             await self.writer.execute_fetchall("BEGIN IMMEDIATE")
             try:
                 result = await work(_Tx(self.writer, self._sql))
