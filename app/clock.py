@@ -20,8 +20,8 @@ def to_rfc3339(millis: int | None) -> str | None:
     """Unix milliseconds → '2026-11-21T09:30:00.123Z' (None stays None)."""
     if millis is None:
         return None
-    moment = datetime.fromtimestamp(millis / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds, rest = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest:03d}Z"
 
 
 def from_datetime(moment: datetime) -> int:

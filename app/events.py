@@ -106,11 +106,18 @@ class EventService:
         )
 
     async def _fan_out(self, event: Event, now: int) -> tuple[NewDelivery, ...]:
+        """One delivery per matching endpoint; its id is the event's plus an index (no new
+        random bits needed: unique because the event id is)."""
         endpoints = await self._endpoints.get(event.tenant_id)
-        return tuple(
-            NewDelivery(new_id("dlv", now), ep.id, None if ep.status == "disabled" else now)
+        matching = [
+            ep
             for ep in endpoints
             if ep.matches(event.type, event.customer_number, event.external_contract_id)
+        ]
+        stem = "dlv_" + event.id.partition("_")[2]
+        return tuple(
+            NewDelivery(f"{stem}{n:02x}", ep.id, None if ep.status == "disabled" else now)
+            for n, ep in enumerate(matching)
         )
 
     async def get(self, tenant_id: str, event_id: str) -> Event:

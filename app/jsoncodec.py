@@ -17,10 +17,16 @@ def _reject_constant(name: str) -> Any:
     raise JsonError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def loads(data: bytes | str) -> Any:
-    """Numbers with a fraction or exponent become Decimal: money never passes through float."""
+    """Numbers with a fraction or exponent become Decimal: money never passes through float.
+
+    Bytes must be UTF-8 (RFC 8259 §8.1 for JSON exchanged between systems).
+    """
     try:
-        return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+        return _DECODER.decode(data.decode("utf-8") if isinstance(data, bytes) else data)
     except JsonError:
         raise
     except (ValueError, UnicodeDecodeError) as exc:

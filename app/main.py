@@ -7,8 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
-from app.api import HANDLERS, ROUTES
+from app.api import HANDLERS, HOT, ROUTES
+from app.api.hot import HotRoutes
 from app.clock import Clock
 from app.config import Settings
 from app.hub import Hub
@@ -28,4 +30,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
                 await background
             await hub.close()
 
-    return Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
+    return Starlette(
+        routes=ROUTES,
+        exception_handlers=HANDLERS,
+        middleware=[Middleware(HotRoutes, routes=HOT)],
+        lifespan=lifespan,
+    )

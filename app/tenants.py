@@ -15,6 +15,7 @@ from app.store import Store
 DEFAULT_TENANT_ID = "tn_default"
 DEFAULT_TENANT_NAME = "default"
 _CACHE_SECONDS = 5.0
+_CACHE_ENTRIES = 10_000
 
 
 def new_api_key() -> str:
@@ -44,15 +45,16 @@ class Tenancy:
         await self._store.tenants.ensure(DEFAULT_TENANT_ID, DEFAULT_TENANT_NAME, env_hash, now)
 
     async def tenant_for(self, authorization: str | None) -> str:
-        key = _bearer(authorization)
-        digest = hash_key(key)
-        cached = self._cache.get(digest)
+        """Keyed by the header as sent, so a cached key costs a dict lookup, not a SHA-256."""
+        cached = self._cache.get(authorization or "")
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        tenant_id = await self._store.tenants.of_key(digest)
+        tenant_id = await self._store.tenants.of_key(hash_key(_bearer(authorization)))
         if tenant_id is None:
             raise Unauthorized("unknown or revoked API key")
-        self._cache[digest] = (tenant_id, time.monotonic() + _CACHE_SECONDS)
+        if len(self._cache) >= _CACHE_ENTRIES:
+            self._cache.clear()
+        self._cache[authorization or ""] = (tenant_id, time.monotonic() + _CACHE_SECONDS)
         return tenant_id
 
     def require_admin(self, authorization: str | None) -> None:

@@ -16,5 +16,6 @@ _API: list[BaseRoute] = [
     *billing.routes,
 ]
 ROUTES: list[BaseRoute] = [*_API, *openapi.routes(_API)]
+HOT = {**events.HOT, **billing.HOT}
 
-__all__ = ["HANDLERS", "ROUTES"]
+__all__ = ["HANDLERS", "HOT", "ROUTES"]

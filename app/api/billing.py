@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.api.hot import HotEndpoint
 from app.api.http import JSON, hub, page, paginated, parse, path_id, read_json, tenant
 from app.api.openapi import documented
 from app.billing.models import (
@@ -22,12 +24,18 @@ from app.billing.models import (
 from app.billing.service import Recorded
 from app.clock import to_rfc3339
 from app.errors import NotFound
+from app.hub import Hub
 from app.records import Subscription
 
 
-def _accepted(recorded: Recorded) -> JSON:
+def _answer(recorded: Recorded) -> tuple[int, dict[str, Any]]:
     body = {"event_id": recorded.event.id, "billing_information": recorded.parameters}
-    return JSON(body, status_code=202 if recorded.created else 200)
+    return (202 if recorded.created else 200), body
+
+
+def _accepted(recorded: Recorded) -> JSON:
+    status, body = _answer(recorded)
+    return JSON(body, status_code=status)
 
 
 def subscription_out(sub: Subscription) -> dict[str, Any]:
@@ -56,11 +64,12 @@ def subscription_out(sub: Subscription) -> dict[str, Any]:
     response=BillingAccepted,
     status=202,
 )
-async def usage_completion(request: Request) -> Response:
-    tenant_id = await tenant(request)
-    raw = await read_json(request)
-    completion = parse(UsageCompletion, raw)
-    return _accepted(await hub(request).billing.complete_usage(tenant_id, completion, raw))
+async def usage_completion(
+    hub_: Hub, tenant_id: str, headers: Mapping[str, str], raw: Any
+) -> tuple[int, Any]:
+    """A hot route (app/api/hot.py): plain ASGI in front of Starlette."""
+    recorded = await hub_.billing.complete_usage(tenant_id, parse(UsageCompletion, raw), raw)
+    return _answer(recorded)
 
 
 @documented(
@@ -114,8 +123,10 @@ async def subscription(request: Request) -> Response:
     return JSON(subscription_out(found))
 
 
+HOT = {("POST", "/v1/usage-completions"): HotEndpoint(usage_completion)}
+
 routes = [
-    Route("/v1/usage-completions", usage_completion, methods=["POST"]),
+    Route("/v1/usage-completions", HOT[("POST", "/v1/usage-completions")], methods=["POST"]),
     Route("/v1/charges", charge, methods=["POST"]),
     Route("/v1/bills", bill, methods=["POST"]),
     Route("/v1/subscriptions", subscriptions, methods=["GET"]),

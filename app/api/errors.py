@@ -16,10 +16,13 @@ log = logging.getLogger("billhook.api")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 
+def extra_headers(exc: ApiError) -> dict[str, str]:
+    return {"www-authenticate": "Bearer"} if exc.status == 401 else {}
+
+
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
-    return JSON(exc.body(), status_code=exc.status, headers=headers)
+    return JSON(exc.body(), status_code=exc.status, headers=extra_headers(exc))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -29,10 +32,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSON(body, status_code=exc.status_code, headers=exc.headers)
 
 
+INTERNAL_ERROR = {"error": {"code": "internal_error", "message": "internal error", "details": []}}
+
+
 async def unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    body = {"error": {"code": "internal_error", "message": "internal error", "details": []}}
-    return JSON(body, status_code=500)
+    return JSON(INTERNAL_ERROR, status_code=500)
 
 
 HANDLERS = {ApiError: api_error, HTTPException: http_error, Exception: unexpected}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -9,12 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.http import JSON, body, hub, page, paginated, path_id, tenant
+from app.api.hot import HotEndpoint
+from app.api.http import JSON, hub, page, paginated, parse, path_id, tenant
 from app.api.openapi import documented
 from app.api.views import attempt_out, delivery_out
 from app.clock import from_datetime, to_rfc3339
 from app.errors import NotFound, ValidationFailed
 from app.events import parameters_of
+from app.hub import Hub
 from app.ids import id_floor
 from app.models import AttemptPage, DeliveryOut, EventAccepted, EventCreate, EventOut, EventPage
 from app.records import Delivery, Event
@@ -34,8 +37,8 @@ def event_out(e: Event, deliveries: list[Delivery] | None = None) -> dict[str, A
     return out
 
 
-def _idempotency_key(request: Request, spec: EventCreate) -> str | None:
-    header = request.headers.get("idempotency-key")
+def _idempotency_key(headers: Mapping[str, str], spec: EventCreate) -> str | None:
+    header = headers.get("idempotency-key")
     if header is not None and spec.id is not None and header != spec.id:
         raise ValidationFailed.field("id", "differs from the Idempotency-Key header")
     return spec.id if spec.id is not None else header
@@ -47,26 +50,27 @@ def _idempotency_key(request: Request, spec: EventCreate) -> str | None:
     response=EventAccepted,
     status=202,
 )
-async def create(request: Request) -> Response:
-    tenant_id = await tenant(request)
-    spec = await body(request, EventCreate)
-    events = hub(request).events
-    published = await events.publish(
+async def publish(
+    hub_: Hub, tenant_id: str, headers: Mapping[str, str], raw: Any
+) -> tuple[int, Any]:
+    """A hot route (app/api/hot.py): plain ASGI in front of Starlette."""
+    spec = parse(EventCreate, raw)
+    published = await hub_.events.publish(
         tenant_id,
         spec.type,
         spec.parameters,
-        idempotency_key=_idempotency_key(request, spec),
+        idempotency_key=_idempotency_key(headers, spec),
         ordering_key=spec.ordering_key,
     )
     if not published.same_request:
-        raise events.conflict(published.event, spec.type, spec.parameters, spec.ordering_key)
+        raise hub_.events.conflict(published.event, spec.type, spec.parameters, spec.ordering_key)
     answer = {
         "id": published.event.id,
         "type": published.event.type,
         "created_at": to_rfc3339(published.event.created_at),
         "deliveries": published.deliveries,
     }
-    return JSON(answer, status_code=202 if published.created else 200)
+    return (202 if published.created else 200), answer
 
 
 def _time_filter(request: Request, name: str) -> str | None:
@@ -125,8 +129,10 @@ async def attempts(request: Request) -> Response:
     return paginated(items, limit, attempt_out, lambda a: a.id)
 
 
+HOT = {("POST", "/v1/events"): HotEndpoint(publish)}
+
 routes = [
-    Route("/v1/events", create, methods=["POST"]),
+    Route("/v1/events", HOT[("POST", "/v1/events")], methods=["POST"]),
     Route("/v1/events", list_, methods=["GET"]),
     Route("/v1/events/{id}", get, methods=["GET"]),
     Route("/v1/deliveries/{id}", delivery, methods=["GET"]),

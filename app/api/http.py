@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -40,20 +40,32 @@ def admin(request: Request) -> None:
 
 async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
     """The body as JSON (numbers with fractions as Decimal), refusing more than `limit` bytes."""
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    headers = request.headers
+    return await decode_json(
+        headers.get("content-type"), headers.get("content-length"), request.stream(), limit
+    )
+
+
+async def decode_json(
+    content_type: str | None,
+    content_length: str | None,
+    chunks: AsyncIterable[bytes],
+    limit: int = MAX_BODY_BYTES,
+) -> Any:
+    """Shared by Starlette routes and the plain-ASGI hot routes (app/api/hot.py)."""
+    kind = (content_type or "application/json").split(";")[0].strip().lower()
     if kind != "application/json" and not kind.endswith("+json"):
         raise UnsupportedMediaType(f"send content-type: application/json, not {kind}")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise PayloadTooLarge(f"body is {content_length} bytes; the limit is {limit}")
+    parts, size = [], 0
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+        parts.append(chunk)
     try:
-        return jsoncodec.loads(b"".join(chunks))
+        return jsoncodec.loads(b"".join(parts))
     except jsoncodec.JsonError as exc:
         raise InvalidJson(f"body is not valid JSON: {exc}") from exc
 
