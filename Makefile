@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA := data
 RUN_ENV := BILLHOOK_EGRESS_ALLOW=$${BILLHOOK_EGRESS_ALLOW:-127.0.0.0/8,::1/128}
 
-.PHONY: run test lint typecheck pytest receiver bench bench-quick clean
+.PHONY: run test lint typecheck pytest receiver bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "billhook needs Python >= 3.11"'
@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 $(DATA)/.api_key: | $(BIN)/python
 	mkdir -p $(DATA)
@@ -54,6 +58,21 @@ typecheck: $(VENV)/.installed-dev
 
 pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest
+
+## make bench: every scenario, 3 runs each, with peers and ceilings (docs/performance.md)
+bench: $(VENV)/.installed-bench wrk
+	$(BIN)/python -m bench
+
+## make bench-quick: small sizes, one run each (< 60 s), a sanity check
+bench-quick: $(VENV)/.installed-bench wrk
+	$(BIN)/python -m bench --quick
+
+# wrk (Debian package) is the closed-loop load generator; without it the bench uses its own.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || (apt-get install -y -qq wrk >/dev/null 2>&1 \
+	  || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1) \
+	  || sudo -n apt-get install -y -qq wrk >/dev/null 2>&1) \
+	  || echo "wrk could not be installed: the benchmark uses its Python load generator"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

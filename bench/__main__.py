@@ -1,0 +1,91 @@
+"""`python -m bench [--quick] [--runs N] [--only a,b]`: run the scenarios against real
+processes, print one JSON line per run, then the summary; results go to bench/results/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.load import have_wrk
+from bench.procs import AUXILIARY, UNDER_TEST, Receiver
+from bench.report import markdown, ratios, summarise, targets
+from bench.scenarios import SCENARIOS, Env
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} × {model}, Python {platform.python_version()}, {system}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run (< 60 s)")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    args = parser.parse_args()
+    runs = args.runs or (1 if args.quick else 3)
+    names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
+    workdir = Path(tempfile.mkdtemp(prefix="billhook-bench-"))
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "conditions": (
+            f"SQLite, default settings, 1 KiB events; hub on CPU {sorted(UNDER_TEST or [])}, "
+            f"receiver and load generators on CPU {sorted(AUXILIARY or [])}; "
+            f"load generator: {'wrk' if have_wrk() else 'python'}; "
+            f"{'quick' if args.quick else 'full'} sizes, {runs} run(s)"
+        ),
+    }
+    results: list[dict[str, Any]] = []
+    receiver = Receiver(workdir).start()
+    try:
+        env = Env(workdir, receiver, args.quick)
+        for name in names:
+            for run in range(1, runs + 1):
+                started = time.monotonic()
+                figures = SCENARIOS[name](env)
+                row = {
+                    "scenario": name,
+                    "run": run,
+                    "seconds": round(time.monotonic() - started, 1),
+                    "figures": figures,
+                }
+                results.append(row)
+                print(json.dumps(row), flush=True)
+    finally:
+        receiver.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    summary = summarise(results)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report = {
+        "meta": meta,
+        "results": results,
+        "summary": summary,
+        "targets": targets(summary),
+        "ratios": ratios(summary),
+    }
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=1))
+    text = markdown(summary, meta)
+    (RESULTS / "latest.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

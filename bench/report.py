@@ -1,0 +1,124 @@
+"""Summaries: median and min–max per figure, ratios to the ceilings and peers, the targets."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+# (scenario, figure, comparison, threshold, what)
+TARGETS = [
+    (
+        "deliver",
+        "deliveries_per_s",
+        ">=",
+        8000,
+        "deliver ≥ 8,000 deliveries/s from one hub process",
+    ),
+    ("accept_events", "events_per_s", ">=", 6000, "accept ≥ 6,000 events/s (generic)"),
+    ("accept_rated", "completions_per_s", ">=", 4000, "accept ≥ 4,000/s (rated usage completions)"),
+    ("mixed", "sustained_per_s", ">=", 3000, "mixed ≥ 3,000/s sustained (in = out)"),
+    ("mixed", "p99_ms", "<", 50, "p99 accept → receipt < 50 ms at 1,000 events/s"),
+    ("growth", "peak_rss_mb_backlog", "<", 300, "RSS < 300 MB with the backlog"),
+]
+
+RATIOS = [
+    ("deliver", "deliveries_per_s", "celery", "deliveries_per_s", "deliver ÷ Celery+shared httpx"),
+    ("deliver", "deliveries_per_s", "arq", "deliveries_per_s", "deliver ÷ arq"),
+    (
+        "deliver",
+        "deliveries_per_s",
+        "receiver_ceiling",
+        "requests_per_s",
+        "deliver ÷ receiver ceiling",
+    ),
+    (
+        "accept_events",
+        "events_per_s",
+        "receiver_ceiling",
+        "requests_per_s",
+        "accept ÷ receiver ceiling",
+    ),
+    ("accept_events", "events_per_s", "celery", "deliveries_per_s", "accept ÷ Celery deliveries"),
+    ("mixed", "sustained_per_s", "celery", "deliveries_per_s", "mixed ÷ Celery+shared httpx"),
+    ("mixed", "sustained_per_s", "arq", "deliveries_per_s", "mixed ÷ arq"),
+    (
+        "growth",
+        "deliveries_per_s_with_history",
+        "deliver",
+        "deliveries_per_s",
+        "deliver with 1 M history ÷ empty store",
+    ),
+]
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    figures: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in results:
+        for name, value in row["figures"].items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                figures[row["scenario"]][name].append(float(value))
+    return {
+        scenario: {
+            name: {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": len(v)}
+            for name, v in by_name.items()
+        }
+        for scenario, by_name in figures.items()
+    }
+
+
+def median(summary: dict[str, Any], scenario: str, figure: str) -> float | None:
+    found = summary.get(scenario, {}).get(figure)
+    return None if found is None else float(found["median"])
+
+
+def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for scenario, figure, op, threshold, what in TARGETS:
+        value = median(summary, scenario, figure)
+        met = None if value is None else (value >= threshold if op == ">=" else value < threshold)
+        rows.append({"target": what, "median": value, "met": met})
+    growth = median(summary, "growth", "deliveries_per_s_with_history")
+    empty = median(summary, "deliver", "deliveries_per_s")
+    if growth is not None and empty:
+        rows.append(
+            {
+                "target": "deliver rate with 1 M history within 15 % of empty",
+                "median": growth / empty,
+                "met": growth / empty >= 0.85,
+            }
+        )
+    return rows
+
+
+def ratios(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for scenario, figure, base_scenario, base_figure, what in RATIOS:
+        value, base = median(summary, scenario, figure), median(summary, base_scenario, base_figure)
+        if value is not None and base:
+            rows.append({"ratio": what, "value": value / base})
+    return rows
+
+
+def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    lines = [
+        f"# billhook benchmark — {meta['date']}",
+        "",
+        f"Machine: {meta['machine']}  ",
+        f"Conditions: {meta['conditions']}",
+        "",
+        "| scenario | figure | median | min–max | runs |",
+        "|---|---|---|---|---|",
+    ]
+    for scenario, by_name in summary.items():
+        for name, s in by_name.items():
+            spread = f"{s['min']:,.1f}–{s['max']:,.1f}"
+            lines.append(f"| {scenario} | {name} | {s['median']:,.1f} | {spread} | {s['runs']} |")
+    lines += ["", "| target | median | met |", "|---|---|---|"]
+    for row in targets(summary):
+        value = "—" if row["median"] is None else f"{row['median']:,.2f}"
+        met = {True: "yes", False: "no", None: "—"}[row["met"]]
+        lines.append(f"| {row['target']} | {value} | {met} |")
+    lines += ["", "| ratio | value |", "|---|---|"]
+    lines += [f"| {row['ratio']} | {row['value']:.2f}× |" for row in ratios(summary)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,466 @@
+"""The scenarios: each starts real processes, measures one run, returns its figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import data
+from bench.load import have_wrk, run_loader, wrk, wrk_script
+from bench.procs import API_KEY, UNDER_TEST, Hub, Receiver, peak_rss_mb, redis_server, spawn, stop
+
+ROOT = Path(__file__).resolve().parent.parent
+FILLER = "x" * 870  # makes a generic event's request body about 1 KiB
+BILLING = "subscriptions/billingInformationAvailable"
+
+
+@dataclass
+class Env:
+    workdir: Path
+    receiver: Receiver
+    quick: bool
+
+    def db(self, name: str) -> Path:
+        return self.workdir / f"{name}-{uuid.uuid4().hex[:6]}.db"
+
+    def size(self, full: float, quick: float) -> float:
+        return quick if self.quick else full
+
+
+def event_template(customer: str = "CUST-1") -> str:
+    parameters = {"customerNumber": customer, "externalContractId": "K-1", "note": FILLER}
+    return json.dumps({"type": BILLING, "parameters": parameters, "id": "%s"})
+
+
+def _endpoints(hub: Hub, urls: list[str], filters: list[dict[str, str]] | None = None) -> list[str]:
+    ids = []
+    with hub.client() as client:
+        for n, url in enumerate(urls):
+            body: dict[str, Any] = {"url": url}
+            if filters:
+                body["filter"] = filters[n]
+            answer = client.post("/v1/endpoints", json=body)
+            answer.raise_for_status()
+            ids.append(answer.json()["id"])
+    return ids
+
+
+def _accept(env: Env, hub: Hub, path: str, template: str) -> dict[str, Any]:
+    seconds = env.size(10, 3)
+    if have_wrk():
+        script = wrk_script(env.workdir / "post.lua", template, API_KEY)
+        result = wrk(f"{hub.url}{path}", script, seconds)
+        return {"per_s": result["per_s"], "non_2xx": result["non_2xx"], "generator": "wrk"}
+    body = env.workdir / "body.json"
+    body.write_text(template)
+    result = run_loader(
+        "exact",
+        env.workdir / "load.json",
+        url=f"{hub.url}{path}",
+        key=API_KEY,
+        body_file=body,
+        count=int(env.size(20000, 3000)),
+        concurrency=64,
+    )
+    failed = sum(n for status, n in result["statuses"].items() if not str(status).startswith("2"))
+    return {"per_s": result["per_s"], "non_2xx": failed, "generator": "python"}
+
+
+def accept_events(env: Env) -> dict[str, Any]:
+    """POST /v1/events, 3 matching endpoints: events accepted (committed) per second."""
+    hub = Hub(env.workdir, env.db("accept"), {"BILLHOOK_WORKER": "off"}).start()
+    try:
+        _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(3)])
+        result = _accept(env, hub, "/v1/events", event_template())
+    finally:
+        hub.stop()
+    events, deliveries = _count(hub.db)
+    return {
+        "events_per_s": result["per_s"],
+        "non_2xx": result["non_2xx"],
+        "deliveries_per_event": deliveries / max(events, 1),
+        "generator": result["generator"],
+    }
+
+
+def accept_rated(env: Env) -> dict[str, Any]:
+    """POST /v1/usage-completions with a rated car-sharing item."""
+    hub = Hub(env.workdir, env.db("rated"), {"BILLHOOK_WORKER": "off"}).start()
+    try:
+        _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(3)])
+        model = json.loads((ROOT / "fixtures/price-model.car-sharing.json").read_text())
+        with hub.client() as client:
+            model_id = client.post("/v1/price-models", json=model).json()["id"]
+        trip = json.loads((ROOT / "fixtures/usage-completion.car-sharing.json").read_text())
+        trip["transactionId"] = "%s"
+        trip["items"][0]["priceModelId"] = model_id
+        result = _accept(env, hub, "/v1/usage-completions", json.dumps(trip))
+    finally:
+        hub.stop()
+    return {"completions_per_s": result["per_s"], "non_2xx": result["non_2xx"]}
+
+
+def _count(db: Path) -> tuple[int, int]:
+    with sqlite3.connect(db) as conn:
+        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        deliveries = conn.execute("SELECT count(*) FROM deliveries").fetchone()[0]
+    return int(events), int(deliveries)
+
+
+def _backlog(env: Env, db: Path, endpoints: int, events: int) -> None:
+    """`events` events through the API (worker off), one delivery per endpoint each."""
+    hub = Hub(env.workdir, db, {"BILLHOOK_WORKER": "off"}).start()
+    try:
+        _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(endpoints)])
+        body = env.workdir / "event.json"
+        body.write_text(event_template())
+        run_loader(
+            "exact",
+            env.workdir / "load.json",
+            url=f"{hub.url}/v1/events",
+            key=API_KEY,
+            body_file=body,
+            count=events,
+            concurrency=64,
+        )
+    finally:
+        hub.stop()
+
+
+def _drain(env: Env, db: Path, expected: int, timeout: float) -> dict[str, Any]:
+    """Start the hub with its worker on the backlog; the receiver's arrival times give the rate."""
+    env.receiver.reset()
+    hub = Hub(env.workdir, db).start()
+    started = time.time()
+    try:
+        deadline = time.monotonic() + timeout
+        while (stats := env.receiver.stats())["count"] < expected:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        rss = peak_rss_mb(hub.proc.pid) if hub.proc else float("nan")
+    finally:
+        hub.stop()
+    spread = (stats["last"] or started) - (stats["first"] or started)
+    return {
+        "delivered": stats["count"],
+        "deliveries_per_s": stats["count"] / max(spread, 1e-9),
+        "from_start_per_s": stats["count"] / max((stats["last"] or started) - started, 1e-9),
+        "peak_rss_mb": rss,
+    }
+
+
+def deliver(env: Env) -> dict[str, Any]:
+    """Drain a backlog of 50,000 deliveries (10,000 events × 5 endpoints)."""
+    events = int(env.size(10_000, 1_000))
+    db = env.db("deliver")
+    _backlog(env, db, 5, events)
+    return _drain(env, db, events * 5, timeout=120)
+
+
+def mixed(env: Env) -> dict[str, Any]:
+    """Accepting and delivering at once: the highest sustained rate (in = out) and the
+    accept → receipt latency at 1,000 events/s, one endpoint."""
+    hub = Hub(env.workdir, env.db("mixed")).start()
+    try:
+        _endpoints(hub, [f"{env.receiver.url}/ok/0"])
+        latency = _latency(env, hub, rate=1000, seconds=env.size(10, 2))
+        sustained = _sustained(env, hub)
+    finally:
+        hub.stop()
+    return {"sustained_per_s": sustained, **latency}
+
+
+def _paced(env: Env, hub: Hub, rate: float, seconds: float, template: str) -> dict[str, Any]:
+    body = env.workdir / "paced.json"
+    body.write_text(template)
+    return run_loader(
+        "paced",
+        env.workdir / "paced-out.json",
+        url=f"{hub.url}/v1/events",
+        key=API_KEY,
+        body_file=body,
+        rate=rate,
+        seconds=seconds,
+    )
+
+
+def _latency(
+    env: Env, hub: Hub, rate: float, seconds: float, template: str | None = None, grace: float = 5.0
+) -> dict[str, Any]:
+    env.receiver.reset()
+    result = _paced(env, hub, rate, seconds, template or event_template())
+    sent: dict[str, float] = result["sent"]
+    deadline = time.monotonic() + grace
+    while env.receiver.stats()["unique"] < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    arrivals = env.receiver.stats(ids=True)["ids"]
+    waits = sorted((arrivals[i] - t) * 1000 for i, t in sent.items() if i in arrivals)
+    return {
+        "p50_ms": _percentile(waits, 50),
+        "p99_ms": _percentile(waits, 99),
+        "received_fraction": len(waits) / max(len(sent), 1),
+        "offered_per_s": result["offered_per_s"],
+    }
+
+
+def _percentile(values: list[float], q: int) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def _sustained(env: Env, hub: Hub) -> float:
+    """The highest offered rate at which every event is accepted and delivered within a second
+    of the end of the run (in = out), found by doubling then bisecting."""
+    seconds = env.size(8, 2)
+    good, bad = 0.0, None
+    rate = 1000.0
+    for _ in range(int(env.size(7, 3))):
+        ok = _keeps_up(env, hub, rate, seconds)
+        if ok:
+            good = rate
+        else:
+            bad = rate
+        rate = rate * 2 if bad is None else (good + bad) / 2
+        if bad is not None and bad - good < 250:
+            break
+    return good
+
+
+def _keeps_up(env: Env, hub: Hub, rate: float, seconds: float) -> bool:
+    env.receiver.reset()
+    result = _paced(env, hub, rate, seconds, event_template())
+    accepted = len(result["sent"])
+    deadline = time.monotonic() + 1.0
+    while env.receiver.stats()["unique"] < accepted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    delivered = env.receiver.stats()["unique"]
+    return bool(
+        accepted >= 0.999 * result["offered"]
+        and result["offered_per_s"] >= 0.97 * rate
+        and delivered >= 0.999 * accepted
+    )
+
+
+def growth(env: Env) -> dict[str, Any]:
+    """The deliver rate with 1,000,000 finished deliveries in history, and the hub's peak RSS
+    while it works through a 1,000,000-delivery backlog."""
+    history = int(env.size(200_000, 10_000))  # events; × 5 endpoints
+    db = env.db("history")
+    hub = Hub(env.workdir, db, {"BILLHOOK_WORKER": "off"}).start()
+    endpoint_ids = _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(5)])
+    hub.stop()
+    body = event_template().replace("%s", "seeded").encode()
+    written = data.seed(db, endpoint_ids, history, body, finished=True)
+    events = int(env.size(10_000, 1_000))
+    _backlog_more(env, db, events)
+    rate = _drain(env, db, events * 5, timeout=120)
+    rss = _rss_backlog(env, int(env.size(200_000, 20_000)), env.size(20, 4))
+    return {
+        "history_deliveries": written,
+        "deliveries_per_s_with_history": rate["deliveries_per_s"],
+        **rss,
+    }
+
+
+def _backlog_more(env: Env, db: Path, events: int) -> None:
+    hub = Hub(env.workdir, db, {"BILLHOOK_WORKER": "off"}).start()
+    try:
+        body = env.workdir / "event.json"
+        body.write_text(event_template())
+        run_loader(
+            "exact",
+            env.workdir / "load.json",
+            url=f"{hub.url}/v1/events",
+            key=API_KEY,
+            body_file=body,
+            count=events,
+            concurrency=64,
+        )
+    finally:
+        hub.stop()
+
+
+def _rss_backlog(env: Env, events: int, seconds: float) -> dict[str, Any]:
+    db = env.db("backlog")
+    hub = Hub(env.workdir, db, {"BILLHOOK_WORKER": "off"}).start()
+    endpoint_ids = _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(5)])
+    hub.stop()
+    backlog = data.seed(
+        db, endpoint_ids, events, event_template().replace("%s", "b").encode(), False
+    )
+    env.receiver.reset()
+    hub = Hub(env.workdir, db).start()
+    try:
+        time.sleep(seconds)  # the measurement window: the hub works through the backlog
+        rss = peak_rss_mb(hub.proc.pid) if hub.proc else float("nan")
+    finally:
+        hub.stop()
+    return {
+        "backlog_deliveries": backlog,
+        "peak_rss_mb_backlog": rss,
+        "backlog_delivered_in_window": env.receiver.stats()["count"],
+    }
+
+
+def failing(env: Env) -> dict[str, Any]:
+    """20 endpoints, one answering 500 and one never answering (10 %): the healthy ones'
+    accept → receipt latency at 500 events/s, each event going to one endpoint."""
+    hub = Hub(env.workdir, env.db("failing")).start()
+    try:
+        urls = [f"{env.receiver.url}/ok/{n}" for n in range(18)]
+        urls += [f"{env.receiver.url}/fail/18", f"{env.receiver.url}/hang/19"]
+        _endpoints(hub, urls, [{"customerNumber": f"c{n}"} for n in range(20)])
+        healthy = _healthy_latency(env, hub, rate=500, seconds=env.size(20, 4))
+    finally:
+        hub.stop(sig=9)  # hung requests would hold a graceful stop for the whole timeout
+    return healthy
+
+
+def _healthy_latency(env: Env, hub: Hub, rate: float, seconds: float) -> dict[str, Any]:
+    env.receiver.reset()
+    body = env.workdir / "cycle.json"
+    body.write_text(event_template("c%c"))
+    result = run_loader(
+        "paced",
+        env.workdir / "cycle-out.json",
+        url=f"{hub.url}/v1/events",
+        key=API_KEY,
+        body_file=body,
+        rate=rate,
+        seconds=seconds,
+        cycle=20,
+    )
+    sent = {i: at for i, (at, n) in result["sent_cycle"].items() if n < 18}
+    deadline = time.monotonic() + 5
+    while env.receiver.stats()["unique"] < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    arrivals = env.receiver.stats(ids=True)["ids"]
+    waits = sorted((arrivals[i] - t) * 1000 for i, t in sent.items() if i in arrivals)
+    return {
+        "healthy_p50_ms": _percentile(waits, 50),
+        "healthy_p99_ms": _percentile(waits, 99),
+        "healthy_received_fraction": len(waits) / max(len(sent), 1),
+    }
+
+
+# -- ceilings and peers ---------------------------------------------------------------------------
+
+
+def receiver_ceiling(env: Env) -> dict[str, Any]:
+    """A load generator straight at the receiver: what it can take at all."""
+    template = json.dumps({"parameters": {"note": FILLER + "xxxxxxxxxxxxxx"}, "type": "t"})
+    if have_wrk():
+        script = env.workdir / "receiver.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = [==[{template}]==]\n"
+        )
+        # wrk on the hub's CPU (idle now), so receiver and generator do not share one core.
+        result = wrk(f"{env.receiver.url}/ok/ceiling", script, env.size(5, 2), cpus=UNDER_TEST)
+        return {"requests_per_s": result["per_s"]}
+    body = env.workdir / "receiver.json"
+    body.write_text(template)
+    result = run_loader(
+        "exact",
+        env.workdir / "load.json",
+        url=f"{env.receiver.url}/ok/ceiling",
+        key="none",
+        body_file=body,
+        count=int(env.size(30000, 5000)),
+        concurrency=64,
+    )
+    return {"requests_per_s": result["per_s"]}
+
+
+def _peer(env: Env, name: str, enqueue: Any, command: list[str], count: int) -> dict[str, Any]:
+    with redis_server(env.workdir) as redis_url:
+        if asyncio.iscoroutinefunction(enqueue):
+            asyncio.run(enqueue(redis_url, count))
+        else:
+            enqueue(redis_url, count)
+        env.receiver.reset()
+        worker = spawn(command, env.workdir / f"{name}.log", UNDER_TEST, {"BENCH_REDIS": redis_url})
+        try:
+            deadline = time.monotonic() + 300
+            while (stats := env.receiver.stats())["count"] < count and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            stop(worker)
+    spread = (stats["last"] or 0) - (stats["first"] or 0)
+    return {"deliveries_per_s": stats["count"] / max(spread, 1e-9), "delivered": stats["count"]}
+
+
+def celery(env: Env) -> dict[str, Any]:
+    """Celery + Redis, one worker process (prefork, concurrency 1) on the hub's CPU."""
+
+    def enqueue(redis_url: str, count: int) -> None:
+        import os
+
+        os.environ["BENCH_REDIS"] = redis_url
+        from bench.peers import celery_task
+
+        celery_task.app.conf.broker_url = redis_url
+        body = event_template().replace("%s", "peer").encode()
+        with celery_task.app.producer_or_acquire() as producer:
+            for n in range(count):
+                celery_task.deliver.apply_async(
+                    (f"{env.receiver.url}/ok/p", f"evt_{n}", body), producer=producer
+                )
+
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "bench.peers.celery_task",
+        "worker",
+        "--concurrency=1",
+        "--pool=prefork",
+        "--loglevel=WARNING",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    return _peer(env, "celery", enqueue, command, int(env.size(5000, 500)))
+
+
+def arq(env: Env) -> dict[str, Any]:
+    """arq, one worker process (64 concurrent jobs) on the hub's CPU."""
+
+    async def enqueue(redis_url: str, count: int) -> None:
+        from arq import create_pool
+        from arq.connections import RedisSettings
+
+        pool = await create_pool(RedisSettings.from_dsn(redis_url))
+        body = event_template().replace("%s", "peer").encode()
+        for n in range(count):
+            await pool.enqueue_job("deliver", f"{env.receiver.url}/ok/p", f"evt_{n}", body)
+        await pool.aclose()
+
+    command = [sys.executable, "-m", "arq", "bench.peers.arq_job.WorkerSettings", "--burst"]
+    return _peer(env, "arq", enqueue, command, int(env.size(5000, 500)))
+
+
+SCENARIOS = {
+    "receiver_ceiling": receiver_ceiling,
+    "accept_events": accept_events,
+    "accept_rated": accept_rated,
+    "deliver": deliver,
+    "mixed": mixed,
+    "failing": failing,
+    "growth": growth,
+    "celery": celery,
+    "arq": arq,
+}
