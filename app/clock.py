@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -21,7 +22,13 @@ def to_rfc3339(millis: int | None) -> str | None:
     if millis is None:
         return None
     seconds, rest = divmod(millis, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest:03d}Z"
+    return f"{_second(seconds)}.{rest:03d}Z"
+
+
+@lru_cache(maxsize=64)
+def _second(seconds: int) -> str:
+    """Formatted once per second: every answer of the accept path carries a timestamp."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def from_datetime(moment: datetime) -> int:

@@ -46,27 +46,15 @@ def dumps(value: Any) -> bytes:
 
 
 def _normalised(value: Any) -> Any:
-    """1.0, 1.00 and 1 are the same number: compare values, not spellings."""
+    """1.0, 1.00 and 1 are the same number: written the way orjson writes the int 1."""
     if isinstance(value, Decimal):
-        return orjson.Fragment(str(value.normalize()) if value != 0 else "0")
+        return orjson.Fragment(format(value.normalize(), "f") if value else "0")
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def canonical(value: Any) -> bytes:
     """Sorted keys, normalised numbers: equal JSON values give equal bytes (for hashing)."""
-    return orjson.dumps(_ints_as_decimals(value), default=_normalised, option=orjson.OPT_SORT_KEYS)
-
-
-def _ints_as_decimals(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {k: _ints_as_decimals(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_ints_as_decimals(v) for v in value]
-    return value
+    return orjson.dumps(value, default=_normalised, option=orjson.OPT_SORT_KEYS)
 
 
 def differences(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:

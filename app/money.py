@@ -12,12 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
+from decimal import (
+    ROUND_FLOOR,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
 
 from iso4217 import Currency
 
 HUNDRED = Decimal(100)
+ZERO = Decimal(0)
 MAX_DECIMALS = 6
+# Sums and products of amounts must be exact: 60 digits hold any bill we accept, and should one
+# not fit, Inexact raises instead of rounding silently. Only the divisor method divides.
+EXACT = Context(prec=60, traps=[Inexact, Overflow, InvalidOperation, DivisionByZero])
+DIVIDE = Context(prec=60, traps=[Overflow, InvalidOperation, DivisionByZero])
 
 
 class UnknownCurrency(ValueError):
@@ -52,9 +66,8 @@ def decimals(value: Decimal) -> int:
 
 def net_of(gross: Decimal, vat_percent: Decimal, places: int) -> Decimal:
     """The divisor method: net = gross / (1 + rate/100), rounded half-up once."""
-    with localcontext() as ctx:
-        ctx.prec = 50
-        return round_half_up(gross / (1 + vat_percent / HUNDRED), places)
+    divisor = DIVIDE.add(1, DIVIDE.divide(vat_percent, HUNDRED))
+    return round_half_up(DIVIDE.divide(gross, divisor), places)
 
 
 def allocate(total: Decimal, parts: Sequence[Decimal], places: int) -> list[Decimal]:
@@ -97,9 +110,14 @@ class Totals:
 
 
 def line_gross(quantity: Decimal, gross_unit_price: Decimal) -> Decimal:
-    with localcontext() as ctx:
-        ctx.prec = 50
-        return quantity * gross_unit_price
+    return EXACT.multiply(quantity, gross_unit_price)
+
+
+def exact_sum(values: Iterable[Decimal]) -> Decimal:
+    total = ZERO
+    for value in values:
+        total = EXACT.add(total, value)
+    return total
 
 
 def totals(lines: Iterable[tuple[Decimal, Decimal, Decimal]], places: int) -> Totals:
@@ -107,9 +125,9 @@ def totals(lines: Iterable[tuple[Decimal, Decimal, Decimal]], places: int) -> To
     exact: dict[Decimal, Decimal] = {}
     for quantity, price, rate in lines:
         key = rate.normalize()
-        exact[key] = exact.get(key, Decimal(0)) + line_gross(quantity, price)
+        exact[key] = EXACT.add(exact.get(key, ZERO), line_gross(quantity, price))
     rates = sorted(exact)
-    gross = round_half_up(sum(exact.values(), Decimal(0)), places)
+    gross = round_half_up(exact_sum(exact.values()), places)
     shares = allocate(gross, [exact[r] for r in rates], places) if rates else []
     groups = tuple(
         VatGroup(rate, share, net_of(share, rate, places))

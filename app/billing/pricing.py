@@ -15,7 +15,7 @@ from decimal import ROUND_CEILING, Decimal
 from dateutil.relativedelta import relativedelta
 
 from app.billing.models import Flat, Package, PerUnit, PriceModelSpec, Tier, Tiered, Volume
-from app.money import line_gross, round_half_up
+from app.money import DIVIDE, EXACT, exact_sum, line_gross, round_half_up
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
@@ -94,7 +94,7 @@ def _graduated(tiers: list[Tier], units: Decimal) -> Decimal:
     for tier in tiers:
         ceiling = units if tier.upTo is None else min(units, tier.upTo)
         if ceiling > floor:
-            amount += line_gross(ceiling - floor, tier.unitPrice)
+            amount = EXACT.add(amount, line_gross(EXACT.subtract(ceiling, floor), tier.unitPrice))
         if tier.upTo is None or units <= tier.upTo:
             break
         floor = tier.upTo
@@ -109,7 +109,7 @@ def _volume_price(tiers: list[Tier], units: Decimal) -> Decimal:
 
 
 def _bounds(model: PriceModelSpec, lines: list[Line], product_id: str, places: int) -> list[Line]:
-    subtotal = sum((line.gross for line in lines), ZERO)
+    subtotal = exact_sum(line.gross for line in lines)
     if model.minimum is not None and subtotal < model.minimum:
         adjust = round_half_up(model.minimum - subtotal, places)
         return [Line(product_id, "Minimum charge", ONE, adjust, model.vatPercent)]
@@ -140,4 +140,6 @@ def prorate(amount: Decimal, days: int, full_days: int, places: int) -> Decimal:
     """
     if not 0 < days <= full_days:
         raise ValueError(f"{days} days is not a part of a {full_days}-day period")
-    return round_half_up(amount * days / full_days, places)
+    return round_half_up(
+        DIVIDE.divide(EXACT.multiply(amount, Decimal(days)), Decimal(full_days)), places
+    )

@@ -42,10 +42,10 @@ class Recorded:
 
 class References:
     """Preliminary references `PRE-<year>-<n>`: unique per tenant and year, never an invoice
-    number. Numbers come in blocks of 50 from a store counter (one write per block), so they
+    number. Numbers come in blocks of 1,000 from a store counter (one write per block), so they
     are unique across processes but may skip (a restart abandons the rest of a block)."""
 
-    BLOCK = 50
+    BLOCK = 1000
 
     def __init__(self, store: Store) -> None:
         self._store = store
