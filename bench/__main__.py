@@ -10,6 +10,7 @@ import platform
 import shutil
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,13 @@ def main() -> None:
         for name in names:
             for run in range(1, runs + 1):
                 started = time.monotonic()
-                figures = SCENARIOS[name](env)
-                row = {
-                    "scenario": name,
-                    "run": run,
-                    "seconds": round(time.monotonic() - started, 1),
-                    "figures": figures,
-                }
+                try:
+                    figures = SCENARIOS[name](env)
+                except Exception as exc:  # one broken scenario must not lose the others
+                    traceback.print_exc()
+                    figures = {"error": f"{type(exc).__name__}: {exc}"}
+                seconds = round(time.monotonic() - started, 1)
+                row = {"scenario": name, "run": run, "seconds": seconds, "figures": figures}
                 results.append(row)
                 print(json.dumps(row), flush=True)
     finally:

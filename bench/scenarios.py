@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -384,12 +384,20 @@ def receiver_ceiling(env: Env) -> dict[str, Any]:
     return {"requests_per_s": result["per_s"]}
 
 
-def _peer(env: Env, name: str, enqueue: Any, command: list[str], count: int) -> dict[str, Any]:
+def _peer(env: Env, name: str, command: list[str], count: int) -> dict[str, Any]:
+    """Fill the peer's queue, start its worker on the hub's CPU, time the drain at the receiver."""
+    body = event_template().replace("%s", "peer").encode()
     with redis_server(env.workdir) as redis_url:
-        if asyncio.iscoroutinefunction(enqueue):
-            asyncio.run(enqueue(redis_url, count))
-        else:
-            enqueue(redis_url, count)
+        fill = [
+            sys.executable,
+            "-m",
+            "bench.peers.enqueue",
+            name,
+            redis_url,
+            f"{env.receiver.url}/ok/{name}",
+            str(count),
+        ]
+        subprocess.run(fill, input=body, cwd=ROOT, check=True)
         env.receiver.reset()
         worker = spawn(command, env.workdir / f"{name}.log", UNDER_TEST, {"BENCH_REDIS": redis_url})
         try:
@@ -404,21 +412,6 @@ def _peer(env: Env, name: str, enqueue: Any, command: list[str], count: int) -> 
 
 def celery(env: Env) -> dict[str, Any]:
     """Celery + Redis, one worker process (prefork, concurrency 1) on the hub's CPU."""
-
-    def enqueue(redis_url: str, count: int) -> None:
-        import os
-
-        os.environ["BENCH_REDIS"] = redis_url
-        from bench.peers import celery_task
-
-        celery_task.app.conf.broker_url = redis_url
-        body = event_template().replace("%s", "peer").encode()
-        with celery_task.app.producer_or_acquire() as producer:
-            for n in range(count):
-                celery_task.deliver.apply_async(
-                    (f"{env.receiver.url}/ok/p", f"evt_{n}", body), producer=producer
-                )
-
     command = [
         sys.executable,
         "-m",
@@ -433,24 +426,13 @@ def celery(env: Env) -> dict[str, Any]:
         "--without-gossip",
         "--without-mingle",
     ]
-    return _peer(env, "celery", enqueue, command, int(env.size(5000, 500)))
+    return _peer(env, "celery", command, int(env.size(5000, 500)))
 
 
 def arq(env: Env) -> dict[str, Any]:
     """arq, one worker process (64 concurrent jobs) on the hub's CPU."""
-
-    async def enqueue(redis_url: str, count: int) -> None:
-        from arq import create_pool
-        from arq.connections import RedisSettings
-
-        pool = await create_pool(RedisSettings.from_dsn(redis_url))
-        body = event_template().replace("%s", "peer").encode()
-        for n in range(count):
-            await pool.enqueue_job("deliver", f"{env.receiver.url}/ok/p", f"evt_{n}", body)
-        await pool.aclose()
-
     command = [sys.executable, "-m", "arq", "bench.peers.arq_job.WorkerSettings", "--burst"]
-    return _peer(env, "arq", enqueue, command, int(env.size(5000, 500)))
+    return _peer(env, "arq", command, int(env.size(5000, 500)))
 
 
 SCENARIOS = {
