@@ -12,10 +12,13 @@ from app.cache import CounterCache
 from app.clock import Clock
 from app.delivery import Deliverer
 from app.errors import Conflict, NotFound
+from app.fanout import deliveries_for, envelope
+from app.health import judge
 from app.ids import new_id
 from app.records import Attempt, BillingRecord, Endpoint, Event, Job, NewDelivery, NewEvent
 from app.settle import settle
 from app.store import Store
+from app.store.outcomes import Rules
 
 TEST_EVENT_TYPE = "webhook.test"
 
@@ -26,11 +29,6 @@ class Published:
     created: bool
     deliveries: int
     same_request: bool = True  # False: the idempotency key was used for a different request
-
-
-def envelope(event_type: str, parameters: dict[str, Any]) -> bytes:
-    """The exact bytes every subscriber gets: the seed's envelope and nothing else."""
-    return jsoncodec.dumps({"parameters": parameters, "type": event_type})
 
 
 def request_hash(event_type: str, parameters: Any, ordering_key: str | None) -> str:
@@ -51,6 +49,7 @@ class EventService:
         self._clock = clock
         self._endpoints = endpoints
         self.on_commit: Callable[[], None] = lambda: None
+        self.rules: Rules = Rules(judge, 0)  # a test ping is evidence of health like any attempt
 
     async def publish(
         self,
@@ -106,19 +105,7 @@ class EventService:
         )
 
     async def _fan_out(self, event: Event, now: int) -> tuple[NewDelivery, ...]:
-        """One delivery per matching endpoint; its id is the event's plus an index (no new
-        random bits needed: unique because the event id is)."""
-        endpoints = await self._endpoints.get(event.tenant_id)
-        matching = [
-            ep
-            for ep in endpoints
-            if ep.matches(event.type, event.customer_number, event.external_contract_id)
-        ]
-        stem = "dlv_" + event.id.partition("_")[2]
-        return tuple(
-            NewDelivery(f"{stem}{n:02x}", ep.id, None if ep.status == "disabled" else now)
-            for n, ep in enumerate(matching)
-        )
+        return deliveries_for(event, await self._endpoints.get(event.tenant_id), now)
 
     async def get(self, tenant_id: str, event_id: str) -> Event:
         event = await self._store.events.get(tenant_id, event_id)
@@ -159,7 +146,7 @@ class EventService:
         )
         outcome = await deliverer.send(job.url, job.event_id, job.body, job.secrets)
         finished = settle(job, outcome, schedule=())
-        await self._store.deliveries.record([finished], self._clock.now_ms())
+        await self._store.deliveries.record([finished], self._clock.now_ms(), self.rules)
         return finished.attempt
 
 

@@ -17,7 +17,7 @@ from app.events import EventService
 from app.periodic import Periodic
 from app.store import Store, open_store
 from app.tenants import Tenancy
-from app.worker import Worker
+from app.worker import Worker, rules_for
 
 
 @dataclass
@@ -48,6 +48,8 @@ class Hub:
         events = EventService(store, clock, cache)
         worker = Worker(store, deliverer, clock, settings)
         events.on_commit = worker.notify
+        events.rules = rules_for(settings)
+        worker.on_endpoints_changed = cache.invalidate
         price_models = PriceModelService(store, clock)
         billing = BillingService(store, clock, events, price_models, settings.timezone)
         bills = BillService(store, clock, billing)

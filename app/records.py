@@ -43,6 +43,15 @@ class Endpoint:
     disabled_reason: str | None = None
     previous_secret: str | None = None
     previous_secret_expires_at: int | None = None
+    health: str = "active"  # active | failing (circuit open)
+    consecutive_failures: int = 0
+    failing_since: int | None = None
+    last_success_at: int | None = None
+
+    @property
+    def accepting(self) -> bool:
+        """New deliveries are due at once; otherwise they are stored held."""
+        return self.status != "disabled" and self.health != "failing"
 
     def matches(self, event_type: str, customer_number: str | None, contract: str | None) -> bool:
         """Subscribed to the type (None = all types) and every filter field equal."""
@@ -75,6 +84,8 @@ class NewDelivery:
     next_attempt_at: int | None
     trigger: str = "scheduled"
     status: str = "pending"
+    replay_id: str | None = None
+    ordering_key: str | None = None  # set only for an ordered endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +201,8 @@ class Job:
     url: str
     body: bytes
     secrets: tuple[str, ...]
+    ordering_key: str | None = None
+    rate_limit_per_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

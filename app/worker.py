@@ -5,7 +5,9 @@ copies, so killing it loses nothing: an expired lease makes a delivery claimable
 
 Each turn of the loop is one transaction that records every attempt finished since the last
 turn and claims as many due deliveries as there is room for; while it commits, more attempts
-finish, so under load a turn serves hundreds of deliveries.
+finish, so under load a turn serves hundreds of deliveries. Room is per endpoint too: at most
+`endpoint_concurrency` in flight and its `rate_limit_per_s`, so one slow or dead endpoint only
+ever occupies its own slots.
 """
 
 from __future__ import annotations
@@ -14,19 +16,49 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
+from collections import Counter
+from collections.abc import Callable
 
-from app import metrics
+from app import health, metrics
 from app.clock import Clock
 from app.config import Settings
 from app.delivery import Deliverer
 from app.records import Finished, Job
 from app.settle import settle
 from app.store import Store
+from app.store.deliveries import Claim
+from app.store.outcomes import Rules
 
 log = logging.getLogger("billhook.worker")
 
 CLAIM_BATCH = 512
 MIN_CLAIM = 32
+
+
+def rules_for(settings: Settings) -> Rules:
+    """Endpoint health rules; after a probe runs out of attempts the next waits the longest
+    step of the schedule."""
+    last_delay = settings.retry_schedule[-1] if settings.retry_schedule else 60.0
+    return Rules(health.judge, probe_after_ms=round(last_delay * 1000))
+
+
+class Bucket:
+    """A token bucket for an endpoint's `rate_limit_per_s` (burst: one second's worth)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.at = time.monotonic()
+
+    def available(self) -> int:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        return int(self.tokens)
+
+    def take(self) -> None:
+        self.tokens -= 1
 
 
 class Worker:
@@ -44,14 +76,19 @@ class Worker:
         self._schedule = settings.retry_schedule
         self._lease_ms = round(settings.lease_seconds * 1000)
         self._capacity = settings.worker_concurrency
+        self._cap = settings.endpoint_concurrency
         self._poll = settings.poll_interval
         self._grace = settings.shutdown_grace
         self._rng = rng or random.Random()
+        self._rules = rules_for(settings)
         self._sending: dict[asyncio.Task[None], Job] = {}
+        self._busy: Counter[str] = Counter()
+        self._buckets: dict[str, Bucket] = {}
         self._results: list[Finished] = []
         self._wake = asyncio.Event()
         self._stopping = False
         self._backlog = False
+        self.on_endpoints_changed: Callable[[], None] = lambda: None
 
     def notify(self) -> None:
         """New work was committed in this process: claim now rather than at the next poll."""
@@ -60,10 +97,14 @@ class Worker:
     # -- driven mode: tests and tools --------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Claim what is due now, send it, record it. Returns how many were attempted."""
+        """Claim what is due now (within each endpoint's room), send it, record it."""
         jobs = await self._turn([], CLAIM_BATCH)
         if jobs:
+            for job in jobs:
+                self._take(job)
             finished = await asyncio.gather(*(self._attempt(job) for job in jobs))
+            for job in jobs:
+                self._release(job)
             await self._turn(list(finished), 0)
         return len(jobs)
 
@@ -107,8 +148,32 @@ class Worker:
             return 0
         return min(free, CLAIM_BATCH)
 
+    def _claim(self, want: int) -> Claim:
+        """This worker's room per endpoint: its concurrency cap and rate limit."""
+        excluded, free = [], {}
+        for endpoint_id in set(self._busy) | set(self._buckets):
+            room = self._cap - self._busy[endpoint_id]
+            bucket = self._buckets.get(endpoint_id)
+            if bucket is not None:
+                room = min(room, bucket.available())
+            if room <= 0:
+                excluded.append(endpoint_id)
+            elif room < self._cap:
+                free[endpoint_id] = room
+        return Claim(want, self._cap, tuple(excluded), free)
+
+    def _take(self, job: Job) -> None:
+        self._busy[job.endpoint_id] += 1
+        if job.rate_limit_per_s:
+            bucket = self._buckets.setdefault(job.endpoint_id, Bucket(job.rate_limit_per_s))
+            bucket.rate = job.rate_limit_per_s
+            bucket.take()
+        else:
+            self._buckets.pop(job.endpoint_id, None)
+
     def _start(self, jobs: list[Job]) -> None:
         for job in jobs:
+            self._take(job)
             task = asyncio.create_task(self._send(job))
             self._sending[task] = job
             task.add_done_callback(self._sent)
@@ -121,12 +186,18 @@ class Worker:
 
     async def _turn(self, finished: list[Finished], want: int) -> list[Job]:
         now = self._clock.now_ms()
+        claim = self._claim(want)
         try:
-            return await self._store.deliveries.turn(finished, now, now + self._lease_ms, want)
+            turn = await self._store.deliveries.turn(
+                finished, now, now + self._lease_ms, claim, self._rules
+            )
         except Exception:
             # Unrecorded attempts stay leased; they are sent again when the lease runs out.
             log.exception("recording %d attempts or claiming failed", len(finished))
             return []
+        if turn.endpoints_changed:
+            self.on_endpoints_changed()
+        return turn.jobs
 
     async def _attempt(self, job: Job) -> Finished:
         outcome = await self._deliverer.send(job.url, job.event_id, job.body, job.secrets)
@@ -142,7 +213,14 @@ class Worker:
         self._wake.set()
 
     def _sent(self, task: asyncio.Task[None]) -> None:
-        self._sending.pop(task, None)
+        job = self._sending.pop(task, None)
+        if job is not None:
+            self._release(job)
+
+    def _release(self, job: Job) -> None:
+        self._busy[job.endpoint_id] -= 1
+        if not self._busy[job.endpoint_id]:
+            del self._busy[job.endpoint_id]
 
     async def _shutdown(self) -> None:
         """Give in-flight attempts a grace period, hand the rest back, record everything."""

@@ -75,7 +75,7 @@ async def test_an_outcome_recorded_after_the_lease_was_lost_does_not_overwrite(h
     from app.settle import settle
 
     late = settle(stale, Outcome(clock.now_ms(), 5, status_code=200), ())
-    await store.deliveries.record([late], clock.now_ms())
+    await store.deliveries.record([late], clock.now_ms(), hub.hub.events.rules)
     [delivery] = (await hub.http.get(f"/v1/events/{event['id']}")).json()["deliveries"]
     assert delivery["status"] == "delivering"
     assert current.lease_until != stale.lease_until

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from app.records import Attempt, Delivery, Finished, Job
+from app.store import outcomes
 from app.store.connector import Connector, Row, Tx
+from app.store.outcomes import Rules
 
 
 def delivery_from_row(row: Row) -> Delivery:
@@ -57,35 +62,26 @@ def job_from_row(row: Row, now: int) -> Job:
         url=row["url"],
         body=bytes(row["body"]),
         secrets=tuple(secrets),
+        ordering_key=row["ordering_key"],
+        rate_limit_per_s=row["rate_limit_per_s"],
     )
 
 
-def _attempt_row(f: Finished) -> dict[str, Any]:
-    a = f.attempt
-    return {
-        "id": a.id,
-        "delivery_id": a.delivery_id,
-        "tenant_id": f.job.tenant_id,
-        "attempt": a.attempt,
-        "trigger": a.trigger,
-        "started_at": a.started_at,
-        "duration_ms": a.duration_ms,
-        "status_code": a.status_code,
-        "error": a.error,
-        "response_body": a.response_body,
-    }
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """How much to claim: `limit` in all, at most `free[endpoint]` (else `cap`) per endpoint,
+    none for `excluded` endpoints (saturated or rate-limited in this worker)."""
+
+    limit: int
+    cap: int = 8
+    excluded: tuple[str, ...] = ()
+    free: Mapping[str, int] = field(default_factory=dict)
 
 
-def _finish_row(f: Finished, now: int) -> dict[str, Any]:
-    return {
-        "id": f.job.delivery_id,
-        "status": f.status,
-        "next_attempt_at": f.next_attempt_at,
-        "status_code": f.attempt.status_code,
-        "error": f.attempt.error,
-        "now": now,
-        "lease_until": f.job.lease_until,
-    }
+@dataclass(frozen=True, slots=True)
+class Turn:
+    jobs: list[Job]
+    endpoints_changed: bool  # an endpoint's health or status moved: drop endpoint caches
 
 
 class Deliveries:
@@ -93,38 +89,55 @@ class Deliveries:
         self._db = db
 
     async def turn(
-        self, finished: Sequence[Finished], now: int, lease_until: int, limit: int
-    ) -> list[Job]:
-        """Record finished attempts and claim up to `limit` due deliveries, in one transaction.
+        self,
+        finished: Sequence[Finished],
+        now: int,
+        lease_until: int,
+        claim: Claim,
+        rules: Rules | None = None,
+    ) -> Turn:
+        """Record finished attempts (app/store/outcomes.py) and claim due deliveries, in one
+        transaction committed without fsync: a power cut that loses it only re-sends.
 
-        Recording: every attempt is inserted (it happened); a delivery moves on only while the
-        lease is still this worker's (not re-claimed after expiry, nor cancelled meanwhile).
-        Claiming: due deliveries and ones whose lease ran out, leased until `lease_until`.
-        The commit skips the fsync (durable=False): a power cut that loses it only re-sends.
+        Claimed: first attempts and replays before retries, oldest first, within each
+        endpoint's room, leased until `lease_until`; expired leases are claimable again.
         """
 
-        async def work(tx: Tx) -> list[str]:
-            if finished:
-                await tx.executemany("attempt_insert", [_attempt_row(f) for f in finished])
-                await tx.executemany("delivery_finish", [_finish_row(f, now) for f in finished])
-            if not limit:
-                return []
-            params = {"now": now, "lease_until": lease_until, "limit": limit}
-            return [r["id"] for r in await tx.fetch("deliveries_claim", params)]
+        if finished and rules is None:
+            raise ValueError("recording outcomes needs the endpoint health rules")
 
-        if not finished and not limit:
-            return []
-        ids = await self._db.transact(work, durable=False)
+        async def work(tx: Tx) -> tuple[list[str], bool]:
+            changed = await outcomes.record(tx, finished, now, rules) if rules else False
+            if not claim.limit:
+                return [], changed
+            rows = await tx.fetch("deliveries_claim", self._claim_params(claim, now, lease_until))
+            return [r["id"] for r in rows], changed
+
+        if not finished and not claim.limit:
+            return Turn([], False)
+        ids, changed = await self._db.transact(work, durable=False)
         if not ids:
-            return []
+            return Turn([], changed)
         rows = await self._db.fetch("jobs_by_ids", {"ids": self._db.ids(ids)})
-        return [job_from_row(r, now) for r in rows]
+        return Turn([job_from_row(r, now) for r in rows], changed)
+
+    def _claim_params(self, claim: Claim, now: int, lease_until: int) -> dict[str, Any]:
+        return {
+            "now": now,
+            "lease_until": lease_until,
+            "limit": claim.limit,
+            "scan": max(4 * claim.limit, 1024),
+            "cap": claim.cap,
+            "excluded": self._db.ids(claim.excluded),
+            "free": orjson.dumps(dict(claim.free)).decode(),
+        }
 
     async def claim(self, now: int, lease_until: int, limit: int) -> list[Job]:
-        return await self.turn((), now, lease_until, limit)
+        """Claim without recording (tests, tools)."""
+        return (await self.turn((), now, lease_until, Claim(limit, cap=limit))).jobs
 
-    async def record(self, finished: Sequence[Finished], now: int) -> None:
-        await self.turn(finished, now, now, 0)
+    async def record(self, finished: Sequence[Finished], now: int, rules: Rules) -> None:
+        await self.turn(finished, now, now, Claim(0), rules)
 
     async def release(self, jobs: Sequence[Job], now: int) -> None:
         """Hand unsent claimed deliveries back at once (graceful stop), not after the lease."""

@@ -34,6 +34,10 @@ def endpoint_from_row(row: Row) -> Endpoint:
         disabled_reason=row["disabled_reason"],
         previous_secret=row["previous_secret"],
         previous_secret_expires_at=row["previous_secret_expires_at"],
+        health=row["health"],
+        consecutive_failures=row["consecutive_failures"],
+        failing_since=row["failing_since"],
+        last_success_at=row["last_success_at"],
     )
 
 
@@ -100,7 +104,8 @@ class Endpoints:
         return [endpoint_from_row(r) for r in rows]
 
     async def update(self, before: Endpoint, after: Endpoint) -> None:
-        """Write `after`; a status change holds or releases the endpoint's pending deliveries."""
+        """Write `after`; disabling holds the endpoint's pending deliveries, enabling resets its
+        health and releases everything held (a catch-up; ordered keys stay in order)."""
 
         async def work(tx: Tx) -> None:
             columns = _columns(after)
@@ -108,8 +113,9 @@ class Endpoints:
             await tx.execute("counter_bump", {"name": "endpoints"})
             scope = {"endpoint_id": after.id, "now": after.updated_at}
             if before.status != "disabled" and after.status == "disabled":
-                await tx.execute("deliveries_hold_for_endpoint", scope)
+                await tx.execute("deliveries_hold_for_endpoint", scope | {"keep": None})
             elif before.status == "disabled" and after.status != "disabled":
+                await tx.execute("endpoint_health_reset", {"id": after.id})
                 await tx.execute("deliveries_release_for_endpoint", scope)
 
         await self._db.transact(work)

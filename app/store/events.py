@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
-from app.records import Event, Inserted, NewEvent
+from app.records import Event, Inserted, NewDelivery, NewEvent
 from app.store.batch import GroupCommit
 from app.store.billing import billing_columns
 from app.store.connector import Connector, Row, Tx
@@ -41,21 +42,63 @@ def _event_columns(e: Event) -> dict[str, Any]:
     }
 
 
-def delivery_rows(new: NewEvent) -> list[dict[str, Any]]:
-    e = new.event
-    return [
-        {
-            "id": d.id,
-            "tenant_id": e.tenant_id,
-            "event_id": e.id,
-            "endpoint_id": d.endpoint_id,
-            "trigger": d.trigger,
-            "status": d.status,
-            "next_attempt_at": d.next_attempt_at,
-            "created_at": e.created_at,
-        }
-        for d in new.deliveries
-    ]
+def delivery_row(new: NewEvent, d: NewDelivery, queued: bool) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "tenant_id": new.event.tenant_id,
+        "event_id": new.event.id,
+        "endpoint_id": d.endpoint_id,
+        "trigger": d.trigger,
+        "status": d.status,
+        "next_attempt_at": None if queued else d.next_attempt_at,
+        "created_at": new.event.created_at,
+        "replay_id": d.replay_id,
+        "ordering_key": d.ordering_key,
+        "queued": queued,
+    }
+
+
+async def insert_events(
+    tx: Tx, batch: Sequence[NewEvent], existing: dict[tuple[str, str], Event]
+) -> list[Inserted]:
+    """Write events, their deliveries and billing rows; keys already in `existing` are repeats.
+
+    A delivery to an ordered endpoint waits (queued) while an earlier delivery of its ordering
+    key is unfinished, including one earlier in this very batch.
+    """
+    results: list[Inserted] = []
+    events, deliveries, billing = [], [], []
+    busy: set[tuple[str, str]] = set()
+    for new in batch:
+        key = new.event.idempotency_key
+        if key is not None:
+            if (new.event.tenant_id, key) in existing:
+                results.append(Inserted(existing[(new.event.tenant_id, key)], False, None))
+                continue
+            existing[(new.event.tenant_id, key)] = new.event
+        events.append(_event_columns(new.event))
+        for d in new.deliveries:
+            queued = d.ordering_key is not None and await _waits(tx, d, busy)
+            deliveries.append(delivery_row(new, d, queued))
+        if new.billing is not None:
+            billing.append(billing_columns(new.billing))
+        results.append(Inserted(new.event, created=True, deliveries=len(new.deliveries)))
+    await tx.executemany("event_insert", events)
+    await tx.executemany("delivery_insert", deliveries)
+    await tx.executemany("billing_insert", billing)
+    return results
+
+
+async def _waits(tx: Tx, d: NewDelivery, busy: set[tuple[str, str]]) -> bool:
+    assert d.ordering_key is not None
+    key = (d.endpoint_id, d.ordering_key)
+    if key not in busy:
+        params = {"endpoint_id": d.endpoint_id, "key": d.ordering_key}
+        if await tx.fetchrow("ordered_busy", params) is None:
+            busy.add(key)
+            return False
+    busy.add(key)
+    return True
 
 
 class Events:
@@ -72,28 +115,7 @@ class Events:
         await self._commit.close()
 
     async def _insert_batch(self, tx: Tx, batch: list[NewEvent]) -> list[Inserted]:
-        existing = await self._existing(tx, batch)
-        results: list[Inserted] = []
-        events: list[dict[str, Any]] = []
-        deliveries: list[dict[str, Any]] = []
-        billing: list[dict[str, Any]] = []
-        for new in batch:
-            idempotency_key = new.event.idempotency_key
-            if idempotency_key is not None:
-                key = (new.event.tenant_id, idempotency_key)
-                if key in existing:
-                    results.append(Inserted(existing[key], created=False, deliveries=None))
-                    continue
-                existing[key] = new.event
-            events.append(_event_columns(new.event))
-            deliveries.extend(delivery_rows(new))
-            if new.billing is not None:
-                billing.append(billing_columns(new.billing))
-            results.append(Inserted(new.event, created=True, deliveries=len(new.deliveries)))
-        await tx.executemany("event_insert", events)
-        await tx.executemany("delivery_insert", deliveries)
-        await tx.executemany("billing_insert", billing)
-        return results
+        return await insert_events(tx, batch, await self._existing(tx, batch))
 
     async def _existing(self, tx: Tx, batch: list[NewEvent]) -> dict[tuple[str, str], Event]:
         keys: dict[str, list[str]] = defaultdict(list)

@@ -90,11 +90,34 @@ WHERE endpoint_id = :endpoint_id AND status IN ('pending', 'delivering');
 
 -- name: deliveries_hold_for_endpoint
 UPDATE deliveries SET next_attempt_at = NULL, updated_at = :now
-WHERE endpoint_id = :endpoint_id AND status = 'pending';
+WHERE endpoint_id = :endpoint_id AND status = 'pending' AND next_attempt_at IS NOT NULL
+  AND id IS NOT :keep;
 
 -- name: deliveries_release_for_endpoint
 UPDATE deliveries SET next_attempt_at = :now, updated_at = :now
-WHERE endpoint_id = :endpoint_id AND status = 'pending' AND next_attempt_at IS NULL;
+WHERE endpoint_id = :endpoint_id AND status = 'pending' AND next_attempt_at IS NULL
+  AND queued = 0;
+
+-- name: deliveries_new_probe
+UPDATE deliveries SET next_attempt_at = :at, updated_at = :now
+WHERE id = (
+    SELECT id FROM deliveries
+    WHERE endpoint_id = :endpoint_id AND status = 'pending' AND next_attempt_at IS NULL
+      AND queued = 0
+    ORDER BY id LIMIT 1)
+RETURNING id;
+
+-- name: endpoint_health_update
+UPDATE endpoints SET
+    status = :status, disabled_reason = :disabled_reason, health = :health,
+    consecutive_failures = :consecutive_failures, failing_since = :failing_since,
+    last_success_at = :last_success_at, probe_id = :probe_id, updated_at = :now
+WHERE id = :id;
+
+-- name: endpoint_health_reset
+UPDATE endpoints SET health = 'active', consecutive_failures = 0, failing_since = NULL,
+    probe_id = NULL
+WHERE id = :id;
 
 -- name: event_insert
 INSERT INTO events (
@@ -107,10 +130,28 @@ VALUES (
 -- name: delivery_insert
 INSERT INTO deliveries (
     id, tenant_id, event_id, endpoint_id, status, trigger, attempts, next_attempt_at,
-    created_at, updated_at)
+    created_at, updated_at, replay_id, ordering_key, queued)
 VALUES (
     :id, :tenant_id, :event_id, :endpoint_id, :status, :trigger, 0, :next_attempt_at,
-    :created_at, :created_at);
+    :created_at, :created_at, :replay_id, :ordering_key, :queued);
+
+-- name: ordered_busy
+SELECT 1 AS busy FROM deliveries
+WHERE endpoint_id = :endpoint_id AND ordering_key = :key AND ordering_key IS NOT NULL
+  AND status IN ('pending', 'delivering')
+LIMIT 1;
+
+-- name: ordered_promote
+UPDATE deliveries SET queued = 0, next_attempt_at = :due, updated_at = :now
+WHERE id = (
+    SELECT id FROM deliveries
+    WHERE endpoint_id = :endpoint_id AND ordering_key = :key AND ordering_key IS NOT NULL
+      AND status IN ('pending', 'delivering') AND queued = 1
+    ORDER BY rowid LIMIT 1)
+  AND NOT EXISTS (
+    SELECT 1 FROM deliveries
+    WHERE endpoint_id = :endpoint_id AND ordering_key = :key AND ordering_key IS NOT NULL
+      AND status IN ('pending', 'delivering') AND queued = 0);
 
 -- name: event_get
 SELECT * FROM events WHERE id = :id AND tenant_id = :tenant_id;
@@ -144,16 +185,17 @@ ORDER BY id DESC LIMIT :limit;
 
 -- name: attempt_insert
 INSERT INTO attempts (
-    id, delivery_id, tenant_id, attempt, trigger, started_at, duration_ms, status_code, error,
-    response_body)
+    id, delivery_id, tenant_id, endpoint_id, attempt, trigger, started_at, duration_ms,
+    status_code, error, response_body)
 VALUES (
-    :id, :delivery_id, :tenant_id, :attempt, :trigger, :started_at, :duration_ms, :status_code,
-    :error, :response_body);
+    :id, :delivery_id, :tenant_id, :endpoint_id, :attempt, :trigger, :started_at, :duration_ms,
+    :status_code, :error, :response_body);
 
 -- name: delivery_finish
 UPDATE deliveries SET
     status = :status, attempts = attempts + 1, next_attempt_at = :next_attempt_at,
-    last_status_code = :status_code, last_error = :error, updated_at = :now
+    last_status_code = :status_code, last_error = :error, updated_at = :now,
+    lane = CASE WHEN :status = 'pending' THEN 1 ELSE lane END
 WHERE id = :id AND status = 'delivering' AND next_attempt_at = :lease_until;
 
 -- name: delivery_release

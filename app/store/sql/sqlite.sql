@@ -5,21 +5,38 @@ SELECT * FROM events
 WHERE tenant_id = :tenant_id AND idempotency_key IN (SELECT value FROM json_each(:keys));
 
 -- name: deliveries_claim
+-- First attempts and replays (lane 0) before retries (lane 1), oldest first, at most `room`
+-- per endpoint (its free slots in this worker, or :cap), skipping :excluded endpoints.
+WITH due AS (
+    SELECT id, endpoint_id, lane, next_attempt_at FROM deliveries
+    WHERE lane IN (0, 1) AND status IN ('pending', 'delivering')
+      AND next_attempt_at IS NOT NULL AND next_attempt_at <= :now
+      AND endpoint_id NOT IN (SELECT value FROM json_each(:excluded))
+    ORDER BY lane, next_attempt_at
+    LIMIT :scan),
+ranked AS (
+    SELECT id, lane, next_attempt_at,
+           row_number() OVER (PARTITION BY endpoint_id ORDER BY lane, next_attempt_at) AS n,
+           coalesce((SELECT value FROM json_each(:free) WHERE key = due.endpoint_id), :cap)
+               AS room
+    FROM due)
 UPDATE deliveries SET status = 'delivering', next_attempt_at = :lease_until, updated_at = :now
-WHERE id IN (
-    SELECT id FROM deliveries
-    WHERE status IN ('pending', 'delivering') AND next_attempt_at <= :now
-    ORDER BY next_attempt_at LIMIT :limit)
+WHERE id IN (SELECT id FROM ranked WHERE n <= room ORDER BY lane, next_attempt_at LIMIT :limit)
 RETURNING id;
 
 -- name: jobs_by_ids
 SELECT d.id AS delivery_id, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.trigger,
-       d.next_attempt_at AS lease_until, e.type AS event_type, e.body, p.url, p.secret,
-       p.previous_secret, p.previous_secret_expires_at
+       d.next_attempt_at AS lease_until, d.ordering_key, e.type AS event_type, e.body, p.url,
+       p.secret, p.previous_secret, p.previous_secret_expires_at, p.rate_limit_per_s
 FROM deliveries d
 JOIN events e ON e.id = d.event_id
 JOIN endpoints p ON p.id = d.endpoint_id
 WHERE d.id IN (SELECT value FROM json_each(:ids));
+
+-- name: endpoint_health
+SELECT id, tenant_id, url, status, health, consecutive_failures, failing_since,
+       last_success_at, probe_id, disabled_reason
+FROM endpoints WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: subscriptions_claim
 UPDATE subscriptions SET next_bill_at = :lease_until, updated_at = :now

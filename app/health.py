@@ -1,0 +1,187 @@
+"""Endpoint health: what a batch of attempt outcomes does to an endpoint. Pure: no I/O, no clock.
+
+    active ──5 failures in a row──► failing ──5 days of nothing but failures──► disabled
+       ▲                              │  (circuit open: deliveries held, one probe at a time)
+       └──────── a success ───────────┘
+    any state ──410 Gone──► disabled at once
+
+Each transition yields a notice that becomes an operational event (endpoint.failing,
+endpoint.recovered, endpoint.disabled); a delivery that runs out of attempts yields
+message.attempt.exhausted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+FAILING_AFTER = 5
+DISABLE_AFTER_MS = 5 * 24 * 3600 * 1000
+OPERATIONAL = (
+    "endpoint.failing",
+    "endpoint.recovered",
+    "endpoint.disabled",
+    "message.attempt.exhausted",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    endpoint_id: str
+    tenant_id: str
+    url: str
+    status: str  # active | disabled (the operator's switch, and auto-disable)
+    health: str  # active | failing
+    consecutive_failures: int = 0
+    failing_since: int | None = None
+    last_success_at: int | None = None
+    probe_id: str | None = None
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    delivery_id: str
+    at: int
+    ok: bool
+    status_code: int | None
+    error: str | None
+    exhausted: bool = False  # the delivery ran out of attempts with this one
+    event_id: str = ""
+    event_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    type: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    health: Health
+    notices: tuple[Notice, ...] = ()
+    hold_all: bool = False  # the circuit opened (or the endpoint was disabled): hold its queue
+    release_all: bool = False  # the circuit closed: send what was held
+    hold: tuple[str, ...] = field(default=())  # failed deliveries to hold rather than retry
+    new_probe: bool = False  # the probe ran out of attempts: promote a held delivery
+
+
+def judge(health: Health, results: Sequence[Result]) -> Verdict:
+    """Apply outcomes in the order they happened."""
+    verdict = Verdict(health)
+    for result in sorted(results, key=lambda r: r.at):
+        verdict = _step(verdict, result)
+    return verdict
+
+
+def _step(verdict: Verdict, result: Result) -> Verdict:
+    h = verdict.health
+    if h.status == "disabled":
+        return verdict
+    if result.status_code == 410:
+        return _disable(verdict, "gone", result.at)
+    if result.ok:
+        return _success(verdict, result)
+    return _failure(verdict, result)
+
+
+def _success(verdict: Verdict, result: Result) -> Verdict:
+    h = verdict.health
+    recovered = h.health == "failing"
+    healthy = replace(
+        h,
+        health="active",
+        consecutive_failures=0,
+        failing_since=None,
+        last_success_at=result.at,
+        probe_id=None,
+    )
+    if not recovered:
+        return replace(verdict, health=healthy)
+    notice = Notice(
+        "endpoint.recovered",
+        {**_about(h), "failingSince": h.failing_since, "recoveredAt": result.at},
+    )
+    return replace(
+        verdict,
+        health=healthy,
+        notices=(*verdict.notices, notice),
+        release_all=True,
+        hold_all=False,
+    )
+
+
+def _failure(verdict: Verdict, result: Result) -> Verdict:
+    h = verdict.health
+    since = h.failing_since if h.failing_since is not None else result.at
+    h = replace(h, consecutive_failures=h.consecutive_failures + 1, failing_since=since)
+    verdict = replace(verdict, health=h)
+    if result.exhausted and result.event_type not in OPERATIONAL:  # no notices about notices
+        verdict = replace(verdict, notices=(*verdict.notices, _exhausted(h, result)))
+    if result.at - since >= DISABLE_AFTER_MS:
+        return _disable(verdict, "failing", result.at)
+    if h.health == "active" and h.consecutive_failures >= FAILING_AFTER:
+        notice = Notice(
+            "endpoint.failing",
+            {
+                **_about(h),
+                "failingSince": since,
+                "consecutiveFailures": h.consecutive_failures,
+                "lastStatusCode": result.status_code,
+                "lastError": result.error,
+            },
+        )
+        probe = None if result.exhausted else result.delivery_id
+        failing = replace(h, health="failing", probe_id=probe)
+        return replace(
+            verdict,
+            health=failing,
+            notices=(*verdict.notices, notice),
+            hold_all=True,
+            release_all=False,
+            new_probe=probe is None,
+        )
+    if h.health == "failing":
+        if result.delivery_id == h.probe_id:
+            if result.exhausted:  # the probe is spent: another held delivery probes next
+                return replace(verdict, health=replace(h, probe_id=None), new_probe=True)
+            return verdict
+        return replace(verdict, hold=(*verdict.hold, result.delivery_id))
+    return verdict
+
+
+def _disable(verdict: Verdict, reason: str, at: int) -> Verdict:
+    h = verdict.health
+    notice = Notice(
+        "endpoint.disabled",
+        {**_about(h), "reason": reason, "failingSince": h.failing_since, "disabledAt": at},
+    )
+    disabled = replace(h, status="disabled", disabled_reason=reason, probe_id=None)
+    return replace(
+        verdict,
+        health=disabled,
+        notices=(*verdict.notices, notice),
+        hold_all=True,
+        release_all=False,
+        new_probe=False,
+    )
+
+
+def _exhausted(h: Health, result: Result) -> Notice:
+    return Notice(
+        "message.attempt.exhausted",
+        {
+            "endpointId": h.endpoint_id,
+            "eventId": result.event_id,
+            "eventType": result.event_type,
+            "deliveryId": result.delivery_id,
+            "lastStatusCode": result.status_code,
+            "lastError": result.error,
+        },
+    )
+
+
+def _about(h: Health) -> dict[str, Any]:
+    return {"endpointId": h.endpoint_id, "url": h.url}

@@ -1,0 +1,181 @@
+"""Recording what attempts did, and what follows from it, inside the worker's turn transaction:
+the attempts, each delivery's next state, its endpoint's health (circuit, auto-disable), the
+next delivery of an ordering key, and the operational events — all or nothing (an outbox).
+
+Health rules are not decided here: the worker passes `judge` (app/health.py, pure).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from app.fanout import deliveries_for, operational
+from app.health import Health, Result, Verdict
+from app.records import Finished, NewEvent
+from app.store.connector import Row, Tx
+from app.store.endpoints import endpoint_from_row
+from app.store.events import insert_events
+
+Judge = Callable[[Health, Sequence[Result]], Verdict]
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    judge: Judge
+    probe_after_ms: int  # when a new probe goes after the previous one ran out of attempts
+
+
+async def record(tx: Tx, finished: Sequence[Finished], now: int, rules: Rules) -> bool:
+    """Returns whether an endpoint's health or status changed (callers drop caches)."""
+    verdicts = await _verdicts(tx, finished, rules.judge)
+    held = {delivery for verdict in verdicts.values() for delivery in verdict.hold}
+    await tx.executemany("attempt_insert", [_attempt_row(f) for f in finished])
+    await tx.executemany("delivery_finish", [_finish_row(f, now, held) for f in finished])
+    changed = await _apply(tx, verdicts, now, rules)
+    await _promote(tx, finished, verdicts, now)
+    return changed
+
+
+async def _verdicts(tx: Tx, finished: Sequence[Finished], judge: Judge) -> dict[str, Verdict]:
+    results: dict[str, list[Result]] = defaultdict(list)
+    for f in finished:
+        results[f.job.endpoint_id].append(_result(f))
+    rows = await tx.fetch("endpoint_health", {"ids": orjson.dumps(list(results)).decode()})
+    return {row["id"]: judge(_health(row), results[row["id"]]) for row in rows}
+
+
+def _result(f: Finished) -> Result:
+    a = f.attempt
+    return Result(
+        delivery_id=f.job.delivery_id,
+        at=a.started_at,
+        ok=f.status == "succeeded",
+        status_code=a.status_code,
+        error=a.error,
+        exhausted=f.status == "failed" and f.job.trigger != "test",  # a ping is not a message
+        event_id=f.job.event_id,
+        event_type=f.job.event_type,
+    )
+
+
+def _health(row: Row) -> Health:
+    return Health(
+        endpoint_id=row["id"],
+        tenant_id=row["tenant_id"],
+        url=row["url"],
+        status=row["status"],
+        health=row["health"],
+        consecutive_failures=row["consecutive_failures"],
+        failing_since=row["failing_since"],
+        last_success_at=row["last_success_at"],
+        probe_id=row["probe_id"],
+        disabled_reason=row["disabled_reason"],
+    )
+
+
+async def _apply(tx: Tx, verdicts: dict[str, Verdict], now: int, rules: Rules) -> bool:
+    changed = False
+    notices: dict[str, list[Any]] = defaultdict(list)
+    for endpoint_id, verdict in verdicts.items():
+        h = verdict.health
+        scope = {"endpoint_id": endpoint_id, "now": now}
+        if verdict.hold_all:
+            await tx.execute("deliveries_hold_for_endpoint", scope | {"keep": h.probe_id})
+        if verdict.release_all:
+            await tx.execute("deliveries_release_for_endpoint", scope)
+        if verdict.new_probe and h.status != "disabled":
+            probe = await tx.fetchrow(
+                "deliveries_new_probe", scope | {"at": now + rules.probe_after_ms}
+            )
+            h = replace(h, probe_id=probe["id"] if probe else None)
+        await tx.execute("endpoint_health_update", _health_row(h, now))
+        transitioned = verdict.hold_all or verdict.release_all or h.status == "disabled"
+        changed = changed or transitioned
+        notices[h.tenant_id] += list(verdict.notices)
+    if changed:
+        await tx.execute("counter_bump", {"name": "endpoints"})
+    for tenant_id, tenant_notices in notices.items():
+        if tenant_notices:
+            await _raise(tx, tenant_id, tenant_notices, now)
+    return changed
+
+
+def _health_row(h: Health, now: int) -> dict[str, Any]:
+    return {
+        "id": h.endpoint_id,
+        "status": h.status,
+        "disabled_reason": h.disabled_reason,
+        "health": h.health,
+        "consecutive_failures": h.consecutive_failures,
+        "failing_since": h.failing_since,
+        "last_success_at": h.last_success_at,
+        "probe_id": h.probe_id,
+        "now": now,
+    }
+
+
+async def _raise(tx: Tx, tenant_id: str, notices: Sequence[Any], now: int) -> None:
+    """Operational events fan out like any event, in this same transaction."""
+    rows = await tx.fetch("endpoints_of_tenant", {"tenant_id": tenant_id})
+    endpoints = [endpoint_from_row(r) for r in rows]
+    batch = []
+    for notice in notices:
+        event = operational(tenant_id, notice.type, notice.parameters, now)
+        batch.append(NewEvent(event, deliveries_for(event, endpoints, now)))
+    await insert_events(tx, batch, {})
+
+
+async def _promote(
+    tx: Tx, finished: Sequence[Finished], verdicts: dict[str, Verdict], now: int
+) -> None:
+    """A finished head lets the next delivery of its ordering key go (held if its endpoint is)."""
+    for f in finished:
+        if f.job.ordering_key is None or f.status not in ("succeeded", "failed"):
+            continue
+        verdict = verdicts.get(f.job.endpoint_id)
+        accepting = verdict is None or (
+            verdict.health.status != "disabled" and verdict.health.health != "failing"
+        )
+        params = {
+            "endpoint_id": f.job.endpoint_id,
+            "key": f.job.ordering_key,
+            "due": now if accepting else None,
+            "now": now,
+        }
+        await tx.execute("ordered_promote", params)
+
+
+def _attempt_row(f: Finished) -> dict[str, Any]:
+    a = f.attempt
+    return {
+        "id": a.id,
+        "delivery_id": a.delivery_id,
+        "tenant_id": f.job.tenant_id,
+        "endpoint_id": f.job.endpoint_id,
+        "attempt": a.attempt,
+        "trigger": a.trigger,
+        "started_at": a.started_at,
+        "duration_ms": a.duration_ms,
+        "status_code": a.status_code,
+        "error": a.error,
+        "response_body": a.response_body,
+    }
+
+
+def _finish_row(f: Finished, now: int, held: set[str]) -> dict[str, Any]:
+    """A failure while the circuit is open is held for the probe to clear, not retried."""
+    retry_at = None if f.job.delivery_id in held else f.next_attempt_at
+    return {
+        "id": f.job.delivery_id,
+        "status": f.status,
+        "next_attempt_at": retry_at,
+        "status_code": f.attempt.status_code,
+        "error": f.attempt.error,
+        "now": now,
+        "lease_until": f.job.lease_until,
+    }

@@ -1,0 +1,99 @@
+"""Endpoint health rules as a pure function of outcomes: table tests on a frozen timeline."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from app.health import DISABLE_AFTER_MS, FAILING_AFTER, Health, Result, judge
+
+DAY = 24 * 3600 * 1000
+HEALTHY = Health("ep_1", "tn_1", "https://example.com/hook", "active", "active")
+
+
+def fail(n: int, at: int, code: int | None = 500, **kw) -> Result:
+    return Result(f"dlv_{n}", at, False, code, "http_5xx" if code else "timeout", **kw)
+
+
+def ok(n: int, at: int) -> Result:
+    return Result(f"dlv_{n}", at, True, 200, None)
+
+
+def test_four_failures_keep_an_endpoint_active():
+    verdict = judge(HEALTHY, [fail(n, n) for n in range(FAILING_AFTER - 1)])
+    assert verdict.health.health == "active" and verdict.notices == ()
+    assert verdict.health.consecutive_failures == 4 and verdict.health.failing_since == 0
+
+
+def test_five_in_a_row_make_it_failing_once_and_open_the_circuit():
+    """The fifth failure notices endpoint.failing, holds the queue, and becomes the probe."""
+    verdict = judge(HEALTHY, [fail(n, n) for n in range(FAILING_AFTER)])
+    assert verdict.health.health == "failing" and verdict.hold_all
+    assert [n.type for n in verdict.notices] == ["endpoint.failing"]
+    assert verdict.health.probe_id == "dlv_4"
+    again = judge(verdict.health, [fail(9, 100)])
+    assert again.notices == () and again.hold == ("dlv_9",)  # not a second notice; held, not retried
+
+
+def test_the_probe_keeps_its_retry_schedule():
+    failing = judge(HEALTHY, [fail(n, n) for n in range(FAILING_AFTER)]).health
+    verdict = judge(failing, [fail(4, 1000)])
+    assert verdict.hold == () and not verdict.new_probe
+
+
+def test_a_success_recovers_and_releases_the_queue():
+    failing = judge(HEALTHY, [fail(n, n) for n in range(FAILING_AFTER)]).health
+    verdict = judge(failing, [ok(4, 60_000)])
+    assert verdict.health.health == "active" and verdict.release_all
+    assert verdict.health.consecutive_failures == 0 and verdict.health.failing_since is None
+    [notice] = verdict.notices
+    assert (notice.type, notice.parameters["failingSince"]) == ("endpoint.recovered", 0)
+
+
+def test_a_success_between_failures_resets_the_streak():
+    verdict = judge(HEALTHY, [fail(1, 1), fail(2, 2), ok(3, 3), fail(4, 4), fail(5, 5)])
+    assert verdict.health.consecutive_failures == 2 and verdict.health.failing_since == 4
+
+
+def test_five_days_of_nothing_but_failures_disable_it():
+    failing = judge(HEALTHY, [fail(n, n) for n in range(FAILING_AFTER)]).health
+    almost = judge(failing, [fail(4, DISABLE_AFTER_MS - 1)])
+    assert almost.health.status == "active"
+    verdict = judge(almost.health, [fail(4, 5 * DAY)])
+    assert (verdict.health.status, verdict.health.disabled_reason) == ("disabled", "failing")
+    assert [n.type for n in verdict.notices] == ["endpoint.disabled"]
+    assert verdict.hold_all
+
+
+def test_410_gone_disables_at_once():
+    verdict = judge(HEALTHY, [fail(1, 1, code=410)])
+    assert (verdict.health.status, verdict.health.disabled_reason) == ("disabled", "gone")
+    assert [n.parameters["reason"] for n in verdict.notices] == ["gone"]
+
+
+def test_outcomes_for_a_disabled_endpoint_change_nothing():
+    disabled = replace(HEALTHY, status="disabled", disabled_reason="manual")
+    assert judge(disabled, [fail(1, 1), ok(2, 2)]).health == disabled
+
+
+def test_exhausted_delivery_notices_message_attempt_exhausted():
+    verdict = judge(HEALTHY, [fail(1, 1, exhausted=True, event_id="evt_1", event_type="t")])
+    [notice] = verdict.notices
+    assert notice.type == "message.attempt.exhausted"
+    assert notice.parameters["eventId"] == "evt_1" and notice.parameters["deliveryId"] == "dlv_1"
+
+
+def test_no_notice_about_an_operational_event_running_out():
+    """An endpoint.failing event that cannot be delivered must not beget more notices."""
+    verdict = judge(HEALTHY, [fail(1, 1, exhausted=True, event_type="endpoint.failing")])
+    assert verdict.notices == ()
+
+
+def test_an_exhausted_probe_hands_over_to_another():
+    failing = judge(HEALTHY, [fail(n, n) for n in range(FAILING_AFTER)]).health
+    verdict = judge(failing, [fail(4, 10_000, exhausted=True, event_type="t")])
+    assert verdict.new_probe and verdict.health.probe_id is None
+
+
+def test_outcomes_are_applied_in_time_order():
+    verdict = judge(HEALTHY, [ok(2, 20), fail(1, 10)])
+    assert verdict.health.consecutive_failures == 0 and verdict.health.last_success_at == 20
