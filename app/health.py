@@ -70,6 +70,11 @@ class Verdict:
 
 def judge(health: Health, results: Sequence[Result]) -> Verdict:
     """Apply outcomes in the order they happened."""
+    if health.status != "disabled" and health.health == "active" and all(r.ok for r in results):
+        # The common case, decided once per endpoint and turn rather than once per attempt.
+        last = max((r.at for r in results), default=health.last_success_at)
+        fine = replace(health, consecutive_failures=0, failing_since=None, last_success_at=last)
+        return Verdict(fine)
     verdict = Verdict(health)
     for result in sorted(results, key=lambda r: r.at):
         verdict = _step(verdict, result)

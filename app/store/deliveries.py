@@ -126,7 +126,7 @@ class Deliveries:
             "now": now,
             "lease_until": lease_until,
             "limit": claim.limit,
-            "scan": max(4 * claim.limit, 1024),
+            "scan": 2 * claim.limit,
             "cap": claim.cap,
             "excluded": self._db.ids(claim.excluded),
             "free": orjson.dumps(dict(claim.free)).decode(),
