@@ -7,17 +7,20 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 
-from app.clock import SystemClock
+from app import operator
+from app.clock import SystemClock, from_datetime
 from app.config import ConfigError, Settings
 from app.hub import Hub
 from app.main import create_app
-from app.store import open_store
+from app.replays import Request
+from app.store import Store, open_store
 
 cli = typer.Typer(
     help="billhook: webhook notification hub for usage-based billing.",
@@ -99,6 +102,80 @@ def migrate() -> None:
         typer.echo(f"migrations applied: {applied or 'none (up to date)'}")
 
     _run(main())
+
+
+def _with_store(action: Callable[[Store], Coroutine[Any, Any, None]]) -> None:
+    """Open (and migrate) the store of BILLHOOK_DATABASE_URL, run an operator action on it."""
+    settings = _settings()
+
+    async def main() -> None:
+        store = await open_store(settings.database_url, migrate_now_ms=SystemClock().now_ms())
+        try:
+            await action(store)
+        finally:
+            await store.close()
+
+    _run(main())
+
+
+def _when(option: str, raw: str) -> int:
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(
+            "an RFC 3339 time or a date, e.g. 2026-11-01", param_hint=option
+        ) from exc
+    return from_datetime(moment)
+
+
+Opt = typer.Option
+
+
+@cli.command()
+def replay(
+    endpoint: Annotated[str, Opt("--endpoint", help="ep_… to send to")],
+    since: Annotated[str, Opt("--since", help="events from this time or date")],
+    until: Annotated[str | None, Opt("--until", help="events before this (default: now)")] = None,
+    status: Annotated[str, Opt("--status", help="failed: what never arrived; all")] = "failed",
+    event_type: Annotated[list[str] | None, Opt("--event-type", help="repeatable")] = None,
+    rate: Annotated[int | None, Opt("--rate", help="events per second (default 500)")] = None,
+    dry_run: Annotated[bool, Opt("--dry-run", help="only count what would be sent")] = False,
+    watch: Annotated[bool, Opt("--watch/--no-watch", help="show a progress bar")] = True,
+) -> None:
+    """Re-send what an endpoint missed (or backfill a new one), watching the progress."""
+    if status not in ("failed", "all"):
+        raise typer.BadParameter("failed or all", param_hint="--status")
+    request = Request(
+        endpoint_id=endpoint,
+        since=_when("--since", since),
+        until=_when("--until", until) if until else None,
+        only_failed=status == "failed",
+        event_types=tuple(event_type) if event_type else None,
+        rate_per_s=rate,
+    )
+    _with_store(lambda store: operator.start_replay(store, request, dry_run, watch))
+
+
+@cli.command("replay-cancel")
+def replay_cancel(replay_id: Annotated[str, typer.Argument(help="rp_…")]) -> None:
+    """Cancel a running replay (what is pending is cancelled too)."""
+    _with_store(lambda store: operator.cancel_replay(store, replay_id))
+
+
+@cli.command()
+def events(
+    tenant: Annotated[str, Opt("--tenant", help="name or tn_… id")] = "default",
+    event_type: Annotated[str | None, Opt("--type")] = None,
+    limit: Annotated[int, Opt("--limit", min=1, max=500)] = 20,
+) -> None:
+    """The latest events."""
+    _with_store(lambda store: operator.list_events(store, tenant, event_type, limit))
+
+
+@cli.command()
+def endpoints(tenant: Annotated[str, Opt("--tenant", help="name or tn_… id")] = "default") -> None:
+    """The endpoints, their health and backlog."""
+    _with_store(lambda store: operator.list_endpoints(store, tenant))
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from app.cache import CounterCache
-from app.clock import Clock
+from app.clock import Clock, to_rfc3339
 from app.egress import EgressBlocked, EgressPolicy
 from app.errors import NotFound, ValidationFailed
 from app.ids import new_id
@@ -92,6 +92,32 @@ class EndpointService:
         await self._store.endpoints.rotate(endpoint, secret, now + ROTATION_OVERLAP_MS, now)
         self.cache.invalidate()
         return await self.get(tenant_id, endpoint_id)
+
+    async def health(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
+        """What /v1/endpoints/{id}/health answers (app/models.py: EndpointHealthOut)."""
+        endpoint = await self.get(tenant_id, endpoint_id)
+        now = self._clock.now_ms()
+        stats = await self._store.endpoints.attempt_stats(endpoint.id, now - 3_600_000)
+        backlog = await self._store.endpoints.backlog(endpoint.id)
+        status = "disabled" if endpoint.status == "disabled" else endpoint.health
+        return {
+            "status": status,
+            "disabled_reason": endpoint.disabled_reason,
+            "consecutive_failures": endpoint.consecutive_failures,
+            "failing_since": to_rfc3339(endpoint.failing_since),
+            "last_success_at": to_rfc3339(endpoint.last_success_at),
+            "last_hour": {
+                "attempts": stats["attempts"],
+                "success_rate": stats["ok"] / stats["attempts"] if stats["attempts"] else None,
+                "latency_ms": {k: stats[f"{k}_ms"] for k in ("avg", "p50", "p95")},
+            },
+            "pending": backlog["pending"],
+            "held": backlog["held"],
+            "oldest_pending_age_s": None
+            if backlog["oldest"] is None
+            else max(0.0, (now - backlog["oldest"]) / 1000),
+            "blocked_ordering_keys": backlog["blocked"],
+        }
 
     async def _check_egress(self, url: str) -> None:
         try:

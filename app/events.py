@@ -49,7 +49,7 @@ class EventService:
         self._clock = clock
         self._endpoints = endpoints
         self.on_commit: Callable[[], None] = lambda: None
-        self.rules: Rules = Rules(judge, 0)  # a test ping is evidence of health like any attempt
+        self.rules: Rules = Rules(judge, ())  # a test ping is evidence of health like any attempt
 
     async def publish(
         self,

@@ -1,19 +1,21 @@
 """Endpoint health: what a batch of attempt outcomes does to an endpoint. Pure: no I/O, no clock.
 
     active ──5 failures in a row──► failing ──5 days of nothing but failures──► disabled
-       ▲                              │  (circuit open: deliveries held, one probe at a time)
-       └──────── a success ───────────┘
+       ▲                              │  circuit open: its deliveries are held; one at a time
+       └──────── a success ───────────┘  is let through as a probe, at `probe_at`
     any state ──410 Gone──► disabled at once
 
-Each transition yields a notice that becomes an operational event (endpoint.failing,
-endpoint.recovered, endpoint.disabled); a delivery that runs out of attempts yields
-message.attempt.exhausted.
+The probe's pace is the endpoint's, not a delivery's: after each failed probe the next waits
+the following step of the retry schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, …), so a dead
+endpoint costs one request per step, not one per event. Each transition yields a notice that
+becomes an operational event (endpoint.failing, endpoint.recovered, endpoint.disabled); a
+delivery that runs out of attempts yields message.attempt.exhausted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 FAILING_AFTER = 5
@@ -36,7 +38,8 @@ class Health:
     consecutive_failures: int = 0
     failing_since: int | None = None
     last_success_at: int | None = None
-    probe_id: str | None = None
+    probe_at: int | None = None  # failing: when the next held delivery goes out as a probe
+    probes_failed: int = 0
     disabled_reason: str | None = None
 
 
@@ -64,12 +67,15 @@ class Verdict:
     notices: tuple[Notice, ...] = ()
     hold_all: bool = False  # the circuit opened (or the endpoint was disabled): hold its queue
     release_all: bool = False  # the circuit closed: send what was held
-    hold: tuple[str, ...] = field(default=())  # failed deliveries to hold rather than retry
-    new_probe: bool = False  # the probe ran out of attempts: promote a held delivery
+
+    @property
+    def holding(self) -> bool:
+        """Failed deliveries wait for the probe instead of their own retry."""
+        return self.health.status == "disabled" or self.health.health == "failing"
 
 
-def judge(health: Health, results: Sequence[Result]) -> Verdict:
-    """Apply outcomes in the order they happened."""
+def judge(health: Health, results: Sequence[Result], backoff_ms: Sequence[int]) -> Verdict:
+    """Apply outcomes in the order they happened; `backoff_ms` paces the probes."""
     if health.status != "disabled" and health.health == "active" and all(r.ok for r in results):
         # The common case, decided once per endpoint and turn rather than once per attempt.
         last = max((r.at for r in results), default=health.last_success_at)
@@ -77,33 +83,32 @@ def judge(health: Health, results: Sequence[Result]) -> Verdict:
         return Verdict(fine)
     verdict = Verdict(health)
     for result in sorted(results, key=lambda r: r.at):
-        verdict = _step(verdict, result)
+        verdict = _step(verdict, result, backoff_ms)
     return verdict
 
 
-def _step(verdict: Verdict, result: Result) -> Verdict:
-    h = verdict.health
-    if h.status == "disabled":
+def _step(verdict: Verdict, result: Result, backoff_ms: Sequence[int]) -> Verdict:
+    if verdict.health.status == "disabled":
         return verdict
     if result.status_code == 410:
         return _disable(verdict, "gone", result.at)
     if result.ok:
         return _success(verdict, result)
-    return _failure(verdict, result)
+    return _failure(verdict, result, backoff_ms)
 
 
 def _success(verdict: Verdict, result: Result) -> Verdict:
     h = verdict.health
-    recovered = h.health == "failing"
     healthy = replace(
         h,
         health="active",
         consecutive_failures=0,
         failing_since=None,
         last_success_at=result.at,
-        probe_id=None,
+        probe_at=None,
+        probes_failed=0,
     )
-    if not recovered:
+    if h.health != "failing":
         return replace(verdict, health=healthy)
     notice = Notice(
         "endpoint.recovered",
@@ -118,16 +123,21 @@ def _success(verdict: Verdict, result: Result) -> Verdict:
     )
 
 
-def _failure(verdict: Verdict, result: Result) -> Verdict:
+def _failure(verdict: Verdict, result: Result, backoff_ms: Sequence[int]) -> Verdict:
     h = verdict.health
     since = h.failing_since if h.failing_since is not None else result.at
     h = replace(h, consecutive_failures=h.consecutive_failures + 1, failing_since=since)
-    verdict = replace(verdict, health=h)
+    notices = verdict.notices
     if result.exhausted and result.event_type not in OPERATIONAL:  # no notices about notices
-        verdict = replace(verdict, notices=(*verdict.notices, _exhausted(h, result)))
+        notices = (*notices, _exhausted(h, result))
+    verdict = replace(verdict, health=h, notices=notices)
     if result.at - since >= DISABLE_AFTER_MS:
         return _disable(verdict, "failing", result.at)
-    if h.health == "active" and h.consecutive_failures >= FAILING_AFTER:
+    if h.health == "failing":
+        step = backoff_ms[min(h.probes_failed, len(backoff_ms) - 1)] if backoff_ms else 0
+        probed = replace(h, probes_failed=h.probes_failed + 1, probe_at=result.at + step)
+        return replace(verdict, health=probed)
+    if h.consecutive_failures >= FAILING_AFTER:
         notice = Notice(
             "endpoint.failing",
             {
@@ -138,22 +148,15 @@ def _failure(verdict: Verdict, result: Result) -> Verdict:
                 "lastError": result.error,
             },
         )
-        probe = None if result.exhausted else result.delivery_id
-        failing = replace(h, health="failing", probe_id=probe)
+        first = backoff_ms[0] if backoff_ms else 0
+        failing = replace(h, health="failing", probe_at=result.at + first, probes_failed=0)
         return replace(
             verdict,
             health=failing,
             notices=(*verdict.notices, notice),
             hold_all=True,
             release_all=False,
-            new_probe=probe is None,
         )
-    if h.health == "failing":
-        if result.delivery_id == h.probe_id:
-            if result.exhausted:  # the probe is spent: another held delivery probes next
-                return replace(verdict, health=replace(h, probe_id=None), new_probe=True)
-            return verdict
-        return replace(verdict, hold=(*verdict.hold, result.delivery_id))
     return verdict
 
 
@@ -163,14 +166,13 @@ def _disable(verdict: Verdict, reason: str, at: int) -> Verdict:
         "endpoint.disabled",
         {**_about(h), "reason": reason, "failingSince": h.failing_since, "disabledAt": at},
     )
-    disabled = replace(h, status="disabled", disabled_reason=reason, probe_id=None)
+    disabled = replace(h, status="disabled", disabled_reason=reason, probe_at=None)
     return replace(
         verdict,
         health=disabled,
         notices=(*verdict.notices, notice),
         hold_all=True,
         release_all=False,
-        new_probe=False,
     )
 
 

@@ -15,6 +15,8 @@ from app.egress import EgressPolicy
 from app.endpoints import EndpointService, endpoint_cache
 from app.events import EventService
 from app.periodic import Periodic
+from app.replays import ReplayService
+from app.retention import RetentionService
 from app.store import Store, open_store
 from app.tenants import Tenancy
 from app.worker import Worker, rules_for
@@ -32,6 +34,7 @@ class Hub:
     price_models: PriceModelService
     billing: BillingService
     bills: BillService
+    replays: ReplayService
     worker: Worker
     periodic: Periodic
 
@@ -53,7 +56,27 @@ class Hub:
         price_models = PriceModelService(store, clock)
         billing = BillingService(store, clock, events, price_models, settings.timezone)
         bills = BillService(store, clock, billing)
-        periodic = Periodic([("subscriptions", bills.run_due)], settings.poll_interval)
+        lease_ms = round(settings.lease_seconds * 1000)
+
+        async def probes() -> int:
+            """Failing endpoints whose probe is due send one held delivery."""
+            now = clock.now_ms()
+            probed = await store.endpoints.probe(now, now + lease_ms)
+            if probed:
+                worker.notify()
+            return probed
+
+        replays = ReplayService(store, clock)
+        replays.on_enqueue = worker.notify
+        periodic = Periodic(
+            [
+                ("subscriptions", bills.run_due),
+                ("replays", replays.run_due),
+                ("probes", probes),
+                ("retention", RetentionService(store, clock, settings.retention_days).run_due),
+            ],
+            settings.poll_interval,
+        )
         return cls(
             settings,
             clock,
@@ -65,6 +88,7 @@ class Hub:
             price_models,
             billing,
             bills,
+            replays,
             worker,
             periodic,
         )

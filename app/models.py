@@ -198,3 +198,61 @@ class TenantPage(Output):
 
 class HealthOut(Output):
     status: str
+
+
+class EventReplay(Input):
+    endpoint_id: Name | None = Field(None, description="Omit: every endpoint matching now.")
+
+
+class EventReplayed(Output):
+    event_id: str
+    deliveries: list[dict[str, str]]
+
+
+class ReplayCreate(Input):
+    endpoint_id: Name
+    since: Annotated[str, StringConstraints(strict=True, min_length=10, max_length=40)]
+    until: Annotated[str, StringConstraints(strict=True, min_length=10, max_length=40)] | None = (
+        None
+    )
+    status: Literal["failed", "all"] = "failed"
+    event_types: list[EventType] | None = Field(None, max_length=100)
+    dry_run: StrictFlag = False
+    rate_per_s: Annotated[int, Field(strict=True, ge=1, le=100_000)] | None = None
+
+
+class ReplayOut(Output):
+    id: str
+    endpoint_id: str
+    status: Literal["running", "done", "cancelled"]
+    matched: int
+    enqueued: int
+    succeeded: int
+    failed: int
+    pending: int
+    rate_per_s: int
+    since: str
+    until: str | None
+    created_at: str
+
+
+class ReplayCount(Output):
+    matched: int
+
+
+class ReplayPage(Output):
+    data: list[ReplayOut]
+    next_cursor: str | None
+
+
+class EndpointHealthOut(Output):
+    status: Literal["active", "failing", "disabled"]
+    disabled_reason: str | None
+    consecutive_failures: int
+    failing_since: str | None
+    last_success_at: str | None
+    last_hour: dict[str, Any]
+    pending: int
+    held: int
+    oldest_pending_age_s: float | None
+    blocked_ordering_keys: int

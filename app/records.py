@@ -57,6 +57,10 @@ class Endpoint:
         """Subscribed to the type (None = all types) and every filter field equal."""
         if self.event_types is not None and event_type not in self.event_types:
             return False
+        return self.accepts(customer_number, contract)
+
+    def accepts(self, customer_number: str | None, contract: str | None) -> bool:
+        """Every filter field equal (an absent field accepts anything)."""
         wanted = self.filter
         if "customerNumber" in wanted and wanted["customerNumber"] != customer_number:
             return False
@@ -213,3 +217,24 @@ class Finished:
     attempt: Attempt
     status: str  # pending (retry) | succeeded | failed
     next_attempt_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A job that re-sends what an endpoint missed (or never had: a backfill), paced."""
+
+    id: str
+    tenant_id: str
+    endpoint_id: str
+    since: int
+    until: int | None
+    only_failed: bool
+    event_types: tuple[str, ...] | None
+    rate_per_s: int
+    status: str  # running | done | cancelled
+    matched: int
+    enqueued: int
+    cursor: str | None
+    next_run_at: int
+    created_at: int
+    updated_at: int

@@ -44,10 +44,8 @@ LATENCY_WEIGHT = 0.2
 
 
 def rules_for(settings: Settings) -> Rules:
-    """Endpoint health rules; after a probe runs out of attempts the next waits the longest
-    step of the schedule."""
-    last_delay = settings.retry_schedule[-1] if settings.retry_schedule else 60.0
-    return Rules(health.judge, probe_after_ms=round(last_delay * 1000))
+    """Endpoint health rules; a failing endpoint's probes follow the retry schedule."""
+    return Rules(health.judge, tuple(round(s * 1000) for s in settings.retry_schedule))
 
 
 class Bucket:

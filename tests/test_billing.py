@@ -291,10 +291,10 @@ async def test_seed_bill_prorates_to_the_anchor_then_bills_each_month(hub_factor
         "active",
         1,
     )
-    assert await hub.hub.periodic.run_once() == {"subscriptions": 0}
+    assert (await hub.hub.periodic.run_once())["subscriptions"] == 0
 
     clock.now = at("2024-05-01T00:00:00+02:00").now
-    assert await hub.hub.periodic.run_once() == {"subscriptions": 1}
+    assert (await hub.hub.periodic.run_once())["subscriptions"] == 1
     clock.now = at("2024-06-01T00:00:00+02:00").now
     await hub.hub.periodic.run_once()
     events = (await hub.http.get(f"/v1/events?type={BILLING}")).json()["data"]

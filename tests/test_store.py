@@ -123,8 +123,15 @@ async def test_idempotency_keys_are_unique_per_tenant_within_one_batch(store: St
 async def test_claim_uses_the_due_index(store: Store):
     """The claim reads the partial index on next_attempt_at, so history does not slow it."""
     sql = store.db._sql["deliveries_claim"].sql  # type: ignore[attr-defined]
-    params = {"now": START_MS, "lease_until": START_MS + 1, "limit": 10, "scan": 40, "cap": 8,
-              "excluded": "[]", "free": "{}"}
+    params = {
+        "now": START_MS,
+        "lease_until": START_MS + 1,
+        "limit": 10,
+        "scan": 40,
+        "cap": 8,
+        "excluded": "[]",
+        "free": "{}",
+    }
     rows = await store.db.writer.execute_fetchall("EXPLAIN QUERY PLAN " + sql, params)  # type: ignore[attr-defined]
     plan = " ".join(str(tuple(r)) for r in rows)
     assert "deliveries_due" in plan

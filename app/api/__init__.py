@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from app.api import billing, endpoints, events, openapi, operations, price_models, tenants
+from app.api import (
+    billing,
+    endpoints,
+    events,
+    openapi,
+    operations,
+    price_models,
+    replays,
+    tenants,
+)
 from app.api.errors import HANDLERS
 
 _API: list[BaseRoute] = [
@@ -12,6 +21,7 @@ _API: list[BaseRoute] = [
     *tenants.routes,
     *endpoints.routes,
     *events.routes,
+    *replays.routes,
     *price_models.routes,
     *billing.routes,
 ]

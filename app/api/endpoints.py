@@ -15,6 +15,7 @@ from app.clock import to_rfc3339
 from app.models import (
     AttemptOut,
     EndpointCreate,
+    EndpointHealthOut,
     EndpointOut,
     EndpointPage,
     EndpointPatch,
@@ -33,7 +34,7 @@ def endpoint_out(ep: Endpoint, *, with_secret: bool = False) -> dict[str, Any]:
         metadata=ep.metadata,
         rate_limit_per_s=ep.rate_limit_per_s,
         ordered=ep.ordered,
-        status="disabled" if ep.status == "disabled" else "active",
+        status="disabled" if ep.status == "disabled" else ep.health,
         disabled_reason=ep.disabled_reason,
         created_at=to_rfc3339(ep.created_at) or "",
         updated_at=to_rfc3339(ep.updated_at) or "",
@@ -112,6 +113,15 @@ async def test(request: Request) -> Response:
     return JSON(attempt_out(attempt))
 
 
+@documented(
+    "Health: status, success rate and latency over the last hour, backlog",
+    response=EndpointHealthOut,
+)
+async def health(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    return JSON(await hub(request).endpoints.health(tenant_id, path_id(request)))
+
+
 routes = [
     Route("/v1/endpoints", create, methods=["POST"]),
     Route("/v1/endpoints", list_, methods=["GET"]),
@@ -121,4 +131,5 @@ routes = [
     Route("/v1/endpoints/{id}/secret", secret, methods=["GET"]),
     Route("/v1/endpoints/{id}/secret/rotate", rotate, methods=["POST"]),
     Route("/v1/endpoints/{id}/test", test, methods=["POST"]),
+    Route("/v1/endpoints/{id}/health", health, methods=["GET"]),
 ]

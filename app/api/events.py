@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -11,15 +10,24 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.hot import HotEndpoint
-from app.api.http import JSON, hub, page, paginated, parse, path_id, tenant
+from app.api.http import JSON, body, hub, page, paginated, parse, parse_time, path_id, tenant
 from app.api.openapi import documented
 from app.api.views import attempt_out, delivery_out
-from app.clock import from_datetime, to_rfc3339
+from app.clock import to_rfc3339
 from app.errors import NotFound, ValidationFailed
 from app.events import parameters_of
 from app.hub import Hub
 from app.ids import id_floor
-from app.models import AttemptPage, DeliveryOut, EventAccepted, EventCreate, EventOut, EventPage
+from app.models import (
+    AttemptPage,
+    DeliveryOut,
+    EventAccepted,
+    EventCreate,
+    EventOut,
+    EventPage,
+    EventReplay,
+    EventReplayed,
+)
 from app.records import Delivery, Event
 
 
@@ -75,13 +83,7 @@ async def publish(
 
 def _time_filter(request: Request, name: str) -> str | None:
     raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValidationFailed.field(name, "must be an RFC 3339 time or a date") from exc
-    return id_floor("evt", from_datetime(moment))
+    return None if raw is None else id_floor("evt", parse_time(name, raw))
 
 
 @documented("List events: ?type= &since= &until= &customerNumber=", response=EventPage)
@@ -131,10 +133,30 @@ async def attempts(request: Request) -> Response:
 
 HOT = {("POST", "/v1/events"): HotEndpoint(publish)}
 
+
+@documented(
+    "Re-send an event: to one endpoint, or to every endpoint that matches it now",
+    request=EventReplay,
+    response=EventReplayed,
+    status=202,
+)
+async def replay(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    spec = await body(request, EventReplay)
+    event_id = path_id(request)
+    deliveries = await hub(request).replays.replay_event(tenant_id, event_id, spec.endpoint_id)
+    answer = {
+        "event_id": event_id,
+        "deliveries": [{"id": d.id, "endpoint_id": d.endpoint_id} for d in deliveries],
+    }
+    return JSON(answer, status_code=202)
+
+
 routes = [
     Route("/v1/events", HOT[("POST", "/v1/events")], methods=["POST"]),
     Route("/v1/events", list_, methods=["GET"]),
     Route("/v1/events/{id}", get, methods=["GET"]),
+    Route("/v1/events/{id}/replay", replay, methods=["POST"]),
     Route("/v1/deliveries/{id}", delivery, methods=["GET"]),
     Route("/v1/deliveries/{id}/attempts", attempts, methods=["GET"]),
 ]

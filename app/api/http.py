@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import jsoncodec
+from app.clock import from_datetime
 from app.errors import InvalidJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from app.hub import Hub
 
@@ -95,6 +97,15 @@ def paginated(
     shown = items[:limit]
     more = len(items) > limit
     return JSON({"data": [out(i) for i in shown], "next_cursor": key(shown[-1]) if more else None})
+
+
+def parse_time(name: str, raw: str) -> int:
+    """An RFC 3339 time or a date (midnight UTC) → unix milliseconds; 422 naming the field."""
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed.field(name, "must be an RFC 3339 time or a date") from exc
+    return from_datetime(moment)
 
 
 def path_id(request: Request, name: str = "id") -> str:

@@ -8,6 +8,8 @@ from app.store.connector import Connector, IntegrityError
 from app.store.deliveries import Deliveries
 from app.store.endpoints import Endpoints
 from app.store.events import Events
+from app.store.replays import Replays
+from app.store.retention import Retention
 from app.store.tenants import Tenants
 
 __all__ = ["IntegrityError", "Store", "connector_for", "open_store"]
@@ -24,6 +26,8 @@ class Store:
         self.price_models = PriceModels(connector)
         self.billing = BillingInformation(connector)
         self.subscriptions = Subscriptions(connector)
+        self.replays = Replays(connector)
+        self.retention = Retention(connector)
 
     async def migrate(self, now_ms: int) -> list[int]:
         """Apply pending forward-only migrations; returns the versions applied."""

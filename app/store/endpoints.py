@@ -99,6 +99,63 @@ class Endpoints:
         params = {"tenant_id": tenant_id, "cursor": cursor, "limit": limit}
         return [endpoint_from_row(r) for r in await self._db.fetch("endpoint_list", params)]
 
+    async def probe(self, now: int, lease_until: int, limit: int = 100) -> int:
+        """Failing endpoints whose probe is due: let one held delivery of each go now.
+
+        `probe_at` moves to `lease_until` meanwhile, so a probe that never reports back (a
+        killed worker) is followed by another after the lease rather than never.
+        """
+
+        async def work(tx: Tx) -> int:
+            params = {"now": now, "lease_until": lease_until, "limit": limit}
+            probed = 0
+            for row in await tx.fetch("endpoints_probe_due", params):
+                released = await tx.fetch(
+                    "deliveries_probe", {"endpoint_id": row["id"], "now": now}
+                )
+                probed += len(released)
+            return probed
+
+        return await self._db.transact(work)
+
+    async def find(self, endpoint_id: str) -> Endpoint | None:
+        """By id alone, whatever the tenant: for operator tools holding the database."""
+        row = await self._db.fetchrow("endpoint_by_id", {"id": endpoint_id})
+        return endpoint_from_row(row) if row else None
+
+    async def attempt_stats(self, endpoint_id: str, since: int) -> dict[str, Any]:
+        """Attempts since `since`: count, successes, and duration average, p50 and p95."""
+        params = {"endpoint_id": endpoint_id, "since": since}
+        row = await self._db.fetchrow("endpoint_attempt_stats", params)
+        stats: dict[str, Any] = {
+            "attempts": 0,
+            "ok": 0,
+            "avg_ms": None,
+            "p50_ms": None,
+            "p95_ms": None,
+        }
+        if row is None or not row["attempts"]:
+            return stats
+        stats.update(attempts=int(row["attempts"]), ok=int(row["ok"]), avg_ms=row["avg_ms"])
+        for name, q in (("p50_ms", 0.50), ("p95_ms", 0.95)):
+            offset = min(int(stats["attempts"] * q), stats["attempts"] - 1)
+            found = await self._db.fetchrow(
+                "endpoint_attempt_duration_at", params | {"offset": offset}
+            )
+            stats[name] = found["duration_ms"] if found else None
+        return stats
+
+    async def backlog(self, endpoint_id: str) -> dict[str, Any]:
+        """Pending deliveries: how many, how many held, the oldest, keys blocked (ordered)."""
+        row = await self._db.fetchrow("endpoint_backlog", {"endpoint_id": endpoint_id})
+        assert row is not None
+        return {
+            "pending": int(row["pending"]),
+            "held": int(row["held"]),
+            "oldest": row["oldest"],
+            "blocked": int(row["blocked"]),
+        }
+
     async def of_tenant(self, tenant_id: str) -> list[Endpoint]:
         rows = await self._db.fetch("endpoints_of_tenant", {"tenant_id": tenant_id})
         return [endpoint_from_row(r) for r in rows]
@@ -113,7 +170,7 @@ class Endpoints:
             await tx.execute("counter_bump", {"name": "endpoints"})
             scope = {"endpoint_id": after.id, "now": after.updated_at}
             if before.status != "disabled" and after.status == "disabled":
-                await tx.execute("deliveries_hold_for_endpoint", scope | {"keep": None})
+                await tx.execute("deliveries_hold_for_endpoint", scope)
             elif before.status == "disabled" and after.status != "disabled":
                 await tx.execute("endpoint_health_reset", {"id": after.id})
                 await tx.execute("deliveries_release_for_endpoint", scope)

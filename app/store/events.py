@@ -77,9 +77,7 @@ async def insert_events(
                 continue
             existing[(new.event.tenant_id, key)] = new.event
         events.append(_event_columns(new.event))
-        for d in new.deliveries:
-            queued = d.ordering_key is not None and await _waits(tx, d, busy)
-            deliveries.append(delivery_row(new, d, queued))
+        deliveries += await _delivery_rows(tx, new, busy)
         if new.billing is not None:
             billing.append(billing_columns(new.billing))
         results.append(Inserted(new.event, created=True, deliveries=len(new.deliveries)))
@@ -87,6 +85,23 @@ async def insert_events(
     await tx.executemany("delivery_insert", deliveries)
     await tx.executemany("billing_insert", billing)
     return results
+
+
+async def insert_deliveries(tx: Tx, batch: Sequence[NewEvent]) -> None:
+    """More deliveries of events already stored (replays)."""
+    busy: set[tuple[str, str]] = set()
+    rows: list[dict[str, Any]] = []
+    for new in batch:
+        rows += await _delivery_rows(tx, new, busy)
+    await tx.executemany("delivery_insert", rows)
+
+
+async def _delivery_rows(tx: Tx, new: NewEvent, busy: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    rows = []
+    for d in new.deliveries:
+        queued = d.ordering_key is not None and await _waits(tx, d, busy)
+        rows.append(delivery_row(new, d, queued))
+    return rows
 
 
 async def _waits(tx: Tx, d: NewDelivery, busy: set[tuple[str, str]]) -> bool:

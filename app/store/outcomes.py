@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,32 +21,37 @@ from app.store.connector import Row, Tx
 from app.store.endpoints import endpoint_from_row
 from app.store.events import insert_events
 
-Judge = Callable[[Health, Sequence[Result]], Verdict]
+Judge = Callable[[Health, Sequence[Result], Sequence[int]], Verdict]
 
 
 @dataclass(frozen=True, slots=True)
 class Rules:
     judge: Judge
-    probe_after_ms: int  # when a new probe goes after the previous one ran out of attempts
+    backoff_ms: tuple[int, ...]  # the pace of a failing endpoint's probes
 
 
 async def record(tx: Tx, finished: Sequence[Finished], now: int, rules: Rules) -> bool:
     """Returns whether an endpoint's health or status changed (callers drop caches)."""
-    verdicts = await _verdicts(tx, finished, rules.judge)
-    held = {delivery for verdict in verdicts.values() for delivery in verdict.hold}
+    verdicts = await _verdicts(tx, finished, rules)
+    held = {f.job.delivery_id for f in finished if verdicts[f.job.endpoint_id].holding}
     await tx.executemany("attempt_insert", [_attempt_row(f) for f in finished])
     await tx.executemany("delivery_finish", [_finish_row(f, now, held) for f in finished])
-    changed = await _apply(tx, verdicts, now, rules)
+    changed = await _apply(tx, verdicts, now)
     await _promote(tx, finished, verdicts, now)
     return changed
 
 
-async def _verdicts(tx: Tx, finished: Sequence[Finished], judge: Judge) -> dict[str, Verdict]:
+async def _verdicts(tx: Tx, finished: Sequence[Finished], rules: Rules) -> dict[str, Verdict]:
     results: dict[str, list[Result]] = defaultdict(list)
     for f in finished:
         results[f.job.endpoint_id].append(_result(f))
     rows = await tx.fetch("endpoint_health", {"ids": orjson.dumps(list(results)).decode()})
-    return {row["id"]: judge(_health(row), results[row["id"]]) for row in rows}
+    verdicts = {
+        row["id"]: rules.judge(_health(row), results[row["id"]], rules.backoff_ms) for row in rows
+    }
+    for endpoint_id in results.keys() - verdicts.keys():  # deleted meanwhile: nothing to judge
+        verdicts[endpoint_id] = Verdict(Health(endpoint_id, "", "", "disabled", "active"))
+    return verdicts
 
 
 def _result(f: Finished) -> Result:
@@ -73,29 +78,26 @@ def _health(row: Row) -> Health:
         consecutive_failures=row["consecutive_failures"],
         failing_since=row["failing_since"],
         last_success_at=row["last_success_at"],
-        probe_id=row["probe_id"],
+        probe_at=row["probe_at"],
+        probes_failed=row["probes_failed"],
         disabled_reason=row["disabled_reason"],
     )
 
 
-async def _apply(tx: Tx, verdicts: dict[str, Verdict], now: int, rules: Rules) -> bool:
+async def _apply(tx: Tx, verdicts: dict[str, Verdict], now: int) -> bool:
     changed = False
     notices: dict[str, list[Any]] = defaultdict(list)
     for endpoint_id, verdict in verdicts.items():
         h = verdict.health
+        if not h.tenant_id:  # an endpoint deleted meanwhile
+            continue
         scope = {"endpoint_id": endpoint_id, "now": now}
         if verdict.hold_all:
-            await tx.execute("deliveries_hold_for_endpoint", scope | {"keep": h.probe_id})
+            await tx.execute("deliveries_hold_for_endpoint", scope)
         if verdict.release_all:
             await tx.execute("deliveries_release_for_endpoint", scope)
-        if verdict.new_probe and h.status != "disabled":
-            probe = await tx.fetchrow(
-                "deliveries_new_probe", scope | {"at": now + rules.probe_after_ms}
-            )
-            h = replace(h, probe_id=probe["id"] if probe else None)
         await tx.execute("endpoint_health_update", _health_row(h, now))
-        transitioned = verdict.hold_all or verdict.release_all or h.status == "disabled"
-        changed = changed or transitioned
+        changed = changed or verdict.hold_all or verdict.release_all
         notices[h.tenant_id] += list(verdict.notices)
     if changed:
         await tx.execute("counter_bump", {"name": "endpoints"})
@@ -114,7 +116,8 @@ def _health_row(h: Health, now: int) -> dict[str, Any]:
         "consecutive_failures": h.consecutive_failures,
         "failing_since": h.failing_since,
         "last_success_at": h.last_success_at,
-        "probe_id": h.probe_id,
+        "probe_at": h.probe_at,
+        "probes_failed": h.probes_failed,
         "now": now,
     }
 
@@ -137,10 +140,7 @@ async def _promote(
     for f in finished:
         if f.job.ordering_key is None or f.status not in ("succeeded", "failed"):
             continue
-        verdict = verdicts.get(f.job.endpoint_id)
-        accepting = verdict is None or (
-            verdict.health.status != "disabled" and verdict.health.health != "failing"
-        )
+        accepting = not verdicts[f.job.endpoint_id].holding
         params = {
             "endpoint_id": f.job.endpoint_id,
             "key": f.job.ordering_key,
@@ -168,8 +168,8 @@ def _attempt_row(f: Finished) -> dict[str, Any]:
 
 
 def _finish_row(f: Finished, now: int, held: set[str]) -> dict[str, Any]:
-    """A failure while the circuit is open is held for the probe to clear, not retried."""
-    retry_at = None if f.job.delivery_id in held else f.next_attempt_at
+    """A failure while the circuit is open waits for the probe, it is not retried on its own."""
+    retry_at = None if f.job.delivery_id in held and f.status == "pending" else f.next_attempt_at
     return {
         "id": f.job.delivery_id,
         "status": f.status,

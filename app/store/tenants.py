@@ -53,6 +53,10 @@ class Tenants:
         row = await self._db.fetchrow("tenant_get", {"id": tenant_id})
         return _tenant(row) if row else None
 
+    async def by_name(self, name: str) -> Tenant | None:
+        row = await self._db.fetchrow("tenant_by_name", {"name": name})
+        return _tenant(row) if row else None
+
     async def page(self, cursor: str | None, limit: int) -> list[Tenant]:
         rows = await self._db.fetch("tenant_list", {"cursor": cursor, "limit": limit})
         return [_tenant(r) for r in rows]

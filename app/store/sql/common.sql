@@ -90,16 +90,24 @@ WHERE endpoint_id = :endpoint_id AND status IN ('pending', 'delivering');
 
 -- name: deliveries_hold_for_endpoint
 UPDATE deliveries SET next_attempt_at = NULL, updated_at = :now
-WHERE endpoint_id = :endpoint_id AND status = 'pending' AND next_attempt_at IS NOT NULL
-  AND id IS NOT :keep;
+WHERE endpoint_id = :endpoint_id AND status = 'pending' AND next_attempt_at IS NOT NULL;
 
 -- name: deliveries_release_for_endpoint
 UPDATE deliveries SET next_attempt_at = :now, updated_at = :now
 WHERE endpoint_id = :endpoint_id AND status = 'pending' AND next_attempt_at IS NULL
   AND queued = 0;
 
--- name: deliveries_new_probe
-UPDATE deliveries SET next_attempt_at = :at, updated_at = :now
+-- name: endpoints_probe_due
+UPDATE endpoints SET probe_at = :lease_until
+WHERE id IN (
+    SELECT id FROM endpoints
+    WHERE health = 'failing' AND status = 'active' AND deleted_at IS NULL AND probe_at <= :now
+    LIMIT :limit)
+RETURNING id;
+
+-- name: deliveries_probe
+-- The oldest held delivery goes out as the probe.
+UPDATE deliveries SET next_attempt_at = :now, updated_at = :now
 WHERE id = (
     SELECT id FROM deliveries
     WHERE endpoint_id = :endpoint_id AND status = 'pending' AND next_attempt_at IS NULL
@@ -111,12 +119,13 @@ RETURNING id;
 UPDATE endpoints SET
     status = :status, disabled_reason = :disabled_reason, health = :health,
     consecutive_failures = :consecutive_failures, failing_since = :failing_since,
-    last_success_at = :last_success_at, probe_id = :probe_id, updated_at = :now
+    last_success_at = :last_success_at, probe_at = :probe_at, probes_failed = :probes_failed,
+    updated_at = :now
 WHERE id = :id;
 
 -- name: endpoint_health_reset
 UPDATE endpoints SET health = 'active', consecutive_failures = 0, failing_since = NULL,
-    probe_id = NULL
+    probe_at = NULL, probes_failed = 0
 WHERE id = :id;
 
 -- name: event_insert
@@ -282,3 +291,112 @@ UPDATE subscriptions SET
     cycles_billed = cycles_billed + 1, updated_at = :now
 WHERE id = :id AND next_bill_at = :lease_until
 RETURNING id;
+
+-- name: endpoint_by_id
+SELECT * FROM endpoints WHERE id = :id AND deleted_at IS NULL;
+
+-- name: replay_insert
+INSERT INTO replays (
+    id, tenant_id, endpoint_id, since, until, only_failed, event_types, rate_per_s, status,
+    matched, next_run_at, created_at, updated_at)
+VALUES (
+    :id, :tenant_id, :endpoint_id, :since, :until, :only_failed, :event_types, :rate_per_s,
+    'running', :matched, :now, :now, :now);
+
+-- name: replay_get
+SELECT * FROM replays WHERE id = :id AND tenant_id = :tenant_id;
+
+-- name: replay_list
+SELECT * FROM replays
+WHERE tenant_id = :tenant_id AND (:cursor IS NULL OR id < :cursor)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: replay_progress
+SELECT status, count(*) AS n FROM deliveries WHERE replay_id = :id GROUP BY status;
+
+-- name: replays_claim
+UPDATE replays SET next_run_at = :lease_until
+WHERE id IN (
+    SELECT id FROM replays WHERE status = 'running' AND next_run_at <= :now
+    ORDER BY next_run_at LIMIT :limit)
+RETURNING *;
+
+-- name: replay_advance
+UPDATE replays SET cursor = :cursor, enqueued = enqueued + :added, next_run_at = :next_run_at,
+    status = :status, updated_at = :now
+WHERE id = :id AND status = 'running' AND next_run_at = :lease_until;
+
+-- name: replay_cancel
+UPDATE replays SET status = 'cancelled', updated_at = :now
+WHERE id = :id AND tenant_id = :tenant_id AND status = 'running'
+RETURNING id;
+
+-- name: replay_cancel_deliveries
+UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = :now
+WHERE replay_id = :id AND status = 'pending'
+RETURNING endpoint_id, ordering_key;
+
+-- name: replay_events
+-- Events in the window after the cursor (the replay filters them by subscription in Python).
+SELECT id, tenant_id, type, customer_number, external_contract_id, ordering_key, created_at
+FROM events
+WHERE tenant_id = :tenant_id AND id > :after AND id < :until_id
+ORDER BY id LIMIT :limit;
+
+-- name: replay_count_all
+SELECT type, customer_number, external_contract_id, count(*) AS n FROM events
+WHERE tenant_id = :tenant_id AND id >= :since_id AND id < :until_id
+GROUP BY type, customer_number, external_contract_id;
+
+-- name: replay_count_failed
+SELECT e.type, e.customer_number, e.external_contract_id, count(*) AS n FROM events e
+WHERE e.tenant_id = :tenant_id AND e.id >= :since_id AND e.id < :until_id
+  AND EXISTS (
+        SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.endpoint_id = :endpoint_id
+          AND d.status IN ('failed', 'cancelled'))
+  AND NOT EXISTS (
+        SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.endpoint_id = :endpoint_id
+          AND d.status IN ('succeeded', 'pending', 'delivering'))
+GROUP BY e.type, e.customer_number, e.external_contract_id;
+
+-- name: endpoint_attempt_stats
+SELECT count(*) AS attempts, coalesce(sum(CASE WHEN error IS NULL THEN 1 ELSE 0 END), 0) AS ok,
+       avg(duration_ms) AS avg_ms
+FROM attempts WHERE endpoint_id = :endpoint_id AND started_at >= :since;
+
+-- name: endpoint_attempt_duration_at
+SELECT duration_ms FROM attempts WHERE endpoint_id = :endpoint_id AND started_at >= :since
+ORDER BY duration_ms LIMIT 1 OFFSET :offset;
+
+-- name: endpoint_backlog
+SELECT count(*) AS pending,
+       coalesce(sum(CASE WHEN next_attempt_at IS NULL THEN 1 ELSE 0 END), 0) AS held,
+       min(created_at) AS oldest,
+       count(DISTINCT CASE WHEN queued = 1 THEN ordering_key END) AS blocked
+FROM deliveries WHERE endpoint_id = :endpoint_id AND status = 'pending';
+
+-- name: purge_attempts
+DELETE FROM attempts WHERE id IN (
+    SELECT id FROM attempts WHERE id < :before ORDER BY id LIMIT :limit)
+RETURNING id;
+
+-- name: purge_deliveries
+DELETE FROM deliveries WHERE id IN (
+    SELECT d.id FROM deliveries d
+    WHERE d.id < :before AND d.status IN ('succeeded', 'failed', 'cancelled')
+      AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_id = d.id)
+    ORDER BY d.id LIMIT :limit)
+RETURNING id;
+
+-- name: purge_events
+-- Never an event that carries billing information: that is a billing record, not traffic.
+DELETE FROM events WHERE id IN (
+    SELECT e.id FROM events e
+    WHERE e.id < :before
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM billing_information b WHERE b.event_id = e.id)
+    ORDER BY e.id LIMIT :limit)
+RETURNING id;
+
+-- name: replay_by_id
+SELECT * FROM replays WHERE id = :id;

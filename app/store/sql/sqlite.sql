@@ -35,7 +35,7 @@ WHERE d.id IN (SELECT value FROM json_each(:ids));
 
 -- name: endpoint_health
 SELECT id, tenant_id, url, status, health, consecutive_failures, failing_since,
-       last_success_at, probe_id, disabled_reason
+       last_success_at, probe_at, probes_failed, disabled_reason
 FROM endpoints WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: subscriptions_claim
@@ -45,3 +45,13 @@ WHERE id IN (
     WHERE status = 'active' AND next_bill_at <= :now
     ORDER BY next_bill_at LIMIT :limit)
 RETURNING *;
+
+-- name: replay_failed_filter
+-- Of these events, the ones whose deliveries to the endpoint all ended without success.
+SELECT value AS id FROM json_each(:ids) AS e
+WHERE EXISTS (
+        SELECT 1 FROM deliveries d WHERE d.event_id = e.value AND d.endpoint_id = :endpoint_id
+          AND d.status IN ('failed', 'cancelled'))
+  AND NOT EXISTS (
+        SELECT 1 FROM deliveries d WHERE d.event_id = e.value AND d.endpoint_id = :endpoint_id
+          AND d.status IN ('succeeded', 'pending', 'delivering'));

@@ -20,12 +20,15 @@ CREATE INDEX deliveries_replay ON deliveries (replay_id, status) WHERE replay_id
 ALTER TABLE attempts ADD COLUMN endpoint_id TEXT;
 CREATE INDEX attempts_endpoint ON attempts (endpoint_id, started_at);
 
--- Health: active | failing; the circuit holds a failing endpoint's queue but one probe.
+-- Health: active | failing; the circuit holds a failing endpoint's queue and lets one held
+-- delivery through as a probe at probe_at.
 ALTER TABLE endpoints ADD COLUMN health TEXT NOT NULL DEFAULT 'active';
 ALTER TABLE endpoints ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE endpoints ADD COLUMN failing_since INTEGER;
 ALTER TABLE endpoints ADD COLUMN last_success_at INTEGER;
-ALTER TABLE endpoints ADD COLUMN probe_id TEXT;
+ALTER TABLE endpoints ADD COLUMN probe_at INTEGER;
+ALTER TABLE endpoints ADD COLUMN probes_failed INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX endpoints_probe ON endpoints (probe_at) WHERE health = 'failing';
 
 CREATE TABLE replays (
     id            TEXT PRIMARY KEY,

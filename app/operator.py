@@ -1,0 +1,118 @@
+"""What the operator commands do, on the store directly (the hub's worker does the sending).
+
+`billhook replay` starts a replay job and watches it with a progress bar; `billhook events`
+and `billhook endpoints` list what is there. They need BILLHOOK_DATABASE_URL, not an API key:
+they are for whoever runs the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.clock import SystemClock, to_rfc3339
+from app.replays import Progress as ReplayProgress
+from app.replays import ReplayService, Request
+from app.store import Store
+
+console = Console()
+STALL_WARNING_S = 10.0
+
+
+async def tenant_id(store: Store, tenant: str) -> str:
+    found = await store.tenants.get(tenant) or await store.tenants.by_name(tenant)
+    if found is None:
+        raise SystemExit(f"no tenant {tenant!r}")
+    return found.id
+
+
+async def start_replay(store: Store, request: Request, dry_run: bool, watch: bool) -> None:
+    endpoint = await store.endpoints.find(request.endpoint_id)
+    if endpoint is None:
+        raise SystemExit(f"no endpoint {request.endpoint_id}")
+    service = ReplayService(store, SystemClock())
+    if dry_run:
+        matched = await service.count(endpoint.tenant_id, request)
+        console.print(f"{matched} event(s) would be replayed to {endpoint.url}")
+        return
+    replay = await service.start(endpoint.tenant_id, request)
+    console.print(
+        f"replay [bold]{replay.id}[/] started: {replay.matched} event(s) "
+        f"to {endpoint.url} at up to {replay.rate_per_s}/s"
+    )
+    if watch:
+        await watch_replay(service, endpoint.tenant_id, replay.id)
+
+
+async def watch_replay(service: ReplayService, tenant: str, replay_id: str) -> None:
+    """A progress bar until the replay is done or cancelled (Ctrl-C stops watching only)."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        state = await service.progress(tenant, replay_id)
+        task = bar.add_task("replaying", total=max(state.replay.matched, 1), detail="")
+        seen, stalled_since = -1, time.monotonic()
+        while True:
+            done = state.succeeded + state.failed
+            bar.update(task, completed=done, detail=_detail(state))
+            if state.status in ("done", "cancelled"):
+                break
+            if done + state.replay.enqueued != seen:
+                seen, stalled_since = done + state.replay.enqueued, time.monotonic()
+            elif time.monotonic() - stalled_since > STALL_WARNING_S:
+                bar.console.print(
+                    "[yellow]no progress: is a worker running "
+                    "(billhook serve or billhook worker)?[/]"
+                )
+                stalled_since = time.monotonic()
+            await asyncio.sleep(0.5)  # the refresh interval of a progress bar
+            state = await service.progress(tenant, replay_id)
+    console.print(
+        f"replay {replay_id} {state.status}: {state.succeeded} delivered, {state.failed} failed"
+    )
+
+
+def _detail(state: ReplayProgress) -> str:
+    return f"enqueued {state.replay.enqueued}, pending {state.pending}, failed {state.failed}"
+
+
+async def cancel_replay(store: Store, replay_id: str) -> None:
+    replay = await store.replays.find(replay_id)
+    if replay is None:
+        raise SystemExit(f"no replay {replay_id}")
+    state = await ReplayService(store, SystemClock()).cancel(replay.tenant_id, replay_id)
+    console.print(f"replay {replay_id} {state.status}")
+
+
+async def list_events(store: Store, tenant: str, event_type: str | None, limit: int) -> None:
+    filters = {"type": event_type}
+    events = await store.events.page(await tenant_id(store, tenant), filters, limit)
+    table = Table("id", "type", "created", "customer", "contract")
+    for e in events:
+        table.add_row(
+            e.id,
+            e.type,
+            to_rfc3339(e.created_at),
+            e.customer_number or "",
+            e.external_contract_id or "",
+        )
+    console.print(table)
+
+
+async def list_endpoints(store: Store, tenant: str) -> None:
+    table = Table("id", "url", "status", "event types", "pending", "held")
+    for ep in await store.endpoints.of_tenant(await tenant_id(store, tenant)):
+        backlog = await store.endpoints.backlog(ep.id)
+        status = "disabled" if ep.status == "disabled" else ep.health
+        types = "all" if ep.event_types is None else ", ".join(ep.event_types)
+        table.add_row(ep.id, ep.url, status, types, str(backlog["pending"]), str(backlog["held"]))
+    console.print(table)

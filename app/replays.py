@@ -1,0 +1,196 @@
+"""Replays: re-send one event, or everything an endpoint missed (or never had: a backfill).
+
+A replay job is a cursor over the tenant's events in a time window. The worker advances it in
+paced batches (`rate_per_s`, default 500/s) so live traffic keeps its latency; each batch's
+deliveries and the moved cursor are one transaction, so a restarted hub resumes exactly where
+it was. Replayed deliveries keep the event id as `webhook-id` and have the trigger `replay`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.clock import Clock
+from app.errors import NotFound, ValidationFailed
+from app.fanout import delivery_to, matching
+from app.ids import id_floor, new_id
+from app.records import Endpoint, Event, NewDelivery, NewEvent, Replay
+from app.store import Store
+
+log = logging.getLogger("billhook.replays")
+
+DEFAULT_RATE = 500
+BATCH = 500  # events enqueued per run at most
+SCAN = 2000  # events looked at per run at most (most may not match)
+LEASE_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    replay: Replay
+    status: str
+    succeeded: int
+    failed: int
+    pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    endpoint_id: str
+    since: int
+    until: int | None = None
+    only_failed: bool = False
+    event_types: tuple[str, ...] | None = None
+    rate_per_s: int | None = None
+
+
+class ReplayService:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+        self.on_enqueue: Callable[[], None] = lambda: None
+
+    async def replay_event(
+        self, tenant_id: str, event_id: str, endpoint_id: str | None
+    ) -> list[NewDelivery]:
+        """A fresh delivery to one endpoint, or to every endpoint the event matches now."""
+        event = await self._store.events.get(tenant_id, event_id)
+        if event is None:
+            raise NotFound(f"no event {event_id}")
+        endpoints = await self._store.endpoints.of_tenant(tenant_id)
+        if endpoint_id is not None:
+            targets = [ep for ep in endpoints if ep.id == endpoint_id]
+            if not targets:
+                raise NotFound(f"no endpoint {endpoint_id}")
+        else:
+            targets = matching(event, endpoints)
+        now = self._clock.now_ms()
+        deliveries = [delivery_to(event, ep, now, trigger="replay") for ep in targets]
+        await self._store.replays.add_deliveries([NewEvent(event, tuple(deliveries))])
+        self.on_enqueue()
+        return deliveries
+
+    async def count(self, tenant_id: str, request: Request) -> int:
+        """How many events the request selects (what a dry run answers)."""
+        endpoint = await self._endpoint(tenant_id, request.endpoint_id)
+        since_id, until_id = self._window(request)
+        groups = await self._store.replays.counts(
+            tenant_id, endpoint.id, since_id, until_id, request.only_failed
+        )
+        return sum(n for event, n in groups if _selected(event, endpoint, request))
+
+    async def start(self, tenant_id: str, request: Request) -> Replay:
+        matched = await self.count(tenant_id, request)
+        now = self._clock.now_ms()
+        rate = request.rate_per_s or DEFAULT_RATE
+        replay = Replay(
+            id=new_id("rp", now),
+            tenant_id=tenant_id,
+            endpoint_id=request.endpoint_id,
+            since=request.since,
+            until=request.until if request.until is not None else now,
+            only_failed=request.only_failed,
+            event_types=request.event_types,
+            rate_per_s=rate,
+            status="running",
+            matched=matched,
+            enqueued=0,
+            cursor=None,
+            next_run_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        await self._store.replays.create(replay)
+        return replay
+
+    async def progress(self, tenant_id: str, replay_id: str) -> Progress:
+        replay = await self._store.replays.get(tenant_id, replay_id)
+        if replay is None:
+            raise NotFound(f"no replay {replay_id}")
+        counts = await self._store.replays.progress(replay.id)
+        pending = counts.get("pending", 0) + counts.get("delivering", 0)
+        status = "running" if replay.status == "done" and pending else replay.status
+        return Progress(
+            replay, status, counts.get("succeeded", 0), counts.get("failed", 0), pending
+        )
+
+    async def cancel(self, tenant_id: str, replay_id: str) -> Progress:
+        if not await self._store.replays.cancel(tenant_id, replay_id, self._clock.now_ms()):
+            await self.progress(tenant_id, replay_id)  # 404 if unknown
+            raise ValidationFailed.field("status", "the replay is not running")
+        return await self.progress(tenant_id, replay_id)
+
+    async def run_due(self) -> int:
+        """Advance every replay that is due by one paced batch (the worker calls this)."""
+        now = self._clock.now_ms()
+        due = await self._store.replays.claim(now, now + LEASE_MS, 20)
+        for replay in due:
+            try:
+                await self._advance(replay, now)
+            except Exception:
+                log.exception("replay %s failed; retried after its lease", replay.id)
+        return len(due)
+
+    async def _advance(self, replay: Replay, now: int) -> None:
+        endpoint = await self._store.endpoints.get(replay.tenant_id, replay.endpoint_id)
+        if endpoint is None:  # deleted meanwhile: nothing left to send to
+            await self._store.replays.advance(replay, replay.cursor, [], now, "cancelled", now)
+            return
+        request = Request(
+            replay.endpoint_id,
+            replay.since,
+            replay.until,
+            replay.only_failed,
+            replay.event_types,
+            replay.rate_per_s,
+        )
+        since_id, until_id = self._window(request)
+        after = replay.cursor or since_id
+        events = await self._store.replays.candidates(replay.tenant_id, after, until_id, SCAN)
+        limit = min(BATCH, replay.rate_per_s)
+        chosen, cursor, early = await self._choose(events, endpoint, request, limit, after)
+        batch = [
+            NewEvent(e, (delivery_to(e, endpoint, now, trigger="replay", replay_id=replay.id),))
+            for e in chosen
+        ]
+        status = "running" if early or len(events) == SCAN else "done"
+        pause = round(1000 * max(len(chosen), 1) / replay.rate_per_s)
+        await self._store.replays.advance(replay, cursor, batch, now + pause, status, now)
+        if batch:
+            self.on_enqueue()
+
+    async def _choose(
+        self, events: list[Event], endpoint: Endpoint, request: Request, limit: int, after: str
+    ) -> tuple[list[Event], str, bool]:
+        """Up to `limit` selected events, the cursor after the last event used, and whether
+        it stopped early (more were selected than the pace allows)."""
+        selected = [e for e in events if _selected(e, endpoint, request)]
+        if request.only_failed and selected:
+            failed = await self._store.replays.failed_among(endpoint.id, [e.id for e in selected])
+            selected = [e for e in selected if e.id in failed]
+        if len(selected) > limit:
+            return selected[:limit], selected[limit - 1].id, True
+        return selected, events[-1].id if events else after, False
+
+    def _window(self, request: Request) -> tuple[str, str]:
+        until = request.until if request.until is not None else self._clock.now_ms()
+        return id_floor("evt", request.since), id_floor("evt", until)
+
+    async def _endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint:
+        endpoint = await self._store.endpoints.get(tenant_id, endpoint_id)
+        if endpoint is None:
+            raise NotFound(f"no endpoint {endpoint_id}")
+        return endpoint
+
+
+def _selected(event: Event, endpoint: Endpoint, request: Request) -> bool:
+    """Of the request's event types (else those the endpoint subscribes to now); a backfill
+    also keeps to the endpoint's filter, while a failed delivery matched it once already."""
+    types = request.event_types if request.event_types is not None else endpoint.event_types
+    if types is not None and event.type not in types:
+        return False
+    return request.only_failed or endpoint.accepts(
+        event.customer_number, event.external_contract_id
+    )

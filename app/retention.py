@@ -1,0 +1,44 @@
+"""Retention: events, deliveries and attempts older than BILLHOOK_RETENTION_DAYS go, in small
+batches, oldest first: attempts, then finished deliveries without attempts, then events
+without deliveries. Events that carry billing information, and invoices, are never purged."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from app.clock import Clock
+from app.ids import id_floor
+from app.store import Store
+
+BATCH = 1000
+EVERY_SECONDS = 60.0
+BUDGET_SECONDS = 0.5  # per run, so a big first purge spreads over several runs
+
+
+class RetentionService:
+    def __init__(self, store: Store, clock: Clock, days: int) -> None:
+        self._store = store
+        self._clock = clock
+        self._keep_ms = days * 86_400_000
+        self._last = float("-inf")
+
+    async def run_due(self) -> int:
+        """The periodic job: at most once a minute, at most half a second of deleting."""
+        if time.monotonic() - self._last < EVERY_SECONDS:
+            return 0
+        self._last = time.monotonic()
+        return await self.purge(BUDGET_SECONDS)
+
+    async def purge(self, budget_s: float = float("inf")) -> int:
+        cutoff = self._clock.now_ms() - self._keep_ms
+        deadline = time.monotonic() + budget_s
+        removed = 0
+        for table, prefix in (("attempts", "att"), ("deliveries", "dlv"), ("events", "evt")):
+            while time.monotonic() < deadline:
+                gone = await self._store.retention.purge(table, id_floor(prefix, cutoff), BATCH)
+                removed += gone
+                await asyncio.sleep(0)  # let requests in between batches
+                if gone < BATCH:
+                    break
+        return removed

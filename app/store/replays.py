@@ -1,0 +1,191 @@
+"""Replay jobs: a cursor over events, advanced in paced batches by the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from app.records import Event, NewEvent, Replay
+from app.store.connector import Connector, Row, Tx
+from app.store.events import insert_deliveries
+
+
+def _replay(row: Row) -> Replay:
+    types = row["event_types"]
+    return Replay(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        endpoint_id=row["endpoint_id"],
+        since=row["since"],
+        until=row["until"],
+        only_failed=bool(row["only_failed"]),
+        event_types=None if types is None else tuple(orjson.loads(types)),
+        rate_per_s=row["rate_per_s"],
+        status=row["status"],
+        matched=row["matched"],
+        enqueued=row["enqueued"],
+        cursor=row["cursor"],
+        next_run_at=row["next_run_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _candidate(row: Row) -> Event:
+    """An event's routing fields only: a replay never needs the bodies it re-sends."""
+    return Event(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        type=row["type"],
+        body=b"",
+        created_at=row["created_at"],
+        customer_number=row["customer_number"],
+        external_contract_id=row["external_contract_id"],
+        ordering_key=row["ordering_key"],
+    )
+
+
+class Replays:
+    def __init__(self, db: Connector) -> None:
+        self._db = db
+
+    async def create(self, replay: Replay) -> None:
+        async def work(tx: Tx) -> None:
+            await tx.execute(
+                "replay_insert",
+                {
+                    "id": replay.id,
+                    "tenant_id": replay.tenant_id,
+                    "endpoint_id": replay.endpoint_id,
+                    "since": replay.since,
+                    "until": replay.until,
+                    "only_failed": replay.only_failed,
+                    "event_types": None
+                    if replay.event_types is None
+                    else orjson.dumps(replay.event_types).decode(),
+                    "rate_per_s": replay.rate_per_s,
+                    "matched": replay.matched,
+                    "now": replay.created_at,
+                },
+            )
+
+        await self._db.transact(work)
+
+    async def get(self, tenant_id: str, replay_id: str) -> Replay | None:
+        row = await self._db.fetchrow("replay_get", {"id": replay_id, "tenant_id": tenant_id})
+        return _replay(row) if row else None
+
+    async def find(self, replay_id: str) -> Replay | None:
+        """By id alone, whatever the tenant: for operator tools holding the database."""
+        row = await self._db.fetchrow("replay_by_id", {"id": replay_id})
+        return _replay(row) if row else None
+
+    async def page(self, tenant_id: str, cursor: str | None, limit: int) -> list[Replay]:
+        params = {"tenant_id": tenant_id, "cursor": cursor, "limit": limit}
+        return [_replay(r) for r in await self._db.fetch("replay_list", params)]
+
+    async def progress(self, replay_id: str) -> dict[str, int]:
+        rows = await self._db.fetch("replay_progress", {"id": replay_id})
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    async def counts(
+        self, tenant_id: str, endpoint_id: str, since_id: str, until_id: str, only_failed: bool
+    ) -> list[tuple[Event, int]]:
+        """(routing fields, how many) per distinct routing: callers apply the subscription."""
+        params = {
+            "tenant_id": tenant_id,
+            "endpoint_id": endpoint_id,
+            "since_id": since_id,
+            "until_id": until_id,
+        }
+        rows = await self._db.fetch(
+            "replay_count_failed" if only_failed else "replay_count_all", params
+        )
+        return [
+            (
+                Event(
+                    "",
+                    tenant_id,
+                    r["type"],
+                    b"",
+                    0,
+                    customer_number=r["customer_number"],
+                    external_contract_id=r["external_contract_id"],
+                ),
+                int(r["n"]),
+            )
+            for r in rows
+        ]
+
+    async def candidates(
+        self, tenant_id: str, after: str, until_id: str, limit: int
+    ) -> list[Event]:
+        params = {"tenant_id": tenant_id, "after": after, "until_id": until_id, "limit": limit}
+        return [_candidate(r) for r in await self._db.fetch("replay_events", params)]
+
+    async def failed_among(self, endpoint_id: str, event_ids: Sequence[str]) -> set[str]:
+        params = {"endpoint_id": endpoint_id, "ids": self._db.ids(event_ids)}
+        return {r["id"] for r in await self._db.fetch("replay_failed_filter", params)}
+
+    async def claim(self, now: int, lease_until: int, limit: int) -> list[Replay]:
+        async def work(tx: Tx) -> list[Row]:
+            params = {"now": now, "lease_until": lease_until, "limit": limit}
+            return await tx.fetch("replays_claim", params)
+
+        return [_replay(r) for r in await self._db.transact(work)]
+
+    async def advance(
+        self,
+        replay: Replay,
+        cursor: str | None,
+        batch: Sequence[NewEvent],
+        next_run_at: int,
+        status: str,
+        now: int,
+    ) -> None:
+        """The batch's deliveries and the moved cursor, together: a job resumes exactly here."""
+
+        async def work(tx: Tx) -> None:
+            await insert_deliveries(tx, batch)
+            await tx.execute(
+                "replay_advance",
+                {
+                    "id": replay.id,
+                    "cursor": cursor,
+                    "added": sum(len(new.deliveries) for new in batch),
+                    "next_run_at": next_run_at,
+                    "status": status,
+                    "now": now,
+                    "lease_until": replay.next_run_at,
+                },
+            )
+
+        await self._db.transact(work)
+
+    async def cancel(self, tenant_id: str, replay_id: str, now: int) -> bool:
+        """Stop enqueueing and cancel what is still pending; ordered keys move on."""
+
+        async def work(tx: Tx) -> bool:
+            params = {"id": replay_id, "tenant_id": tenant_id, "now": now}
+            if not await tx.fetch("replay_cancel", params):
+                return False
+            cancelled = await tx.fetch("replay_cancel_deliveries", {"id": replay_id, "now": now})
+            keys = {(r["endpoint_id"], r["ordering_key"]) for r in cancelled if r["ordering_key"]}
+            for endpoint_id, key in keys:
+                await tx.execute(
+                    "ordered_promote",
+                    {"endpoint_id": endpoint_id, "key": key, "due": now, "now": now},
+                )
+            return True
+
+        return await self._db.transact(work)
+
+    async def add_deliveries(self, batch: Sequence[NewEvent]) -> None:
+        """Fresh deliveries of stored events (replaying one event)."""
+
+        async def work(tx: Tx) -> Any:
+            await insert_deliveries(tx, batch)
+
+        await self._db.transact(work)

@@ -1,0 +1,246 @@
+"""Replays: one event again, and paced, durable jobs that recover or backfill an endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.replays import BATCH
+from app.testing import FrozenClock
+from tests.conftest import START_MS, HubClient
+from tests.test_e2e import Recorder
+
+SINCE = "2026-11-01T00:00:00Z"
+
+
+async def _receiver(hub: HubClient, server: Any, recorder: Recorder, **fields: Any) -> str:
+    created = await hub.endpoint(server.url, **fields)
+    recorder.secret = created["secret"]
+    endpoint_id: str = created["id"]
+    return endpoint_id
+
+
+async def test_replay_one_event_to_every_endpoint_matching_now(hub: HubClient):
+    """A new endpoint that matches the event gets it too; the webhook-id is the event id."""
+    from app.testing import Receiver
+
+    first, second = Recorder(), Recorder()
+    async with Receiver(first.app, "/hook") as s1, Receiver(second.app, "/hook") as s2:
+        await _receiver(hub, s1, first, event_types=["t"])
+        event = await hub.publish("t", {"n": 1})
+        await hub.drain()
+        await _receiver(hub, s2, second, event_types=["t"])
+        replayed = await hub.http.post(f"/v1/events/{event['id']}/replay", json={})
+        assert replayed.status_code == 202
+        assert len(replayed.json()["deliveries"]) == 2
+        await hub.drain()
+    assert first.ids() == [event["id"]] * 2
+    assert second.ids() == [event["id"]]
+    detail = (await hub.http.get(f"/v1/events/{event['id']}")).json()
+    assert sorted(d["trigger"] for d in detail["deliveries"]) == ["replay", "replay", "scheduled"]
+
+
+async def test_replay_one_event_to_one_endpoint(hub: HubClient, receiver):
+    app, server = receiver
+    endpoint = await hub.endpoint(server.url)
+    app.set_secret(endpoint["secret"])
+    other = await hub.endpoint("http://127.0.0.1:9/other")
+    event = await hub.publish("t", {})
+    answer = await hub.http.post(
+        f"/v1/events/{event['id']}/replay", json={"endpoint_id": endpoint["id"]}
+    )
+    assert [d["endpoint_id"] for d in answer.json()["deliveries"]] == [endpoint["id"]]
+    assert other["id"] not in {d["endpoint_id"] for d in answer.json()["deliveries"]}
+    missing = await hub.http.post(f"/v1/events/{event['id']}/replay", json={"endpoint_id": "ep_x"})
+    assert missing.status_code == 404
+    assert (await hub.http.post("/v1/events/evt_nope/replay", json={})).status_code == 404
+
+
+async def test_backfill_an_endpoint_created_after_the_events(hub_factory):
+    """status=all sends a new endpoint every event of the window it subscribes to."""
+    clock = FrozenClock(START_MS)
+    hub: HubClient = await hub_factory(clock=clock)
+    ids = [(await hub.publish("t", {"n": n, "customerNumber": "C1"}))["id"] for n in range(7)]
+    await hub.publish("other", {})  # not subscribed: not replayed
+    await hub.publish("t", {"customerNumber": "C2"})  # outside the filter: not replayed
+    clock.advance(1)
+    from app.testing import Receiver
+
+    recorder = Recorder()
+    async with Receiver(recorder.app, "/hook") as server:
+        endpoint_id = await _receiver(
+            hub, server, recorder, event_types=["t"], filter={"customerNumber": "C1"}
+        )
+        request = {"endpoint_id": endpoint_id, "since": "2026-11-17", "status": "all"}
+        dry = await hub.http.post("/v1/replays", json=request | {"dry_run": True})
+        assert dry.status_code == 200 and dry.json() == {"matched": 7}
+        assert (await hub.http.get("/v1/replays")).json()["data"] == []  # a dry run changes nothing
+        started = await hub.http.post("/v1/replays", json=request)
+        assert started.status_code == 202
+        replay = started.json()
+        assert (replay["status"], replay["matched"], replay["enqueued"]) == ("running", 7, 0)
+        await hub.hub.periodic.run_once()
+        await hub.drain()
+    assert sorted(recorder.ids()) == sorted(ids)
+    done = (await hub.http.get(f"/v1/replays/{replay['id']}")).json()
+    assert (done["status"], done["enqueued"], done["succeeded"], done["failed"]) == (
+        "done",
+        7,
+        7,
+        0,
+    )
+
+
+async def test_replay_of_failures_resends_only_what_never_arrived(hub_factory):
+    """status=failed re-sends events whose deliveries to the endpoint ended without success."""
+    from app.testing import Receiver
+
+    hub: HubClient = await hub_factory(retry_schedule="0s")  # two attempts, then failed
+    recorder = Recorder(statuses=[500] * 4)  # both of the first two events exhaust theirs
+    async with Receiver(recorder.app, "/hook") as server:
+        endpoint_id = await _receiver(hub, server, recorder, event_types=["t"])
+        lost = [(await hub.publish("t", {"n": n}))["id"] for n in range(2)]
+        await hub.drain()
+        arrived = (await hub.publish("t", {"n": 9}))["id"]
+        await hub.drain()
+        request = {"endpoint_id": endpoint_id, "since": SINCE, "status": "failed"}
+        assert (await hub.http.post("/v1/replays", json=request | {"dry_run": True})).json() == {
+            "matched": 2
+        }
+        await hub.http.post("/v1/replays", json=request)
+        await hub.hub.periodic.run_once()
+        await hub.drain()
+    delivered = [r["headers"]["webhook-id"] for r in recorder.requests[4:]]
+    assert sorted(delivered) == sorted([arrived, *lost])
+
+
+async def test_replay_is_paced_by_rate_per_s(hub_factory):
+    """At 10/s the worker enqueues 10, then nothing until a second has passed."""
+    clock = FrozenClock(START_MS)
+    hub: HubClient = await hub_factory(clock=clock)
+    endpoint = await hub.endpoint("http://127.0.0.1:9/slow", event_types=["t"])
+    for n in range(25):
+        await hub.publish("t", {"n": n})
+    clock.advance(1)
+    started = (
+        await hub.http.post(
+            "/v1/replays",
+            json={
+                "endpoint_id": endpoint["id"],
+                "since": "2026-11-17",
+                "status": "all",
+                "rate_per_s": 10,
+            },
+        )
+    ).json()
+
+    async def enqueued() -> int:
+        await hub.hub.periodic.run_once()
+        count: int = (await hub.http.get(f"/v1/replays/{started['id']}")).json()["enqueued"]
+        return count
+
+    assert await enqueued() == 10
+    assert await enqueued() == 10  # not due yet: the pace holds
+    clock.advance(1)
+    assert await enqueued() == 20
+    clock.advance(1)
+    assert await enqueued() == 25
+
+
+async def test_a_large_replay_is_streamed_in_batches(hub_factory):
+    """Each run enqueues at most one batch: memory stays flat whatever the window holds."""
+    clock = FrozenClock(START_MS)
+    hub: HubClient = await hub_factory(clock=clock)
+    endpoint = await hub.endpoint("http://127.0.0.1:9/x", event_types=["t"])
+    for n in range(BATCH + 20):
+        await hub.publish("t", {"n": n})
+    clock.advance(1)
+    started = (
+        await hub.http.post(
+            "/v1/replays",
+            json={
+                "endpoint_id": endpoint["id"],
+                "since": "2026-11-17",
+                "status": "all",
+                "rate_per_s": 100_000,
+            },
+        )
+    ).json()
+    await hub.hub.periodic.run_once()
+    assert (await hub.http.get(f"/v1/replays/{started['id']}")).json()["enqueued"] == BATCH
+
+
+async def test_cancel_stops_enqueueing_and_cancels_what_is_pending(hub_factory):
+    clock = FrozenClock(START_MS)
+    hub: HubClient = await hub_factory(clock=clock)
+    endpoint = await hub.endpoint("http://127.0.0.1:9/x", event_types=["t"])
+    for n in range(30):
+        await hub.publish("t", {"n": n})
+    clock.advance(1)
+    started = (
+        await hub.http.post(
+            "/v1/replays",
+            json={
+                "endpoint_id": endpoint["id"],
+                "since": "2026-11-17",
+                "status": "all",
+                "rate_per_s": 10,
+            },
+        )
+    ).json()
+    await hub.hub.periodic.run_once()
+    cancelled = await hub.http.post(f"/v1/replays/{started['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    clock.advance(5)
+    await hub.hub.periodic.run_once()
+    state = (await hub.http.get(f"/v1/replays/{started['id']}")).json()
+    assert (state["status"], state["enqueued"], state["pending"]) == ("cancelled", 10, 0)
+    again = await hub.http.post(f"/v1/replays/{started['id']}/cancel")
+    assert again.status_code == 422
+
+
+async def test_a_replay_resumes_where_it_was_after_a_restart(hub_factory):
+    """The cursor is stored with each batch: a new hub goes on from there, nothing twice."""
+    clock = FrozenClock(START_MS)
+    first: HubClient = await hub_factory(clock=clock)
+    endpoint = await first.endpoint("http://127.0.0.1:9/x", event_types=["t"])
+    for n in range(25):
+        await first.publish("t", {"n": n})
+    clock.advance(1)
+    started = (
+        await first.http.post(
+            "/v1/replays",
+            json={
+                "endpoint_id": endpoint["id"],
+                "since": "2026-11-17",
+                "status": "all",
+                "rate_per_s": 10,
+            },
+        )
+    ).json()
+    await first.hub.periodic.run_once()
+    second: HubClient = await hub_factory(clock=clock)
+    for _ in range(3):
+        clock.advance(1)
+        await second.hub.periodic.run_once()
+    state = (await second.http.get(f"/v1/replays/{started['id']}")).json()
+    assert (state["enqueued"], state["matched"]) == (25, 25)
+    rows = await second.hub.store.db.fetch("replay_progress", {"id": started["id"]})
+    assert sum(r["n"] for r in rows) == 25
+
+
+async def test_bad_replay_requests(hub: HubClient):
+    endpoint = await hub.endpoint("http://127.0.0.1:9/x")
+    cases = [
+        ({"endpoint_id": endpoint["id"], "since": "yesterday"}, 422, "since"),
+        ({"endpoint_id": endpoint["id"], "since": SINCE, "status": "some"}, 422, "status"),
+        ({"endpoint_id": endpoint["id"], "since": SINCE, "rate_per_s": 0}, 422, "rate_per_s"),
+        ({"since": SINCE}, 422, "endpoint_id"),
+        ({"endpoint_id": "ep_missing", "since": SINCE}, 404, None),
+    ]
+    for body, status, field in cases:
+        response = await hub.http.post("/v1/replays", json=body)
+        assert response.status_code == status, body
+        if field:
+            assert any(field in d["loc"] for d in response.json()["error"]["details"]), body
+    assert (await hub.http.get("/v1/replays/rp_missing")).status_code == 404
+    assert (await hub.http.get("/v1/replays")).json()["data"] == []
