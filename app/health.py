@@ -133,10 +133,10 @@ def _failure(verdict: Verdict, result: Result, backoff_ms: Sequence[int]) -> Ver
     verdict = replace(verdict, health=h, notices=notices)
     if result.at - since >= DISABLE_AFTER_MS:
         return _disable(verdict, "failing", result.at)
-    if h.health == "failing":
-        step = backoff_ms[min(h.probes_failed, len(backoff_ms) - 1)] if backoff_ms else 0
-        probed = replace(h, probes_failed=h.probes_failed + 1, probe_at=result.at + step)
-        return replace(verdict, health=probed)
+    if h.health == "failing":  # a failed probe: the next waits the following step
+        probes = h.probes_failed + 1
+        step = backoff_ms[min(probes, len(backoff_ms) - 1)] if backoff_ms else 0
+        return replace(verdict, health=replace(h, probes_failed=probes, probe_at=result.at + step))
     if h.consecutive_failures >= FAILING_AFTER:
         notice = Notice(
             "endpoint.failing",

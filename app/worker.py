@@ -51,13 +51,14 @@ def rules_for(settings: Settings) -> Rules:
 class Bucket:
     """A token bucket for an endpoint's `rate_limit_per_s` (burst: one second's worth)."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, now: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.tokens = rate
-        self.at = time.monotonic()
+        self._now = now
+        self.at = now()
 
     def available(self) -> float:
-        now = time.monotonic()
+        now = self._now()
         self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
         self.at = now
         return self.tokens
@@ -99,6 +100,7 @@ class Worker:
         self._stopping = False
         self._backlog = False
         self.on_endpoints_changed: Callable[[], None] = lambda: None
+        self.monotonic: Callable[[], float] = time.monotonic  # rate limits' time; tests freeze it
 
     def notify(self) -> None:
         """New work was committed in this process: claim now rather than at the next poll."""
@@ -206,7 +208,9 @@ class Worker:
 
     def _token(self, job: Job) -> bool:
         assert job.rate_limit_per_s
-        bucket = self._buckets.setdefault(job.endpoint_id, Bucket(job.rate_limit_per_s))
+        bucket = self._buckets.setdefault(
+            job.endpoint_id, Bucket(job.rate_limit_per_s, self.monotonic)
+        )
         bucket.rate = job.rate_limit_per_s
         if bucket.available() >= 1:
             bucket.tokens -= 1

@@ -1,0 +1,135 @@
+"""Fairness: a dead endpoint never delays the others; caps, rate limits and lanes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from app.delivery import Outcome
+from app.settle import settle
+from app.store.deliveries import Claim
+from app.testing import FrozenClock, Receiver
+from app.worker import Bucket
+from tests.conftest import START_MS, HubClient
+from tests.test_e2e import Recorder, _until
+
+
+class Hang:
+    """A receiver that never answers, counting how many requests it holds at once."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.most = 0
+        self.release = asyncio.Event()
+        self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
+
+    async def hook(self, request: Request) -> Response:
+        self.open += 1
+        self.most = max(self.most, self.open)
+        try:
+            await self.release.wait()
+        finally:
+            self.open -= 1
+        return PlainTextResponse("late")
+
+
+async def test_a_hung_endpoint_does_not_delay_a_healthy_one(hub_factory):
+    """While one endpoint's attempts hang until their timeout, every delivery to the other
+    arrives — well before the first timeout — and the hung one holds only its own slots."""
+    hub: HubClient = await hub_factory(
+        run_worker=True, request_timeout=30.0, endpoint_concurrency=4
+    )
+    hang, healthy = Hang(), Recorder()
+    async with Receiver(hang.app, "/hook") as stuck, Receiver(healthy.app, "/hook") as fine:
+        await hub.endpoint(stuck.url, filter={"customerNumber": "slow"})
+        healthy.secret = (await hub.endpoint(fine.url, filter={"customerNumber": "fast"}))["secret"]
+        for n in range(40):
+            await hub.publish("t", {"customerNumber": "slow", "n": n})
+        fast = [
+            (await hub.publish("t", {"customerNumber": "fast", "n": n}))["id"] for n in range(40)
+        ]
+        deadline = asyncio.get_running_loop().time() + 10  # the hung ones time out after 30 s
+        while len(healthy.requests) < 40:
+            assert asyncio.get_running_loop().time() < deadline, len(healthy.requests)
+            await asyncio.sleep(0.02)
+        assert sorted(healthy.ids()) == sorted(fast)
+        assert hang.most <= 4  # its concurrency cap, however many are due
+        hang.release.set()
+
+
+async def test_first_attempts_go_before_late_retries(hub_factory):
+    """Lane 0 (first attempts and replays) is claimed before lane 1 (retries), even when the
+    retry has been due for longer."""
+    clock = FrozenClock(START_MS)
+    hub: HubClient = await hub_factory(clock=clock)
+    store = hub.hub.store
+    endpoint = await hub.endpoint("http://127.0.0.1:9/x")
+    old = await hub.publish("t", {"n": "retry"})
+    [job] = await store.deliveries.claim(clock.now_ms(), clock.now_ms() + 60_000, 10)
+    failed = settle(job, Outcome(clock.now_ms(), 1, status_code=500, error="http_5xx"), (0.0,))
+    await store.deliveries.record([failed], clock.now_ms(), hub.hub.events.rules)
+    clock.advance(60)
+    fresh = await hub.publish("t", {"n": "first"})
+    [claimed] = await store.deliveries.claim(clock.now_ms(), clock.now_ms() + 60_000, 1)
+    assert claimed.event_id == fresh["id"]
+    [after] = await store.deliveries.claim(clock.now_ms(), clock.now_ms() + 60_000, 1)
+    assert after.event_id == old["id"] and after.endpoint_id == endpoint["id"]
+
+
+async def test_the_claim_keeps_to_each_endpoints_room(hub: HubClient):
+    """A claim never gives one endpoint more than its room, nor any to an excluded one."""
+    store = hub.hub.store
+    a = await hub.endpoint("http://127.0.0.1:9/a", filter={"customerNumber": "a"})
+    b = await hub.endpoint("http://127.0.0.1:9/b", filter={"customerNumber": "b"})
+    for n in range(10):
+        await hub.publish("t", {"customerNumber": "a", "n": n})
+        await hub.publish("t", {"customerNumber": "b", "n": n})
+    now = hub.hub.clock.now_ms()
+    turn = await store.deliveries.turn([], now, now + 60_000, Claim(100, cap=3, free={b["id"]: 1}))
+    by_endpoint = [j.endpoint_id for j in turn.jobs]
+    assert (by_endpoint.count(a["id"]), by_endpoint.count(b["id"])) == (3, 1)
+    turn = await store.deliveries.turn(
+        [], now, now + 60_000, Claim(100, cap=3, excluded=(a["id"],))
+    )
+    assert {j.endpoint_id for j in turn.jobs} == {b["id"]}
+
+
+async def test_rate_limited_endpoint_is_sent_no_faster_than_its_rate(hub_factory):
+    """rate_limit_per_s 5: a burst of five, then one per fifth of a second. The bucket's
+    time is frozen, so what went out is a count, not a timing."""
+    hub: HubClient = await hub_factory(run_worker=True)
+    worker = hub.hub.worker
+    now = [1000.0]
+    worker.monotonic = lambda: now[0]
+    recorder = Recorder()
+    async with Receiver(recorder.app, "/hook") as server:
+        endpoint = await hub.endpoint(server.url, rate_limit_per_s=5)
+        recorder.secret = endpoint["secret"]
+        for n in range(10):
+            await hub.publish("t", {"n": n})
+
+        def waiting() -> int:
+            return len(worker._queues.get(endpoint["id"], ()))
+
+        await _until(lambda: len(recorder.requests) == 5 and waiting() == 5 and not worker._sending)
+        now[0] += 0.5  # two and a half tokens' worth
+        worker._pump(endpoint["id"])
+        await _until(lambda: len(recorder.requests) == 7)
+        assert waiting() == 3
+
+
+def test_token_bucket():
+    """Burst of one second's worth, refilled at the rate, never above the burst."""
+    now = [0.0]
+    bucket = Bucket(5, lambda: now[0])
+    assert bucket.available() == 5
+    bucket.tokens -= 5
+    assert bucket.available() == 0 and bucket.wait() == 0.2
+    now[0] += 0.3
+    assert bucket.available() == 1.5
+    now[0] += 60
+    assert bucket.available() == 5
