@@ -69,6 +69,8 @@ class ReplayService:
         now = self._clock.now_ms()
         deliveries = [delivery_to(event, ep, now, trigger="replay") for ep in targets]
         await self._store.replays.add_deliveries([NewEvent(event, tuple(deliveries))])
+        for ep in targets:
+            await self._probe_now(ep, now)
         self.on_enqueue()
         return deliveries
 
@@ -103,6 +105,7 @@ class ReplayService:
             updated_at=now,
         )
         await self._store.replays.create(replay)
+        await self._probe_now(await self._endpoint(tenant_id, request.endpoint_id), now)
         return replay
 
     async def progress(self, tenant_id: str, replay_id: str) -> Progress:
@@ -173,6 +176,12 @@ class ReplayService:
         if len(selected) > limit:
             return selected[:limit], selected[limit - 1].id, True
         return selected, events[-1].id if events else after, False
+
+    async def _probe_now(self, endpoint: Endpoint, now: int) -> None:
+        """Whoever replays to a failing endpoint says it is back: probe it now, so what the
+        circuit holds (the replay included) goes as soon as it answers, not at the next step."""
+        if endpoint.health == "failing":
+            await self._store.endpoints.probe_now(endpoint.id, now)
 
     def _window(self, request: Request) -> tuple[str, str]:
         until = request.until if request.until is not None else self._clock.now_ms()

@@ -49,7 +49,10 @@ class SlowReceiver:
 
 
 @asynccontextmanager
-async def hub_process(db: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+async def hub_process(
+    db: Path, **overrides: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """A real `billhook serve` on `db` and a free port; `overrides` are more BILLHOOK_ settings."""
     env = {
         **os.environ,
         "BILLHOOK_DATABASE_URL": f"sqlite:///{db}",
@@ -61,6 +64,7 @@ async def hub_process(db: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proces
         "BILLHOOK_CONNECT_TIMEOUT": "1s",
         "BILLHOOK_WORKER_CONCURRENCY": "8",
         "BILLHOOK_POLL_INTERVAL": "100ms",
+        **overrides,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app", "serve", env=env, stderr=PIPE, stdout=DEVNULL

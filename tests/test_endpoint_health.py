@@ -186,3 +186,25 @@ async def test_health_reports_success_rate_latency_and_backlog(hub: HubClient, r
     assert (state["status"], state["pending"], state["held"]) == ("disabled", 1, 1)
     assert state["oldest_pending_age_s"] is not None
     assert (await hub.http.get("/v1/endpoints/ep_nope/health")).status_code == 404
+
+
+async def test_a_replay_to_a_failing_endpoint_probes_it_at_once(hub_factory):
+    """Replaying says "it is back": the probe goes now, not at the next step an hour away, and
+    its success releases what the circuit held along with the replay."""
+    clock = FrozenClock(START_MS)
+    hub: HubClient = await hub_factory(clock=clock, retry_schedule="1h,1h")
+    switch = Switch(503)
+    async with Receiver(switch.app, "/hook") as server:
+        endpoint = await hub.endpoint(server.url, event_types=["t"])
+        events = [(await hub.publish("t", {"n": n}))["id"] for n in range(5)]
+        await hub.drain()
+        assert (await _health(hub, endpoint["id"]))["status"] == "failing"
+        switch.status = 200
+        calls = switch.calls
+        replayed = await hub.http.post(f"/v1/events/{events[0]}/replay", json={})
+        assert replayed.status_code == 202, replayed.text
+        await hub.hub.periodic.run_once()
+        await hub.drain()
+        state = await _health(hub, endpoint["id"])
+        assert (state["status"], state["held"], state["pending"]) == ("active", 0, 0)
+        assert switch.calls == calls + 6  # the five held and the replay

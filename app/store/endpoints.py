@@ -118,6 +118,14 @@ class Endpoints:
 
         return await self._db.transact(work)
 
+    async def probe_now(self, endpoint_id: str, now: int) -> None:
+        """A failing endpoint's next probe is due now rather than at its next backoff step."""
+
+        async def work(tx: Tx) -> None:
+            await tx.execute("endpoint_probe_now", {"id": endpoint_id, "now": now})
+
+        await self._db.transact(work)
+
     async def find(self, endpoint_id: str) -> Endpoint | None:
         """By id alone, whatever the tenant: for operator tools holding the database."""
         row = await self._db.fetchrow("endpoint_by_id", {"id": endpoint_id})

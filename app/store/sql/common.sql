@@ -105,6 +105,10 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING id;
 
+-- name: endpoint_probe_now
+UPDATE endpoints SET probe_at = :now
+WHERE id = :id AND health = 'failing' AND status = 'active' AND probe_at > :now;
+
 -- name: deliveries_probe
 -- The oldest held delivery goes out as the probe.
 UPDATE deliveries SET next_attempt_at = :now, updated_at = :now

@@ -1,0 +1,129 @@
+"""The operator CLI, end to end: a real `billhook serve` process, an endpoint that goes down and
+comes back, and `billhook replay` recovering everything it missed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+import sys
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from app import jsoncodec
+from app.testing import Receiver
+from tests.test_crash import KEY, hub_process
+
+EVENTS = 30
+
+
+class Merchant:
+    """The merchant's system: down (503) until `up`, then it records each event's number."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.received: set[int] = set()
+        self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
+
+    async def hook(self, request: Request) -> Response:
+        if not self.up:
+            return PlainTextResponse("maintenance", status_code=503)
+        payload = jsoncodec.loads(await request.body())
+        if payload["type"] == "t":
+            self.received.add(payload["parameters"]["n"])
+        return PlainTextResponse("ok")
+
+
+async def billhook(db: Path, *args: str) -> tuple[int, str]:
+    """Run a `billhook` command on `db`; its exit code and its output."""
+    env = {**os.environ, "BILLHOOK_DATABASE_URL": f"sqlite:///{db}", "COLUMNS": "200"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+def _settled(db: Path) -> bool:
+    """Every delivery has failed for good or is held by the open circuit."""
+    with sqlite3.connect(db) as raw:
+        (moving,) = raw.execute(
+            "SELECT count(*) FROM deliveries WHERE status = 'delivering' "
+            "OR (status = 'pending' AND next_attempt_at IS NOT NULL)"
+        ).fetchone()
+    return int(moving) == 0
+
+
+def _replays(db: Path) -> int:
+    with sqlite3.connect(db) as raw:
+        return int(raw.execute("SELECT count(*) FROM replays").fetchone()[0])
+
+
+async def _until(condition, seconds: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_an_endpoint_down_then_back_recovers_everything_with_one_command(tmp_path: Path):
+    db = tmp_path / "hub.db"
+    merchant = Merchant()
+    headers = {"authorization": f"Bearer {KEY}"}
+    # Two attempts per delivery: what fails stays failed until someone replays it.
+    async with (
+        Receiver(merchant.app, "/hook") as server,
+        hub_process(db, BILLHOOK_RETRY_SCHEDULE="0s") as (_, url),
+        httpx.AsyncClient(base_url=url, headers=headers) as hub,
+    ):
+        endpoint = (await hub.post("/v1/endpoints", json={"url": server.url})).json()
+        await _post(hub, db, range(2))  # four failures: both run out of attempts
+        await _post(hub, db, range(2, EVENTS))  # the fifth failure opens the circuit: held
+
+        since = "2026-01-01"
+        code, out = await billhook(
+            db, "replay", "--endpoint", endpoint["id"], "--since", since, "--dry-run"
+        )
+        assert code == 0, out
+        missed = int(out.split()[0])
+        assert 2 <= missed <= EVENTS and _replays(db) == 0  # a dry run changes nothing
+
+        merchant.up = True
+        code, out = await billhook(db, "replay", "--endpoint", endpoint["id"], "--since", since)
+        assert code == 0, out
+        assert re.search(r"started: \d+ event\(s\)", out) and " done: " in out, out
+        # The replay sent what had failed; starting it probed the endpoint at once, and that
+        # success released what the circuit held.
+        await _until(lambda: merchant.received == set(range(EVENTS)), 90)
+
+    code, out = await billhook(db, "endpoints")
+    assert code == 0 and endpoint["id"] in out and "active" in out, out  # recovered
+    code, out = await billhook(db, "events", "--limit", "5")
+    assert code == 0 and out.count("evt_") == 5, out
+
+
+async def _post(hub: httpx.AsyncClient, db: Path, numbers: range) -> None:
+    for n in numbers:
+        body = {"type": "t", "parameters": {"n": n}}
+        assert (await hub.post("/v1/events", json=body)).status_code == 202
+    await _until(lambda: _settled(db))
+
+
+async def test_replay_of_an_unknown_endpoint_is_a_clear_error(tmp_path: Path):
+    db = tmp_path / "hub.db"
+    code, out = await billhook(db, "replay", "--endpoint", "ep_nope", "--since", "2026-11-01")
+    assert code != 0 and "no endpoint ep_nope" in out
+
+
+async def test_a_bad_since_names_the_option(tmp_path: Path):
+    code, out = await billhook(
+        tmp_path / "hub.db", "replay", "--endpoint", "ep_x", "--since", "soon"
+    )
+    assert code == 2 and "--since" in out
