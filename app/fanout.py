@@ -47,13 +47,14 @@ def delivery_to(
     delivery_id: str | None = None,
     trigger: str = "scheduled",
     replay_id: str | None = None,
+    due: int | None = None,
 ) -> NewDelivery:
-    """Due now, or held while the endpoint is disabled or failing; ordered endpoints keep the
-    event's ordering key so deliveries of one key go one at a time."""
+    """Due now (or at `due`), or held while the endpoint is disabled or failing; ordered
+    endpoints keep the event's ordering key so deliveries of one key go one at a time."""
     return NewDelivery(
         delivery_id or new_id("dlv", now),
         endpoint.id,
-        now if endpoint.accepting else None,
+        (now if due is None else due) if endpoint.accepting else None,
         trigger=trigger,
         replay_id=replay_id,
         ordering_key=event.ordering_key if endpoint.ordered else None,

@@ -238,3 +238,4 @@ class Replay:
     next_run_at: int
     created_at: int
     updated_at: int
+    paced_until: int | None = None

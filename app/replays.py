@@ -1,16 +1,18 @@
 """Replays: re-send one event, or everything an endpoint missed (or never had: a backfill).
 
 A replay job is a cursor over the tenant's events in a time window. The worker advances it in
-paced batches (`rate_per_s`, default 500/s) so live traffic keeps its latency; each batch's
-deliveries and the moved cursor are one transaction, so a restarted hub resumes exactly where
-it was. Replayed deliveries keep the event id as `webhook-id` and have the trigger `replay`.
+batches, keeping about a second of work enqueued, each delivery due at its own paced moment
+(`rate_per_s`, default 500/s) so the sending is even and live traffic keeps its latency; each
+batch's deliveries and the moved cursor are one transaction, so a restarted hub resumes exactly
+where it was. Replayed deliveries keep the event id as `webhook-id` and have the trigger `replay`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.clock import Clock
 from app.errors import NotFound, ValidationFailed
@@ -22,8 +24,11 @@ from app.store import Store
 log = logging.getLogger("billhook.replays")
 
 DEFAULT_RATE = 500
-BATCH = 500  # events enqueued per run at most
-SCAN = 2000  # events looked at per run at most (most may not match)
+# Small steps keep each one to a few milliseconds, so live traffic interleaves with a replay.
+BATCH = 100  # events enqueued per transaction at most
+SCAN = 1000  # events looked at per batch at most (a filter may select few of them)
+AHEAD_MS = 1000  # a running job keeps about this much of its paced work enqueued
+MAX_SLICES = 20  # batches per run, so one job never holds the periodic loop for long
 LEASE_MS = 60_000
 
 
@@ -126,7 +131,8 @@ class ReplayService:
         return await self.progress(tenant_id, replay_id)
 
     async def run_due(self) -> int:
-        """Advance every replay that is due by one paced batch (the worker calls this)."""
+        """Advance every replay that is due by about a second of paced work (the worker's
+        periodic loop calls this)."""
         now = self._clock.now_ms()
         due = await self._store.replays.claim(now, now + LEASE_MS, 20)
         for replay in due:
@@ -137,32 +143,65 @@ class ReplayService:
         return len(due)
 
     async def _advance(self, replay: Replay, now: int) -> None:
+        """Enqueue the job's next second of work in batches, each delivery due at its paced
+        moment (stored, so pacing survives a restart and the worker sends them evenly)."""
+        lease = replay.next_run_at
         endpoint = await self._store.endpoints.get(replay.tenant_id, replay.endpoint_id)
         if endpoint is None:  # deleted meanwhile: nothing left to send to
-            await self._store.replays.advance(replay, replay.cursor, [], now, "cancelled", now)
+            await self._store.replays.advance(replace(replay, status="cancelled"), lease, [], now)
             return
-        request = Request(
-            replay.endpoint_id,
-            replay.since,
-            replay.until,
-            replay.only_failed,
-            replay.event_types,
-            replay.rate_per_s,
-        )
+        request = _request(replay)
+        spacing = 1000 / replay.rate_per_s
+        at = float(max(now, replay.paced_until or now))
+        horizon = now + AHEAD_MS
+        for _ in range(MAX_SLICES):
+            room = max(1, min(BATCH, math.ceil((horizon - at) / spacing)))
+            batch, replay = await self._slice(replay, endpoint, request, room, at, now)
+            at += len(batch) * spacing
+            ahead = replay.status == "running" and at < horizon
+            replay = replace(
+                replay,
+                paced_until=round(at),
+                next_run_at=lease if ahead else max(now, round(at) - AHEAD_MS // 2),
+            )
+            if not await self._store.replays.advance(replay, lease, batch, now):
+                return  # cancelled, or another worker took the job over
+            if batch:
+                self.on_enqueue()
+            if not ahead:
+                return
+        await self._store.replays.advance(replace(replay, next_run_at=now), lease, [], now)
+
+    async def _slice(
+        self, replay: Replay, endpoint: Endpoint, request: Request, room: int, at: float, now: int
+    ) -> tuple[list[NewEvent], Replay]:
+        """Up to `room` selected events after the cursor, with their paced deliveries, and the
+        job moved past them (done when the window is exhausted)."""
         since_id, until_id = self._window(request)
         after = replay.cursor or since_id
-        events = await self._store.replays.candidates(replay.tenant_id, after, until_id, SCAN)
-        limit = min(BATCH, replay.rate_per_s)
-        chosen, cursor, early = await self._choose(events, endpoint, request, limit, after)
+        scan = min(SCAN, 2 * room + 16)  # enough for the room when most events are selected
+        events = await self._store.replays.candidates(replay.tenant_id, after, until_id, scan)
+        chosen, cursor, early = await self._choose(events, endpoint, request, room, after)
+        spacing = 1000 / replay.rate_per_s
         batch = [
-            NewEvent(e, (delivery_to(e, endpoint, now, trigger="replay", replay_id=replay.id),))
-            for e in chosen
+            NewEvent(
+                e,
+                (
+                    delivery_to(
+                        e,
+                        endpoint,
+                        now,
+                        trigger="replay",
+                        replay_id=replay.id,
+                        due=round(at + n * spacing),
+                    ),
+                ),
+            )
+            for n, e in enumerate(chosen)
         ]
-        status = "running" if early or len(events) == SCAN else "done"
-        pause = round(1000 * max(len(chosen), 1) / replay.rate_per_s)
-        await self._store.replays.advance(replay, cursor, batch, now + pause, status, now)
-        if batch:
-            self.on_enqueue()
+        status = "running" if early or len(events) == scan else "done"
+        moved = replace(replay, cursor=cursor, enqueued=replay.enqueued + len(batch), status=status)
+        return batch, moved
 
     async def _choose(
         self, events: list[Event], endpoint: Endpoint, request: Request, limit: int, after: str
@@ -192,6 +231,17 @@ class ReplayService:
         if endpoint is None:
             raise NotFound(f"no endpoint {endpoint_id}")
         return endpoint
+
+
+def _request(replay: Replay) -> Request:
+    return Request(
+        replay.endpoint_id,
+        replay.since,
+        replay.until,
+        replay.only_failed,
+        replay.event_types,
+        replay.rate_per_s,
+    )
 
 
 def _selected(event: Event, endpoint: Endpoint, request: Request) -> bool:

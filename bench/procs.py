@@ -90,8 +90,17 @@ def wait_until(check: Any, seconds: float, what: str) -> None:
 
 def peak_rss_mb(pid: int) -> float:
     """VmHWM: the process's peak resident set size."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS: the process's resident set size now."""
+    return _status_mb(pid, "VmRSS")
+
+
+def _status_mb(pid: int, field: str) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    match = re.search(rf"{field}:\s+(\d+) kB", status)
     return int(match.group(1)) / 1024 if match else float("nan")
 
 

@@ -20,6 +20,7 @@ TARGETS = [
     ("mixed", "sustained_per_s", ">=", 3000, "mixed ≥ 3,000/s sustained (in = out)"),
     ("mixed", "p99_ms", "<", 50, "p99 accept → receipt < 50 ms at 1,000 events/s"),
     ("growth", "peak_rss_mb_backlog", "<", 300, "RSS < 300 MB with the backlog"),
+    ("replay", "live_p99_ratio", "<", 2, "live p99 during a 100,000-event replay < 2× quiet"),
 ]
 
 RATIOS = [

@@ -15,7 +15,17 @@ from typing import Any
 
 from bench import data
 from bench.load import have_wrk, run_loader, wrk, wrk_script
-from bench.procs import API_KEY, UNDER_TEST, Hub, Receiver, peak_rss_mb, redis_server, spawn, stop
+from bench.procs import (
+    API_KEY,
+    UNDER_TEST,
+    Hub,
+    Receiver,
+    peak_rss_mb,
+    redis_server,
+    rss_mb,
+    spawn,
+    stop,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 FILLER = "x" * 870  # makes a generic event's request body about 1 KiB
@@ -355,6 +365,74 @@ def _healthy_latency(env: Env, hub: Hub, rate: float, seconds: float) -> dict[st
     }
 
 
+def replay(env: Env) -> dict[str, Any]:
+    """Live accept → receipt latency at 500 events/s with and without a replay of 100,000
+    stored events running at its default pace; then the same replay unpaced, sampling the
+    hub's RSS from start to end (the job streams in batches, so memory stays flat)."""
+    stored = int(env.size(100_000, 10_000))
+    db = env.db("replay")
+    hub = Hub(env.workdir, db, {"BILLHOOK_WORKER": "off"}).start()
+    old = {"customerNumber": "C1"}
+    history, paced, unpaced, _live = _endpoints(
+        hub,
+        [f"{env.receiver.url}/ok/{n}" for n in range(4)],
+        [old, old, old, {"customerNumber": "live"}],
+    )
+    hub.stop()
+    data.seed(db, [history], stored, event_template().replace("%s", "old").encode(), True)
+    window = env.size(20, 3)
+    hub = Hub(env.workdir, db).start()
+    try:
+        _latency(env, hub, rate=500, seconds=env.size(5, 1), template=event_template("live"))
+        quiet = _latency(env, hub, rate=500, seconds=window, template=event_template("live"))
+        job = _start_replay(hub, paced, None)
+        busy = _latency(env, hub, rate=500, seconds=window, template=event_template("live"))
+        with hub.client() as client:
+            client.post(f"/v1/replays/{job}/cancel").raise_for_status()
+        memory = _replay_memory(hub, unpaced, stored, timeout=env.size(300, 60))
+    finally:
+        hub.stop()
+    return {
+        "stored_events": stored,
+        "live_p99_ms_quiet": quiet["p99_ms"],
+        "live_p99_ms_replaying": busy["p99_ms"],
+        "live_p99_ratio": busy["p99_ms"] / max(quiet["p99_ms"], 1e-9),
+        "live_received_fraction_replaying": busy["received_fraction"],
+        **memory,
+    }
+
+
+def _start_replay(hub: Hub, endpoint_id: str, rate: int | None) -> str:
+    body: dict[str, Any] = {"endpoint_id": endpoint_id, "since": "2000-01-01", "status": "all"}
+    if rate is not None:
+        body["rate_per_s"] = rate
+    with hub.client() as client:
+        answer = client.post("/v1/replays", json=body)
+        answer.raise_for_status()
+        return str(answer.json()["id"])
+
+
+def _replay_memory(hub: Hub, endpoint_id: str, stored: int, timeout: float) -> dict[str, Any]:
+    assert hub.proc is not None
+    before = rss_mb(hub.proc.pid)
+    started = time.monotonic()
+    job = _start_replay(hub, endpoint_id, 100_000)
+    samples = [before]
+    state: dict[str, Any] = {"status": "running", "succeeded": 0}
+    with hub.client() as client:
+        while state["status"] == "running" and time.monotonic() - started < timeout:
+            time.sleep(0.5)
+            samples.append(rss_mb(hub.proc.pid))
+            state = client.get(f"/v1/replays/{job}").json()
+    elapsed = time.monotonic() - started
+    return {
+        "unpaced_replay_events_per_s": state["succeeded"] / elapsed,
+        "unpaced_replay_done": state["status"] == "done" and state["succeeded"] == stored,
+        "rss_mb_before_replay": before,
+        "rss_mb_peak_during_replay": max(samples),
+    }
+
+
 # -- ceilings and peers ---------------------------------------------------------------------------
 
 
@@ -443,6 +521,7 @@ SCENARIOS = {
     "mixed": mixed,
     "failing": failing,
     "growth": growth,
+    "replay": replay,
     "celery": celery,
     "arq": arq,
 }

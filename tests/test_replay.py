@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.replays import BATCH
+from app import replays
 from app.testing import FrozenClock
 from tests.conftest import START_MS, HubClient
 from tests.test_e2e import Recorder
@@ -79,6 +79,7 @@ async def test_backfill_an_endpoint_created_after_the_events(hub_factory):
         replay = started.json()
         assert (replay["status"], replay["matched"], replay["enqueued"]) == ("running", 7, 0)
         await hub.hub.periodic.run_once()
+        clock.advance(1)  # each replayed delivery is due at its paced moment (2 ms apart)
         await hub.drain()
     assert sorted(recorder.ids()) == sorted(ids)
     done = (await hub.http.get(f"/v1/replays/{replay['id']}")).json()
@@ -146,12 +147,15 @@ async def test_replay_is_paced_by_rate_per_s(hub_factory):
     assert await enqueued() == 25
 
 
-async def test_a_large_replay_is_streamed_in_batches(hub_factory):
-    """Each run enqueues at most one batch: memory stays flat whatever the window holds."""
+async def test_a_large_replay_is_streamed_in_batches(hub_factory, monkeypatch):
+    """A run enqueues a bounded number of bounded batches, whatever the window holds: memory
+    stays flat, and the job resumes from its cursor at the next run."""
+    monkeypatch.setattr(replays, "BATCH", 10)
+    monkeypatch.setattr(replays, "MAX_SLICES", 3)
     clock = FrozenClock(START_MS)
     hub: HubClient = await hub_factory(clock=clock)
     endpoint = await hub.endpoint("http://127.0.0.1:9/x", event_types=["t"])
-    for n in range(BATCH + 20):
+    for n in range(45):
         await hub.publish("t", {"n": n})
     clock.advance(1)
     started = (
@@ -165,8 +169,34 @@ async def test_a_large_replay_is_streamed_in_batches(hub_factory):
             },
         )
     ).json()
+
+    async def run() -> dict[str, Any]:
+        await hub.hub.periodic.run_once()
+        state: dict[str, Any] = (await hub.http.get(f"/v1/replays/{started['id']}")).json()
+        return state
+
+    assert (await run())["enqueued"] == 30
+    assert (await run())["enqueued"] == 45
+
+
+async def test_replayed_deliveries_are_due_evenly_at_the_pace(hub_factory):
+    """At 100/s, a run's deliveries are due 10 ms apart: the worker sends them evenly rather
+    than in a burst that would hold up live traffic."""
+    clock = FrozenClock(START_MS)
+    hub: HubClient = await hub_factory(clock=clock)
+    for n in range(5):
+        await hub.publish("t", {"n": n})
+    endpoint = await hub.endpoint("http://127.0.0.1:9/x", event_types=["t"])  # a backfill
+    clock.advance(1)
+    request = {"endpoint_id": endpoint["id"], "since": SINCE, "status": "all", "rate_per_s": 100}
+    await hub.http.post("/v1/replays", json=request)
     await hub.hub.periodic.run_once()
-    assert (await hub.http.get(f"/v1/replays/{started['id']}")).json()["enqueued"] == BATCH
+    now = clock.now_ms()
+    sent = []
+    for step in range(5):
+        jobs = await hub.hub.store.deliveries.claim(now + 10 * step, now + 60_000, 100)
+        sent.append(len(jobs))
+    assert sent == [1, 1, 1, 1, 1]
 
 
 async def test_cancel_stops_enqueueing_and_cancels_what_is_pending(hub_factory):

@@ -30,6 +30,7 @@ def _replay(row: Row) -> Replay:
         next_run_at=row["next_run_at"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        paced_until=row["paced_until"],
     )
 
 
@@ -134,35 +135,35 @@ class Replays:
             params = {"now": now, "lease_until": lease_until, "limit": limit}
             return await tx.fetch("replays_claim", params)
 
-        return [_replay(r) for r in await self._db.transact(work)]
+        return [_replay(r) for r in await self._db.transact(work, durable=False)]
 
     async def advance(
-        self,
-        replay: Replay,
-        cursor: str | None,
-        batch: Sequence[NewEvent],
-        next_run_at: int,
-        status: str,
-        now: int,
-    ) -> None:
-        """The batch's deliveries and the moved cursor, together: a job resumes exactly here."""
+        self, replay: Replay, lease: int, batch: Sequence[NewEvent], now: int
+    ) -> bool:
+        """The batch's deliveries and the job's new cursor, pace and status, together: a job
+        resumes exactly here. False (and nothing written) if the job was cancelled or its
+        lease taken over meanwhile; `replay.next_run_at` is the new one, `lease` the held one.
+        """
 
-        async def work(tx: Tx) -> None:
+        async def work(tx: Tx) -> bool:
+            params = {
+                "id": replay.id,
+                "cursor": replay.cursor,
+                "enqueued": replay.enqueued,
+                "next_run_at": replay.next_run_at,
+                "paced_until": replay.paced_until,
+                "status": replay.status,
+                "now": now,
+                "lease_until": lease,
+            }
+            if not await tx.fetch("replay_advance", params):
+                return False
             await insert_deliveries(tx, batch)
-            await tx.execute(
-                "replay_advance",
-                {
-                    "id": replay.id,
-                    "cursor": cursor,
-                    "added": sum(len(new.deliveries) for new in batch),
-                    "next_run_at": next_run_at,
-                    "status": status,
-                    "now": now,
-                    "lease_until": replay.next_run_at,
-                },
-            )
+            return True
 
-        await self._db.transact(work)
+        # Atomic, not necessarily fsynced: a batch lost in a crash is lost with its cursor
+        # move, so the job enqueues it again; no fsync keeps live traffic's commits quick.
+        return await self._db.transact(work, durable=False)
 
     async def cancel(self, tenant_id: str, replay_id: str, now: int) -> bool:
         """Stop enqueueing and cancel what is still pending; ordered keys move on."""

@@ -326,9 +326,10 @@ WHERE id IN (
 RETURNING *;
 
 -- name: replay_advance
-UPDATE replays SET cursor = :cursor, enqueued = enqueued + :added, next_run_at = :next_run_at,
-    status = :status, updated_at = :now
-WHERE id = :id AND status = 'running' AND next_run_at = :lease_until;
+UPDATE replays SET cursor = :cursor, enqueued = :enqueued, next_run_at = :next_run_at,
+    paced_until = :paced_until, status = :status, updated_at = :now
+WHERE id = :id AND status = 'running' AND next_run_at = :lease_until
+RETURNING id;
 
 -- name: replay_cancel
 UPDATE replays SET status = 'cancelled', updated_at = :now

@@ -44,6 +44,7 @@ CREATE TABLE replays (
     enqueued      INTEGER NOT NULL DEFAULT 0,
     cursor        TEXT,                    -- the last event id enqueued: a job resumes after it
     next_run_at   INTEGER NOT NULL,        -- when the worker next enqueues a batch (or its lease)
+    paced_until   INTEGER,                 -- the due time the next enqueued delivery gets
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 );
