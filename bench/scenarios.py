@@ -64,7 +64,7 @@ def _endpoints(hub: Hub, urls: list[str], filters: list[dict[str, str]] | None =
 
 
 def _accept(env: Env, hub: Hub, path: str, template: str) -> dict[str, Any]:
-    seconds = env.size(10, 3)
+    seconds = env.size(10, 2)
     if have_wrk():
         script = wrk_script(env.workdir / "post.lua", template, API_KEY)
         result = wrk(f"{hub.url}{path}", script, seconds)
@@ -233,10 +233,10 @@ def _percentile(values: list[float], q: int) -> float:
 def _sustained(env: Env, hub: Hub) -> float:
     """The highest offered rate at which every event is accepted and delivered within a second
     of the end of the run (in = out), found by doubling then bisecting."""
-    seconds = env.size(8, 2)
+    seconds = env.size(8, 1.5)
     good, bad = 0.0, None
     rate = 1000.0
-    for _ in range(int(env.size(7, 3))):
+    for _ in range(int(env.size(7, 2))):
         ok = _keeps_up(env, hub, rate, seconds)
         if ok:
             good = rate
@@ -266,7 +266,7 @@ def _keeps_up(env: Env, hub: Hub, rate: float, seconds: float) -> bool:
 def growth(env: Env) -> dict[str, Any]:
     """The deliver rate with 1,000,000 finished deliveries in history, and the hub's peak RSS
     while it works through a 1,000,000-delivery backlog."""
-    history = int(env.size(200_000, 10_000))  # events; × 5 endpoints
+    history = int(env.size(200_000, 5_000))  # events; × 5 endpoints
     db = env.db("history")
     hub = Hub(env.workdir, db, {"BILLHOOK_WORKER": "off"}).start()
     endpoint_ids = _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(5)])
@@ -276,7 +276,7 @@ def growth(env: Env) -> dict[str, Any]:
     events = int(env.size(10_000, 1_000))
     _backlog_more(env, db, events)
     rate = _drain(env, db, events * 5, timeout=120)
-    rss = _rss_backlog(env, int(env.size(200_000, 20_000)), env.size(20, 4))
+    rss = _rss_backlog(env, int(env.size(200_000, 10_000)), env.size(20, 2))
     return {
         "history_deliveries": written,
         "deliveries_per_s_with_history": rate["deliveries_per_s"],
@@ -332,7 +332,7 @@ def failing(env: Env) -> dict[str, Any]:
         urls = [f"{env.receiver.url}/ok/{n}" for n in range(18)]
         urls += [f"{env.receiver.url}/fail/18", f"{env.receiver.url}/hang/19"]
         _endpoints(hub, urls, [{"customerNumber": f"c{n}"} for n in range(20)])
-        healthy = _healthy_latency(env, hub, rate=500, seconds=env.size(20, 4))
+        healthy = _healthy_latency(env, hub, rate=500, seconds=env.size(20, 3))
     finally:
         hub.stop(sig=9)  # hung requests would hold a graceful stop for the whole timeout
     return healthy
@@ -369,7 +369,7 @@ def replay(env: Env) -> dict[str, Any]:
     """Live accept → receipt latency at 500 events/s with and without a replay of 100,000
     stored events running at its default pace; then the same replay unpaced, sampling the
     hub's RSS from start to end (the job streams in batches, so memory stays flat)."""
-    stored = int(env.size(100_000, 10_000))
+    stored = int(env.size(100_000, 5_000))
     db = env.db("replay")
     hub = Hub(env.workdir, db, {"BILLHOOK_WORKER": "off"}).start()
     old = {"customerNumber": "C1"}
@@ -380,10 +380,10 @@ def replay(env: Env) -> dict[str, Any]:
     )
     hub.stop()
     data.seed(db, [history], stored, event_template().replace("%s", "old").encode(), True)
-    window = env.size(20, 3)
+    window = env.size(20, 2)
     hub = Hub(env.workdir, db).start()
     try:
-        _latency(env, hub, rate=500, seconds=env.size(5, 1), template=event_template("live"))
+        _latency(env, hub, rate=500, seconds=env.size(5, 0.5), template=event_template("live"))
         quiet = _latency(env, hub, rate=500, seconds=window, template=event_template("live"))
         job = _start_replay(hub, paced, None)
         busy = _latency(env, hub, rate=500, seconds=window, template=event_template("live"))
