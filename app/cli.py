@@ -162,6 +162,13 @@ def replay_cancel(replay_id: Annotated[str, typer.Argument(help="rp_…")]) -> N
     _with_store(lambda store: operator.cancel_replay(store, replay_id))
 
 
+@cli.command("cancel-pending")
+def cancel_pending(endpoint: Annotated[str, typer.Argument(help="ep_…")]) -> None:
+    """Cancel an endpoint's pending deliveries (what a disabled endpoint kept, say) instead of
+    sending them when it is enabled again."""
+    _with_store(lambda store: operator.cancel_pending(store, endpoint))
+
+
 @cli.command()
 def events(
     tenant: Annotated[str, Opt("--tenant", help="name or tn_… id")] = "default",

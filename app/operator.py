@@ -1,7 +1,8 @@
 """What the operator commands do, on the store directly (the hub's worker does the sending).
 
 `billhook replay` starts a replay job and watches it with a progress bar; `billhook events`
-and `billhook endpoints` list what is there. They need BILLHOOK_DATABASE_URL, not an API key:
+and `billhook endpoints` list what is there; `billhook cancel-pending` drops what an endpoint
+kept while disabled. They need BILLHOOK_DATABASE_URL, not an API key:
 they are for whoever runs the hub.
 """
 
@@ -91,6 +92,14 @@ async def cancel_replay(store: Store, replay_id: str) -> None:
         raise SystemExit(f"no replay {replay_id}")
     state = await ReplayService(store, SystemClock()).cancel(replay.tenant_id, replay_id)
     console.print(f"replay {replay_id} {state.status}")
+
+
+async def cancel_pending(store: Store, endpoint_id: str) -> None:
+    endpoint = await store.endpoints.find(endpoint_id)
+    if endpoint is None:
+        raise SystemExit(f"no endpoint {endpoint_id}")
+    cancelled = await store.endpoints.cancel_pending(endpoint.id, SystemClock().now_ms())
+    console.print(f"{cancelled} pending delivery(ies) to {endpoint.url} cancelled")
 
 
 async def list_events(store: Store, tenant: str, event_type: str | None, limit: int) -> None:

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from app import jsoncodec
 from app.testing import Receiver
+from tests.conftest import HubClient
 from tests.test_crash import KEY, hub_process
 
 EVENTS = 30
@@ -127,3 +128,21 @@ async def test_a_bad_since_names_the_option(tmp_path: Path):
         tmp_path / "hub.db", "replay", "--endpoint", "ep_x", "--since", "soon"
     )
     assert code == 2 and "--since" in out
+
+
+async def test_cancel_pending_drops_what_a_disabled_endpoint_kept(hub: HubClient, tmp_path: Path):
+    """Re-enabling a disabled endpoint sends what it kept, unless the operator cancelled it."""
+    endpoint = await hub.endpoint("http://127.0.0.1:9/x")
+    patched = await hub.http.patch(f"/v1/endpoints/{endpoint['id']}", json={"status": "disabled"})
+    assert patched.status_code == 200
+    kept = [(await hub.publish("t", {"n": n}))["id"] for n in range(3)]
+    assert await hub.drain() == 0  # held, not sent
+
+    code, out = await billhook(tmp_path / "billhook.db", "cancel-pending", endpoint["id"])
+    assert code == 0 and "3 pending" in out, out
+
+    await hub.http.patch(f"/v1/endpoints/{endpoint['id']}", json={"status": "active"})
+    assert await hub.drain() == 0
+    for event_id in kept:
+        [delivery] = (await hub.http.get(f"/v1/events/{event_id}")).json()["deliveries"]
+        assert delivery["status"] == "cancelled"

@@ -199,6 +199,16 @@ class Endpoints:
 
         await self._db.transact(work)
 
+    async def cancel_pending(self, endpoint_id: str, now: int) -> int:
+        """Cancel the endpoint's pending (due or held) deliveries; how many. In flight ones
+        finish: their answer is already on its way."""
+
+        async def work(tx: Tx) -> int:
+            params = {"endpoint_id": endpoint_id, "now": now}
+            return len(await tx.fetch("deliveries_cancel_held", params))
+
+        return await self._db.transact(work)
+
     async def delete(self, tenant_id: str, endpoint_id: str, now: int) -> bool:
         """Soft delete: history stays readable; pending deliveries are cancelled."""
 

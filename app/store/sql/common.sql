@@ -88,6 +88,12 @@ RETURNING id;
 UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = :now
 WHERE endpoint_id = :endpoint_id AND status IN ('pending', 'delivering');
 
+-- name: deliveries_cancel_held
+-- What a disabled endpoint accumulated, when the operator does not want the catch-up.
+UPDATE deliveries SET status = 'cancelled', updated_at = :now
+WHERE endpoint_id = :endpoint_id AND status = 'pending'
+RETURNING id;
+
 -- name: deliveries_hold_for_endpoint
 UPDATE deliveries SET next_attempt_at = NULL, updated_at = :now
 WHERE endpoint_id = :endpoint_id AND status = 'pending' AND next_attempt_at IS NOT NULL;
