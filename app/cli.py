@@ -1,4 +1,4 @@
-"""The `billhook` command: serve, worker, migrate (and, later, operator commands)."""
+"""The `billhook` command: serve, worker, migrate, and the operator commands."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from app import operator
 from app.clock import SystemClock, from_datetime
 from app.config import ConfigError, Settings
 from app.hub import Hub
+from app.invoicing.service import Filters
 from app.main import create_app
 from app.replays import Request
 from app.store import Store, open_store
@@ -118,6 +119,21 @@ def _with_store(action: Callable[[Store], Coroutine[Any, Any, None]]) -> None:
     _run(main())
 
 
+def _with_hub(action: Callable[[Hub], Coroutine[Any, Any, None]]) -> None:
+    """The hub's services on BILLHOOK_DATABASE_URL, without serving or delivering: what they
+    write (an invoice's event, say) is sent by the running hub's worker."""
+    settings = _settings(run_worker=False)
+
+    async def main() -> None:
+        hub = await Hub.start(settings)
+        try:
+            await action(hub)
+        finally:
+            await hub.close()
+
+    _run(main())
+
+
 def _when(option: str, raw: str) -> int:
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -183,6 +199,46 @@ def events(
 def endpoints(tenant: Annotated[str, Opt("--tenant", help="name or tn_… id")] = "default") -> None:
     """The endpoints, their health and backlog."""
     _with_store(lambda store: operator.list_endpoints(store, tenant))
+
+
+invoices = typer.Typer(help="Finalized invoices: finalize, list, show.", no_args_is_help=True)
+cli.add_typer(invoices, name="invoices")
+Tenant = Annotated[str, Opt("--tenant", help="name or tn_… id")]
+
+
+@invoices.command("finalize")
+def invoices_finalize(
+    tenant: Tenant = "default",
+    customer: Annotated[str | None, Opt("--customer", help="customerNumber")] = None,
+    contract: Annotated[str | None, Opt("--contract", help="externalContractId")] = None,
+    up_to: Annotated[str | None, Opt("--up-to", help="billing information up to then")] = None,
+) -> None:
+    """Finalize open billing information into invoices (one per customer, contract, currency)."""
+    filters = Filters(customer, contract, _when("--up-to", up_to) if up_to else None)
+    _with_hub(lambda hub: operator.finalize_invoices(hub, tenant, filters))
+
+
+@invoices.command("list")
+def invoices_list(
+    tenant: Tenant = "default",
+    customer: Annotated[str | None, Opt("--customer", help="customerNumber")] = None,
+    status: Annotated[
+        str | None, Opt("--status", help="finalized|partially_credited|credited")
+    ] = None,
+    limit: Annotated[int, Opt("--limit", min=1, max=500)] = 20,
+) -> None:
+    """The latest invoices."""
+    _with_hub(lambda hub: operator.list_invoices(hub, tenant, customer, status, limit))
+
+
+@invoices.command("show")
+def invoices_show(
+    number: Annotated[str, typer.Argument(help="INV-…")],
+    tenant: Tenant = "default",
+    xml: Annotated[bool, Opt("--xml", help="the EN 16931 e-invoice instead")] = False,
+) -> None:
+    """One invoice as finalized (or its e-invoice XML)."""
+    _with_hub(lambda hub: operator.show_invoice(hub, tenant, number, xml))
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:

@@ -48,6 +48,14 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class CreditExceeded(Conflict):
+    code = "credit_exceeds_invoice"
+
+
+class SellerMissing(Conflict):
+    code = "seller_missing"
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 

@@ -72,6 +72,39 @@ class EventService:
         now = self._clock.now_ms()
         if request_digest is None and idempotency_key is not None:
             request_digest = request_hash(event_type, parameters, ordering_key)
+        new = await self.prepare(
+            tenant_id,
+            event_type,
+            parameters,
+            now,
+            event_id=event_id,
+            idempotency_key=idempotency_key,
+            ordering_key=ordering_key,
+            request_digest=request_digest,
+        )
+        event, deliveries = new.event, new.deliveries
+        inserted = await self._store.events.insert(NewEvent(event, deliveries, billing))
+        if inserted.created:
+            self.committed(len(deliveries))
+            return Published(inserted.event, True, len(deliveries))
+        original = inserted.event
+        count = await self._store.events.delivery_count(original.id)
+        return Published(original, False, count, original.request_hash == event.request_hash)
+
+    async def prepare(
+        self,
+        tenant_id: str,
+        event_type: str,
+        parameters: dict[str, Any],
+        now: int,
+        *,
+        event_id: str | None = None,
+        idempotency_key: str | None = None,
+        ordering_key: str | None = None,
+        request_digest: str | None = None,
+    ) -> NewEvent:
+        """An event and its deliveries, for whoever writes them (publish, or a use case that
+        must commit them with its own rows, like finalizing an invoice)."""
         event = Event(
             id=event_id or new_id("evt", now),
             tenant_id=tenant_id,
@@ -84,16 +117,13 @@ class EventService:
             external_contract_id=_str(parameters, "externalContractId"),
             ordering_key=ordering_key,
         )
-        deliveries = await self._fan_out(event, now)
-        inserted = await self._store.events.insert(NewEvent(event, deliveries, billing))
-        if inserted.created:
-            metrics.EVENTS_PUBLISHED.inc()
-            metrics.DELIVERIES_CREATED.inc(len(deliveries))
-            self.on_commit()
-            return Published(inserted.event, True, len(deliveries))
-        original = inserted.event
-        count = await self._store.events.delivery_count(original.id)
-        return Published(original, False, count, original.request_hash == event.request_hash)
+        return NewEvent(event, await self._fan_out(event, now))
+
+    def committed(self, deliveries: int) -> None:
+        """An event and its deliveries are committed: count them and wake the worker."""
+        metrics.EVENTS_PUBLISHED.inc()
+        metrics.DELIVERIES_CREATED.inc(deliveries)
+        self.on_commit()
 
     def conflict(
         self, original: Event, event_type: str, parameters: dict[str, Any], ordering_key: str | None

@@ -14,6 +14,7 @@ from app.delivery import Deliverer
 from app.egress import EgressPolicy
 from app.endpoints import EndpointService, endpoint_cache
 from app.events import EventService
+from app.invoicing.service import InvoiceService
 from app.periodic import Periodic
 from app.replays import ReplayService
 from app.retention import RetentionService
@@ -34,6 +35,7 @@ class Hub:
     price_models: PriceModelService
     billing: BillingService
     bills: BillService
+    invoices: InvoiceService
     replays: ReplayService
     worker: Worker
     periodic: Periodic
@@ -55,7 +57,8 @@ class Hub:
         worker.on_endpoints_changed = cache.invalidate
         price_models = PriceModelService(store, clock)
         billing = BillingService(store, clock, events, price_models, settings.timezone)
-        bills = BillService(store, clock, billing)
+        invoices = InvoiceService(store, clock, events, billing.today, settings.finalize_after)
+        bills = BillService(store, clock, billing, invoices)
         lease_ms = round(settings.lease_seconds * 1000)
 
         async def probes() -> int:
@@ -71,6 +74,7 @@ class Hub:
         periodic = Periodic(
             [
                 ("subscriptions", bills.run_due),
+                ("invoices", invoices.run_due),
                 ("replays", replays.run_due),
                 ("probes", probes),
                 ("retention", RetentionService(store, clock, settings.retention_days).run_due),
@@ -88,6 +92,7 @@ class Hub:
             price_models,
             billing,
             bills,
+            invoices,
             replays,
             worker,
             periodic,

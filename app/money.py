@@ -87,6 +87,23 @@ def allocate(total: Decimal, parts: Sequence[Decimal], places: int) -> list[Deci
     return floors
 
 
+def apportion(total: Decimal, parts: Sequence[Decimal], places: int) -> list[Decimal]:
+    """Round `parts` to `places` so that they add up to `total` exactly, whatever the gap
+    (line nets to their group's net, which is rounded from a rounded gross): the largest
+    remainder method, handing out (or taking back) one minor unit per part in turn."""
+    if not parts:
+        return []
+    unit = quantum(places)
+    floors = [p.quantize(unit, rounding=ROUND_FLOOR) for p in parts]
+    gap = int((total - sum(floors, ZERO)) / unit)
+    by_remainder = sorted(range(len(parts)), key=lambda i: (-(parts[i] - floors[i]), i))
+    order = by_remainder if gap >= 0 else by_remainder[::-1]
+    step = unit if gap >= 0 else -unit
+    for n in range(abs(gap)):
+        floors[order[n % len(order)]] += step
+    return floors
+
+
 @dataclass(frozen=True, slots=True)
 class VatGroup:
     vat_percent: Decimal

@@ -9,16 +9,24 @@ they are for whoever runs the hub.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app import jsoncodec
 from app.clock import SystemClock, to_rfc3339
+from app.errors import ApiError
+from app.hub import Hub
+from app.invoicing.einvoice import cii
+from app.invoicing.service import Filters
+from app.money import minor_units, quantum
 from app.replays import Progress as ReplayProgress
 from app.replays import ReplayService, Request
 from app.store import Store
+from app.store.invoices import Document
 
 console = Console()
 STALL_WARNING_S = 10.0
@@ -125,3 +133,51 @@ async def list_endpoints(store: Store, tenant: str) -> None:
         types = "all" if ep.event_types is None else ", ".join(ep.event_types)
         table.add_row(ep.id, ep.url, status, types, str(backlog["pending"]), str(backlog["held"]))
     console.print(table)
+
+
+async def finalize_invoices(hub: Hub, tenant: str, filters: Filters) -> None:
+    try:
+        made = await hub.invoices.finalize(await tenant_id(hub.store, tenant), filters)
+    except ApiError as exc:
+        raise SystemExit(exc.message) from exc
+    if not made:
+        console.print("nothing open to finalize")
+        return
+    console.print(_invoice_table(made))
+    console.print(f"{len(made)} invoice(s) finalized; the running hub notifies the endpoints")
+
+
+async def list_invoices(
+    hub: Hub, tenant: str, customer: str | None, status: str | None, limit: int
+) -> None:
+    filters = {"customer_number": customer, "status": status}
+    found = await hub.invoices.page(await tenant_id(hub.store, tenant), filters, None, limit)
+    console.print(_invoice_table(found))
+
+
+async def show_invoice(hub: Hub, tenant: str, number: str, xml: bool) -> None:
+    try:
+        doc = await hub.invoices.get(await tenant_id(hub.store, tenant), number)
+    except ApiError as exc:
+        raise SystemExit(exc.message) from exc
+    parameters = jsoncodec.loads(doc.document)
+    if xml:
+        sys.stdout.write(cii(parameters).decode())
+        return
+    console.print_json(jsoncodec.dumps(parameters).decode())
+
+
+def _invoice_table(documents: list[Document]) -> Table:
+    table = Table("number", "customer", "contract", "gross", "net", "credited", "created")
+    for d in documents:
+        parameters = jsoncodec.loads(d.document)
+        table.add_row(
+            d.number,
+            parameters["customerNumber"],
+            parameters["externalContractId"] or "",
+            f"{d.total_gross} {parameters['invoice']['currency']}",
+            str(d.total_net),
+            str(d.credited_minor * quantum(minor_units(parameters["invoice"]["currency"]))),
+            to_rfc3339(d.created_at),
+        )
+    return table

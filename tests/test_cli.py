@@ -20,6 +20,8 @@ from app import jsoncodec
 from app.testing import Receiver
 from tests.conftest import HubClient
 from tests.test_crash import KEY, hub_process
+from tests.test_einvoice import valid
+from tests.test_invoices import complete, seller
 
 EVENTS = 30
 
@@ -146,3 +148,23 @@ async def test_cancel_pending_drops_what_a_disabled_endpoint_kept(hub: HubClient
     for event_id in kept:
         [delivery] = (await hub.http.get(f"/v1/events/{event_id}")).json()["deliveries"]
         assert delivery["status"] == "cancelled"
+
+
+async def test_invoices_finalize_list_and_show(hub: HubClient, tmp_path: Path):
+    """The operator finalizes from the command line; the document and its e-invoice show."""
+    await seller(hub)
+    await complete(hub)
+    db = tmp_path / "billhook.db"
+    code, out = await billhook(db, "invoices", "finalize")
+    assert code == 0 and "INV-2026-000001" in out and "1 invoice(s) finalized" in out, out
+    code, out = await billhook(db, "invoices", "finalize")
+    assert code == 0 and "nothing open" in out, out
+    code, out = await billhook(db, "invoices", "list")
+    assert code == 0 and "INV-2026-000001" in out and "C-1" in out, out
+    code, out = await billhook(db, "invoices", "show", "INV-2026-000001")
+    assert code == 0 and '"invoiceNumber": "INV-2026-000001"' in out, out
+    code, out = await billhook(db, "invoices", "show", "INV-2026-000001", "--xml")
+    assert code == 0
+    valid(out.encode())
+    code, out = await billhook(db, "invoices", "show", "INV-2026-000999")
+    assert code != 0 and "no invoice" in out

@@ -1,5 +1,5 @@
 """Retention: webhook traffic older than BILLHOOK_RETENTION_DAYS goes, in small batches; billing
-records and work still pending stay. Runs on a frozen clock."""
+records, invoices and work still pending stay. Runs on a frozen clock."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from app.testing import FrozenClock, Receiver
 from tests.conftest import START_MS, HubClient
 from tests.test_billing import completion, post
 from tests.test_e2e import Recorder
+from tests.test_invoices import finalize, seller
 
 DAY = 86_400
 
@@ -35,6 +36,8 @@ async def test_old_traffic_is_purged_and_billing_and_pending_work_kept(
         billed = await post(hub, "/v1/usage-completions", completion())
         assert billed.status_code == 202, billed.text
         stuck = (await hub.publish("t", {"customerNumber": "down"}))["id"]
+        await seller(hub)
+        _, [invoice] = await finalize(hub)
         await hub.drain()  # everything delivered but `stuck`, which retries in 40 days
 
         clock.advance(31 * DAY)
@@ -46,6 +49,8 @@ async def test_old_traffic_is_purged_and_billing_and_pending_work_kept(
     assert [await _status(hub, f"/v1/events/{e}") for e in old] == [404] * 5
     kept = (await hub.http.get(f"/v1/events/{billed.json()['event_id']}")).json()
     assert kept["type"] == "subscriptions/billingInformationAvailable"
+    assert await _status(hub, f"/v1/invoices/{invoice['number']}") == 200
+    assert await _status(hub, f"/v1/events/{invoice['event_id']}") == 200  # invoices stay
     pending = (await hub.http.get(f"/v1/events/{stuck}")).json()
     assert [d["status"] for d in pending["deliveries"]] == ["pending"]
     fresh = (await hub.http.get(f"/v1/events/{recent}")).json()

@@ -8,6 +8,7 @@ from app.api import (
     billing,
     endpoints,
     events,
+    invoices,
     openapi,
     operations,
     price_models,
@@ -24,6 +25,7 @@ _API: list[BaseRoute] = [
     *replays.routes,
     *price_models.routes,
     *billing.routes,
+    *invoices.routes,
 ]
 ROUTES: list[BaseRoute] = [*_API, *openapi.routes(_API)]
 HOT = {**events.HOT, **billing.HOT}

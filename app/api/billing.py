@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from app.api.hot import HotEndpoint
 from app.api.http import JSON, hub, page, paginated, parse, path_id, read_json, tenant
+from app.api.invoices import invoice_out
 from app.api.openapi import documented
 from app.billing.models import (
     Bill,
@@ -101,6 +102,7 @@ async def bill(request: Request) -> Response:
         "event_id": recorded.event.id if recorded else None,
         "billing_information": recorded.parameters if recorded else None,
         "subscription": subscription_out(sub) if sub else None,
+        "invoice": invoice_out(outcome.invoice, full=True) if outcome.invoice else None,
     }
     created = recorded.created if recorded else sub is not None and sub.cycles_billed == 0
     return JSON(body, status_code=202 if created else 200)

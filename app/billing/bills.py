@@ -18,11 +18,13 @@ from app.billing.models import Bill, BillingFields, PriceModelSpec
 from app.billing.pricing import Line, UsageError, nth_boundary, prorate, rate
 from app.billing.service import BillingService, Recorded, places_of
 from app.clock import Clock
-from app.errors import Conflict, ValidationFailed
+from app.errors import Conflict, SellerMissing, ValidationFailed
 from app.events import parameters_of
 from app.ids import new_id
+from app.invoicing.service import InvoiceService
 from app.records import Subscription
 from app.store import Store
+from app.store.invoices import Document, GroupKey
 
 log = logging.getLogger("billhook.billing")
 
@@ -72,16 +74,22 @@ def first_anchor(anchor: date, start: date, interval: str) -> date:
 class BillOutcome:
     recorded: Recorded | None
     subscription: Subscription | None
+    invoice: Document | None = None  # `draft: false`: finalized at once
 
 
 class BillService:
-    def __init__(self, store: Store, clock: Clock, billing: BillingService) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, billing: BillingService, invoices: InvoiceService
+    ) -> None:
         self._store = store
         self._clock = clock
         self._billing = billing
+        self._invoices = invoices
 
     async def bill(self, tenant_id: str, request: Bill, raw: dict[str, Any]) -> BillOutcome:
         spec, version = await self._model(tenant_id, request)
+        if not request.draft:
+            await self._invoices.seller(tenant_id)  # a final invoice needs its issuer: 409 now
         if spec is not None and spec.interval is not None:
             return await self._subscribe(tenant_id, request, raw, spec, version)
         currency = spec.currency if spec is not None else request.currency
@@ -98,7 +106,17 @@ class BillService:
         recorded = await self._billing.record(
             tenant_id, "bill", draft, raw, used=used, memo=request.memo, metadata=request.metadata
         )
-        return BillOutcome(recorded, None)
+        invoice = None if request.draft else await self._final(tenant_id, recorded, currency)
+        return BillOutcome(recorded, None, invoice)
+
+    async def _final(self, tenant_id: str, recorded: Recorded, currency: str) -> Document | None:
+        """`draft: false`: this billing information on an invoice of its own, at once (a repeat
+        of the request answers the invoice it got the first time)."""
+        if not recorded.created:
+            return await self._invoices.of_event(tenant_id, recorded.event.id)
+        p = recorded.parameters
+        key = GroupKey(p["customerNumber"], p["externalContractId"], currency)
+        return await self._invoices.finalize_one(tenant_id, key, recorded.event.id)
 
     async def _model(self, tenant_id: str, request: Bill) -> tuple[PriceModelSpec | None, int]:
         if request.priceModelId is None:
@@ -156,7 +174,9 @@ class BillService:
             return BillOutcome(None, stored)
         recorded = await self.bill_cycle(stored)
         await self._advance(stored)
-        return BillOutcome(recorded, await self._store.subscriptions.get(tenant_id, stored.id))
+        invoice = None if request.draft else await self._final(tenant_id, recorded, spec.currency)
+        sub = await self._store.subscriptions.get(tenant_id, stored.id)
+        return BillOutcome(recorded, sub, invoice)
 
     async def _terms(
         self, tenant_id: str, request: Bill, raw: dict[str, Any], interval: str, start: date
@@ -265,11 +285,22 @@ class BillService:
         due = await self._store.subscriptions.claim(now, now + LEASE_MS, limit)
         for sub in due:
             try:
-                await self.bill_cycle(sub)
+                recorded = await self.bill_cycle(sub)
                 await self._advance(sub)
+                if sub.terms.get("draft") is False:
+                    await self._final_cycle(sub, recorded)
             except Exception:
                 log.exception("billing subscription %s failed; retried after its lease", sub.id)
         return len(due)
+
+    async def _final_cycle(self, sub: Subscription, recorded: Recorded) -> None:
+        """A `draft: false` subscription's cycle is invoiced at once; without seller details
+        it stays open for the automatic finalization."""
+        currency = recorded.parameters["invoice"]["currency"]
+        try:
+            await self._final(sub.tenant_id, recorded, currency)
+        except SellerMissing:
+            log.warning("subscription %s: no seller details, its cycle stays open", sub.id)
 
 
 def _cycle_fields(sub: Subscription, today: date) -> BillingFields:

@@ -362,6 +362,7 @@ class BillAccepted(Output):
     event_id: str | None
     billing_information: dict[str, Any] | None
     subscription: SubscriptionOut | None
+    invoice: dict[str, Any] | None = None  # `draft: false`: the finalized invoice
 
 
 class PriceModelOut(PriceModelSpec):

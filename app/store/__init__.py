@@ -8,6 +8,7 @@ from app.store.connector import Connector, IntegrityError
 from app.store.deliveries import Deliveries
 from app.store.endpoints import Endpoints
 from app.store.events import Events
+from app.store.invoices import Invoices
 from app.store.replays import Replays
 from app.store.retention import Retention
 from app.store.tenants import Tenants
@@ -28,6 +29,7 @@ class Store:
         self.subscriptions = Subscriptions(connector)
         self.replays = Replays(connector)
         self.retention = Retention(connector)
+        self.invoices = Invoices(connector)
 
     async def migrate(self, now_ms: int) -> list[int]:
         """Apply pending forward-only migrations; returns the versions applied."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from app.ids import new_id
 from app.records import ApiKey, Tenant
 from app.store.connector import Connector, IntegrityError, Row, Tx
@@ -76,6 +78,21 @@ class Tenants:
             return bool(await tx.fetch("key_revoke", params))
 
         return await self._db.transact(work)
+
+    async def seller(self, tenant_id: str) -> dict[str, Any] | None:
+        """The tenant's legal details as an invoice's issuer, if set."""
+        row = await self._db.fetchrow("tenant_seller_get", {"tenant_id": tenant_id})
+        if row is None or row["seller"] is None:
+            return None
+        seller: dict[str, Any] = orjson.loads(row["seller"])
+        return seller
+
+    async def set_seller(self, tenant_id: str, seller: dict[str, Any]) -> None:
+        async def work(tx: Tx) -> None:
+            params = {"tenant_id": tenant_id, "seller": orjson.dumps(seller).decode()}
+            await tx.execute("tenant_seller_set", params)
+
+        await self._db.transact(work)
 
     async def of_key(self, key_hash: str) -> str | None:
         row = await self._db.fetchrow("tenant_of_key", {"key_hash": key_hash})

@@ -400,14 +400,104 @@ DELETE FROM deliveries WHERE id IN (
 RETURNING id;
 
 -- name: purge_events
--- Never an event that carries billing information: that is a billing record, not traffic.
+-- Never an event that carries billing information, an invoice or a credit note: those are
+-- billing records, not traffic.
 DELETE FROM events WHERE id IN (
     SELECT e.id FROM events e
     WHERE e.id < :before
       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
       AND NOT EXISTS (SELECT 1 FROM billing_information b WHERE b.event_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.event_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM credit_notes c WHERE c.event_id = e.id)
     ORDER BY e.id LIMIT :limit)
 RETURNING id;
 
 -- name: replay_by_id
 SELECT * FROM replays WHERE id = :id;
+
+-- name: billing_open_groups
+-- A tenant's open billing information by (customer, contract, currency), oldest group first.
+SELECT customer_number, external_contract_id, currency, min(created_at) AS oldest
+FROM billing_information
+WHERE tenant_id = :tenant_id AND status = 'open' AND created_at <= :up_to
+  AND (:customer_number IS NULL OR customer_number = :customer_number)
+  AND (:external_contract_id IS NULL OR external_contract_id = :external_contract_id)
+GROUP BY customer_number, external_contract_id, currency
+ORDER BY oldest LIMIT :limit;
+
+-- name: billing_open_due
+-- Groups, of any tenant, with open billing information older than :before: a range of the
+-- partial index on open rows, so the check is cheap however much is open and not yet due.
+SELECT DISTINCT tenant_id, customer_number, external_contract_id, currency
+FROM billing_information
+WHERE status = 'open' AND created_at <= :before
+LIMIT :limit;
+
+-- name: billing_open_of_group
+SELECT b.id, b.transaction_id, b.event_id, e.body
+FROM billing_information b JOIN events e ON e.id = b.event_id
+WHERE b.tenant_id = :tenant_id AND b.status = 'open' AND b.customer_number = :customer_number
+  AND b.external_contract_id IS :external_contract_id AND b.currency = :currency
+  AND b.created_at <= :up_to AND (:only IS NULL OR b.event_id = :only)
+ORDER BY b.created_at, b.id;
+
+-- name: document_number
+-- The next number of a series, in the caller's transaction: a rollback gives it back.
+INSERT INTO document_counters (tenant_id, series, year, last)
+VALUES (:tenant_id, :series, :year, 1)
+ON CONFLICT (tenant_id, series, year) DO UPDATE SET last = last + 1
+RETURNING last;
+
+-- name: invoice_insert
+INSERT INTO invoices (
+    id, tenant_id, number, customer_number, external_contract_id, currency, invoice_date,
+    total_gross, total_net, gross_minor, document, event_id, created_at)
+VALUES (
+    :id, :tenant_id, :number, :customer_number, :external_contract_id, :currency,
+    :invoice_date, :total_gross, :total_net, :gross_minor, :document, :event_id, :created_at);
+
+-- name: credit_note_insert
+INSERT INTO credit_notes (
+    id, tenant_id, number, invoice_number, total_gross, total_net, gross_minor, document,
+    event_id, created_at)
+VALUES (
+    :id, :tenant_id, :number, :invoice_number, :total_gross, :total_net, :gross_minor,
+    :document, :event_id, :created_at);
+
+-- name: billing_mark_invoiced
+UPDATE billing_information SET status = 'invoiced', invoice_number = :number
+WHERE id = :id AND status = 'open'
+RETURNING id;
+
+-- name: invoice_get
+SELECT i.*, coalesce((SELECT sum(c.gross_minor) FROM credit_notes c
+                      WHERE c.tenant_id = i.tenant_id AND c.invoice_number = i.number), 0)
+           AS credited_minor
+FROM invoices i WHERE i.tenant_id = :tenant_id AND i.number = :number;
+
+-- name: invoice_list
+SELECT * FROM (
+    SELECT i.*, coalesce((SELECT sum(c.gross_minor) FROM credit_notes c
+                          WHERE c.tenant_id = i.tenant_id AND c.invoice_number = i.number), 0)
+               AS credited_minor
+    FROM invoices i
+    WHERE i.tenant_id = :tenant_id AND (:cursor IS NULL OR i.id < :cursor)
+      AND (:customer_number IS NULL OR i.customer_number = :customer_number))
+WHERE :status IS NULL
+   OR (:status = 'finalized' AND credited_minor = 0)
+   OR (:status = 'partially_credited' AND credited_minor > 0 AND credited_minor < gross_minor)
+   OR (:status = 'credited' AND credited_minor >= gross_minor)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: credit_notes_of_invoice
+SELECT * FROM credit_notes
+WHERE tenant_id = :tenant_id AND invoice_number = :invoice_number ORDER BY id;
+
+-- name: credit_note_get
+SELECT * FROM credit_notes WHERE tenant_id = :tenant_id AND number = :number;
+
+-- name: tenant_seller_get
+SELECT seller FROM tenants WHERE id = :tenant_id;
+
+-- name: tenant_seller_set
+UPDATE tenants SET seller = :seller WHERE id = :tenant_id;

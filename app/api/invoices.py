@@ -1,0 +1,178 @@
+"""/v1/invoices, /v1/credit-notes and /v1/seller: finalized invoices, corrected only by credit
+notes. No route changes or deletes an invoice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app import jsoncodec
+from app.api.http import JSON, body, hub, page, paginated, parse_time, path_id, tenant
+from app.api.openapi import documented
+from app.clock import to_rfc3339
+from app.errors import NotFound, ValidationFailed
+from app.invoicing.documents import Credit
+from app.invoicing.einvoice import cii
+from app.invoicing.models import (
+    CreditNoteCreate,
+    CreditNoteOut,
+    Finalize,
+    Finalized,
+    InvoiceOut,
+    InvoicePage,
+    Seller,
+)
+from app.invoicing.service import Filters
+from app.money import minor_units, quantum
+from app.store.invoices import Document
+
+STATUSES = ("finalized", "partially_credited", "credited")
+
+
+def invoice_out(doc: Document, full: bool = False, notes: list[str] | None = None) -> Any:
+    params = jsoncodec.loads(doc.document)
+    invoice = params["invoice"]
+    credited = doc.credited_minor * quantum(minor_units(invoice["currency"]))
+    out = {
+        "number": doc.number,
+        "status": _status(doc),
+        "customerNumber": params["customerNumber"],
+        "externalContractId": params["externalContractId"],
+        "currency": invoice["currency"],
+        "invoiceDate": invoice["invoiceDate"],
+        "totalGrossAmount": doc.total_gross,
+        "totalNetAmount": doc.total_net,
+        "creditedAmount": credited,
+        "event_id": doc.event_id,
+        "created_at": to_rfc3339(doc.created_at),
+    }
+    return {**out, "creditNotes": notes or [], "document": params} if full else out
+
+
+def credit_note_out(doc: Document) -> Any:
+    return {
+        "number": doc.number,
+        "invoiceNumber": doc.invoice_number,
+        "totalGrossAmount": doc.total_gross,
+        "totalNetAmount": doc.total_net,
+        "event_id": doc.event_id,
+        "created_at": to_rfc3339(doc.created_at),
+        "document": jsoncodec.loads(doc.document),
+    }
+
+
+def _status(doc: Document) -> str:
+    if doc.credited_minor == 0:
+        return "finalized"
+    return "credited" if doc.credited_minor >= doc.gross_minor else "partially_credited"
+
+
+@documented(
+    "Finalize open billing information into invoices (one per customer, contract, currency)",
+    request=Finalize,
+    response=Finalized,
+    status=201,
+)
+async def finalize(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    spec = await body(request, Finalize)
+    filters = Filters(
+        spec.customerNumber,
+        spec.externalContractId,
+        parse_time("up_to", spec.up_to) if spec.up_to else None,
+    )
+    made = await hub(request).invoices.finalize(tenant_id, filters)
+    invoices = [invoice_out(doc, full=True) for doc in made]
+    return JSON({"invoices": invoices}, status_code=201 if invoices else 200)
+
+
+@documented("List invoices (?customerNumber=, ?status=)", response=InvoicePage)
+async def list_(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    cursor, limit = page(request)
+    status = request.query_params.get("status")
+    if status is not None and status not in STATUSES:
+        raise ValidationFailed.field("status", f"one of {', '.join(STATUSES)}")
+    filters = {"customer_number": request.query_params.get("customerNumber"), "status": status}
+    items = await hub(request).invoices.page(tenant_id, filters, cursor, limit + 1)
+    return paginated(items, limit, invoice_out, lambda d: d.id)
+
+
+@documented("Get an invoice: the document as finalized, and its credit notes", response=InvoiceOut)
+async def get(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    invoices = hub(request).invoices
+    doc = await invoices.get(tenant_id, path_id(request, "number"))
+    notes = [n.number for n in await invoices.credit_notes(tenant_id, doc.number)]
+    return JSON(invoice_out(doc, full=True, notes=notes))
+
+
+@documented("The invoice as an EN 16931 e-invoice (CII XML, Factur-X profile EN16931)")
+async def e_invoice(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    doc = await hub(request).invoices.get(tenant_id, path_id(request, "number"))
+    xml = cii(jsoncodec.loads(doc.document))
+    filename = f"{doc.number}.xml"
+    headers = {"content-disposition": f'attachment; filename="{filename}"'}
+    return Response(xml, media_type="application/xml", headers=headers)
+
+
+@documented(
+    "Correct an invoice: a credit note of some lines or amounts, or (no items) of all the rest",
+    request=CreditNoteCreate,
+    response=CreditNoteOut,
+    status=201,
+)
+async def create_credit_note(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    spec = await body(request, CreditNoteCreate)
+    credits = (
+        None if spec.items is None else [Credit(i.line, i.quantity, i.amount) for i in spec.items]
+    )
+    doc = await hub(request).invoices.credit(
+        tenant_id, path_id(request, "number"), credits, spec.reason
+    )
+    return JSON(credit_note_out(doc), status_code=201)
+
+
+@documented("Get a credit note", response=CreditNoteOut)
+async def credit_note(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    doc = await hub(request).invoices.credit_note(tenant_id, path_id(request, "number"))
+    return JSON(credit_note_out(doc))
+
+
+@documented("The seller details printed on this tenant's invoices", response=Seller)
+async def get_seller(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    seller = await hub(request).invoices.seller_of(tenant_id)
+    if seller is None:
+        raise NotFound("no seller details yet (PUT /v1/seller)")
+    return JSON(seller)
+
+
+@documented(
+    "Set the seller details (later invoices carry them; earlier ones keep theirs)",
+    request=Seller,
+    response=Seller,
+)
+async def put_seller(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    seller: dict[str, Any] = (await body(request, Seller)).model_dump(exclude_none=True)
+    await hub(request).invoices.set_seller(tenant_id, seller)
+    return JSON(seller)
+
+
+routes = [
+    Route("/v1/invoices/finalize", finalize, methods=["POST"]),
+    Route("/v1/invoices", list_, methods=["GET"]),
+    Route("/v1/invoices/{number}", get, methods=["GET"]),
+    Route("/v1/invoices/{number}/e-invoice", e_invoice, methods=["GET"]),
+    Route("/v1/invoices/{number}/credit-notes", create_credit_note, methods=["POST"]),
+    Route("/v1/credit-notes/{number}", credit_note, methods=["GET"]),
+    Route("/v1/seller", get_seller, methods=["GET"]),
+    Route("/v1/seller", put_seller, methods=["PUT"]),
+]

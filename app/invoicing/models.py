@@ -1,0 +1,110 @@
+"""Invoice request and answer shapes (camelCase like the seed; money as JSON numbers)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from app.billing.models import Input, Number, Output, Quantity, Text
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+Moment = Annotated[str, StringConstraints(strict=True, min_length=10, max_length=40)]
+Country = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{2}$")]
+VatId = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{2}[A-Za-z0-9+*.]{2,13}$")]
+InvoiceStatus = Literal["finalized", "partially_credited", "credited"]
+
+
+class Finalize(Input):
+    """Which open billing information to finalize (all of the tenant's by default)."""
+
+    customerNumber: Text | None = None
+    externalContractId: Text | None = None
+    up_to: Moment | None = None  # billing information created up to then (RFC 3339 or date)
+
+
+class CreditItem(Input):
+    """A line of the invoice and how much of it: a quantity, a gross amount, or (neither) all
+    that remains of it."""
+
+    line: Annotated[int, Field(strict=True, ge=1)]
+    quantity: Quantity | None = None
+    amount: Annotated[Number, AfterValidator(_positive)] | None = None
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> CreditItem:
+        if self.quantity is not None and self.amount is not None:
+            raise ValueError("give a quantity or an amount, not both")
+        return self
+
+
+class CreditNoteCreate(Input):
+    """No `items`: a full cancellation of what remains of the invoice."""
+
+    items: list[CreditItem] | None = Field(None, min_length=1, max_length=1000)
+    reason: Text
+
+
+class Seller(Input):
+    """The tenant's own legal details, printed on (and snapshotted into) every invoice."""
+
+    name: Text
+    street: Text | None = None
+    streetNumber: Annotated[str, StringConstraints(strict=True, max_length=32)] | None = None
+    postalCode: Text | None = None
+    postalPlace: Text | None = None
+    countryCode: Country
+    vatId: VatId | None = None
+    taxNumber: Text | None = None
+    email: Text | None = None
+
+    @model_validator(mode="after")
+    def _tax_identity(self) -> Seller:
+        if self.vatId is None and self.taxNumber is None:
+            raise ValueError("an invoice needs the seller's vatId or taxNumber")
+        return self
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+class InvoiceOut(Output):
+    number: str
+    status: InvoiceStatus
+    customerNumber: str
+    externalContractId: str | None
+    currency: str
+    invoiceDate: str
+    totalGrossAmount: Decimal
+    totalNetAmount: Decimal
+    creditedAmount: Decimal
+    event_id: str
+    created_at: str
+    creditNotes: list[str] | None = None
+    document: dict[str, Any] | None = None  # the invoice as notified (invoices/invoiceFinalized)
+
+
+class InvoicePage(Output):
+    data: list[InvoiceOut]
+    next_cursor: str | None
+
+
+class Finalized(Output):
+    invoices: list[InvoiceOut]
+
+
+class CreditNoteOut(Output):
+    number: str
+    invoiceNumber: str
+    totalGrossAmount: Decimal
+    totalNetAmount: Decimal
+    event_id: str
+    created_at: str
+    document: dict[str, Any]  # the credit note as notified (invoices/creditNoteCreated)

@@ -1,0 +1,265 @@
+"""Finalization and credit notes: open billing information becomes numbered, immutable invoices.
+
+Each group of open billing information (tenant, customer, contract, currency) becomes one
+invoice in one transaction: number, document, the billing information marked invoiced, and the
+`invoices/invoiceFinalized` event with its deliveries. Finalization runs on request and, after
+`BILLHOOK_FINALIZE_AFTER`, on its own (the worker's periodic loop).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from app import jsoncodec
+from app.clock import Clock
+from app.errors import CreditExceeded, NotFound, SellerMissing, ValidationFailed
+from app.events import EventService
+from app.ids import new_id
+from app.invoicing import documents
+from app.invoicing.documents import Credit, CreditRefused, Head, Source
+from app.money import minor_units, quantum
+from app.store import Store
+from app.store.invoices import Document, GroupKey, OpenItem, Stale, Written
+
+log = logging.getLogger("billhook.invoicing")
+
+PAGE = 100  # groups looked up at a time
+EVERY_MS = 60_000  # the automatic run looks at most once a minute: the grace period is hours
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    customer_number: str | None = None
+    external_contract_id: str | None = None
+    up_to: int | None = None  # billing information created up to then (ms); default now
+
+
+class InvoiceService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        events: EventService,
+        today: Callable[[], date],
+        finalize_after_s: float | None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._events = events
+        self._today = today  # in the business time zone
+        self._after_ms = None if finalize_after_s is None else round(finalize_after_s * 1000)
+        self._looked_at: int | None = None
+
+    async def finalize(self, tenant_id: str, filters: Filters) -> list[Document]:
+        """Every open group the filters select becomes an invoice (none open: an empty list)."""
+        seller = await self.seller(tenant_id)
+        up_to = filters.up_to if filters.up_to is not None else self._clock.now_ms()
+        selection = {
+            "customer_number": filters.customer_number,
+            "external_contract_id": filters.external_contract_id,
+        }
+        finalized: list[Document] = []
+        while True:
+            groups = await self._store.invoices.open_groups(tenant_id, selection, up_to, PAGE)
+            for key in groups:
+                written = await self.finalize_group(tenant_id, key, up_to, seller)
+                if written is not None:
+                    finalized.append(written)
+            if len(groups) < PAGE:
+                return finalized
+
+    async def finalize_one(self, tenant_id: str, key: GroupKey, event_id: str) -> Document | None:
+        """The billing information of one event on an invoice of its own (a bill with
+        `draft: false`); None if it was finalized meanwhile."""
+        seller = await self.seller(tenant_id)
+        now = self._clock.now_ms()
+        return await self.finalize_group(tenant_id, key, now, seller, only=event_id)
+
+    async def of_event(self, tenant_id: str, event_id: str) -> Document | None:
+        """The invoice that finalized the billing information of this event, if any."""
+        billing = await self._store.billing.of_event(event_id)
+        if billing is None or billing.invoice_number is None:
+            return None
+        return await self._store.invoices.get(tenant_id, billing.invoice_number)
+
+    async def finalize_group(
+        self,
+        tenant_id: str,
+        key: GroupKey,
+        up_to: int,
+        seller: dict[str, Any],
+        only: str | None = None,
+    ) -> Document | None:
+        issued, now = self._today(), self._clock.now_ms()
+
+        async def build(items: list[OpenItem], n: int) -> Written:
+            number = f"INV-{issued.year}-{n:06d}"
+            sources = [_source(item) for item in items]
+            params = documents.invoice(Head(number, issued, seller), sources, _places(key))
+            return await self._written(tenant_id, "inv", params, params["invoice"], now, key)
+
+        try:
+            written = await self._store.invoices.finalize(
+                tenant_id, key, up_to, issued.year, build, only
+            )
+        except Stale:  # a concurrent finalization took it: nothing was written here
+            return None
+        if written is None:
+            return None
+        self._events.committed(len(written.event.deliveries))
+        return written.document
+
+    async def run_due(self) -> int:
+        """The periodic job: groups whose oldest open item is older than the grace period."""
+        now = self._clock.now_ms()
+        if self._after_ms is None or (
+            self._looked_at is not None and now - self._looked_at < EVERY_MS
+        ):
+            return 0
+        self._looked_at = now
+        done = 0
+        for tenant_id, key in await self._store.invoices.due_groups(now - self._after_ms, PAGE):
+            seller = await self._store.tenants.seller(tenant_id)
+            if seller is None:
+                log.warning("tenant %s has open billing information but no seller details "
+                            "(PUT /v1/seller): not finalized", tenant_id)  # fmt: skip
+                continue
+            done += await self.finalize_group(tenant_id, key, now, seller) is not None
+        return done
+
+    async def credit(
+        self,
+        tenant_id: str,
+        invoice_number: str,
+        credits: Sequence[Credit] | None,
+        reason: str,
+    ) -> Document:
+        """A credit note (partial, or everything that remains when `credits` is None)."""
+        issued, now = self._today(), self._clock.now_ms()
+
+        async def build(invoice: Document, earlier: list[Document], n: int) -> Written:
+            number = f"CN-{issued.year}-{n:06d}"
+            params = jsoncodec.loads(invoice.document)
+            head = Head(number, issued, params["invoice"]["seller"])
+            previous = [jsoncodec.loads(e.document) for e in earlier]
+            places = minor_units(params["invoice"]["currency"])
+            note = documents.credit_note(head, params, previous, credits, reason, places)
+            key = GroupKey(
+                params["customerNumber"],
+                params["externalContractId"],
+                note["creditNote"]["currency"],
+            )
+            return await self._written(tenant_id, "cn", note, note["creditNote"], now, key)
+
+        try:
+            written = await self._store.invoices.credit(
+                tenant_id, invoice_number, issued.year, build
+            )
+        except CreditRefused as exc:
+            if exc.conflict:
+                details = [{"loc": exc.field.split("."), "msg": str(exc)}]
+                raise CreditExceeded(str(exc), details) from exc
+            raise ValidationFailed.field(exc.field, str(exc)) from exc
+        if written is None:
+            raise NotFound(f"no invoice {invoice_number}")
+        self._events.committed(len(written.event.deliveries))
+        return written.document
+
+    async def _written(
+        self,
+        tenant_id: str,
+        prefix: str,
+        params: dict[str, Any],
+        body: dict[str, Any],
+        now: int,
+        key: GroupKey,
+    ) -> Written:
+        """The row and the event (fanned out now) of an invoice or credit note document."""
+        event_type = documents.INVOICE_EVENT if prefix == "inv" else documents.CREDIT_NOTE_EVENT
+        new = await self._events.prepare(
+            tenant_id, event_type, params, now, ordering_key=key.external_contract_id
+        )
+        gross: Decimal = body["totalGrossAmount"]
+        document = Document(
+            id=new_id(prefix, now),
+            tenant_id=tenant_id,
+            number=params["invoiceNumber"] if prefix == "inv" else params["creditNoteNumber"],
+            document=jsoncodec.dumps(params),
+            total_gross=gross,
+            total_net=body["totalNetAmount"],
+            event_id=new.event.id,
+            created_at=now,
+            customer_number=key.customer_number,
+            invoice_number=None if prefix == "inv" else params["invoiceNumber"],
+            gross_minor=int(gross / quantum(_places(key))),
+        )
+        return Written(document, new, _columns(document, key, body))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def get(self, tenant_id: str, number: str) -> Document:
+        found = await self._store.invoices.get(tenant_id, number)
+        if found is None:
+            raise NotFound(f"no invoice {number}")
+        return found
+
+    async def credit_notes(self, tenant_id: str, number: str) -> list[Document]:
+        return await self._store.invoices.credit_notes(tenant_id, number)
+
+    async def credit_note(self, tenant_id: str, number: str) -> Document:
+        found = await self._store.invoices.credit_note(tenant_id, number)
+        if found is None:
+            raise NotFound(f"no credit note {number}")
+        return found
+
+    async def page(
+        self, tenant_id: str, filters: dict[str, str | None], cursor: str | None, limit: int
+    ) -> list[Document]:
+        return await self._store.invoices.page(tenant_id, filters, cursor, limit)
+
+    async def set_seller(self, tenant_id: str, seller: dict[str, Any]) -> None:
+        await self._store.tenants.set_seller(tenant_id, seller)
+
+    async def seller_of(self, tenant_id: str) -> dict[str, Any] | None:
+        return await self._store.tenants.seller(tenant_id)
+
+    async def seller(self, tenant_id: str) -> dict[str, Any]:
+        seller = await self._store.tenants.seller(tenant_id)
+        if seller is None:
+            raise SellerMissing(
+                "an invoice names its issuer: set the seller details first (PUT /v1/seller)"
+            )
+        return seller
+
+
+def _source(item: OpenItem) -> Source:
+    parameters = jsoncodec.loads(item.body)["parameters"]
+    return Source(item.id, item.transaction_id, item.event_id, parameters)
+
+
+def _places(key: GroupKey) -> int:
+    return minor_units(key.currency)
+
+
+def _columns(document: Document, key: GroupKey, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": document.id,
+        "tenant_id": document.tenant_id,
+        "number": document.number,
+        "customer_number": key.customer_number,
+        "external_contract_id": key.external_contract_id,
+        "currency": key.currency,
+        "invoice_date": body.get("invoiceDate") or body.get("creditNoteDate"),
+        "total_gross": str(document.total_gross),
+        "total_net": str(document.total_net),
+        "gross_minor": document.gross_minor,
+        "document": document.document,
+        "event_id": document.event_id,
+        "created_at": document.created_at,
+        "invoice_number": body.get("invoiceNumber"),
+    }

@@ -1,0 +1,196 @@
+"""Finalized invoices and credit notes: numbered inside the transaction that writes them.
+
+The number comes from a counter row incremented in the same transaction as the document, the
+billing information it consumes and its event: a failure anywhere rolls all of it back, number
+included, so numbers stay gapless; SQLite's single writer (and, on PostgreSQL, the counter row's
+lock) serialises concurrent finalizations. The database refuses updates and deletes of both
+tables (triggers), so immutability does not depend on the code above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from app.records import NewEvent
+from app.store.connector import Connector, Row, Tx
+from app.store.events import insert_events
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    customer_number: str
+    external_contract_id: str | None
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenItem:
+    """Open billing information of a group, with its notified body."""
+
+    id: str
+    transaction_id: str
+    event_id: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A finalized invoice or credit note as stored."""
+
+    id: str
+    tenant_id: str
+    number: str
+    document: bytes  # the notified parameters (JSON)
+    total_gross: Decimal
+    total_net: Decimal
+    event_id: str
+    created_at: int
+    customer_number: str = ""
+    invoice_number: str | None = None  # a credit note's invoice
+    credited_minor: int = 0  # an invoice's credit notes, in minor units
+    gross_minor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a builder hands back to be stored: the row, and its event with deliveries."""
+
+    document: Document
+    event: NewEvent
+    columns: dict[str, Any]
+
+
+class Stale(Exception):
+    """Billing information was finalized by someone else meanwhile: nothing is written."""
+
+
+InvoiceBuilder = Callable[[list[OpenItem], int], Awaitable[Written]]
+CreditBuilder = Callable[[Document, list[Document], int], Awaitable[Written]]
+
+
+def _document(row: Row) -> Document:
+    keys = row.keys()
+    return Document(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        number=row["number"],
+        document=bytes(row["document"]),
+        total_gross=Decimal(row["total_gross"]),
+        total_net=Decimal(row["total_net"]),
+        event_id=row["event_id"],
+        created_at=row["created_at"],
+        customer_number=row["customer_number"] if "customer_number" in keys else "",
+        invoice_number=row["invoice_number"] if "invoice_number" in keys else None,
+        credited_minor=row["credited_minor"] if "credited_minor" in keys else 0,
+        gross_minor=row["gross_minor"],
+    )
+
+
+class Invoices:
+    def __init__(self, db: Connector) -> None:
+        self._db = db
+
+    async def open_groups(
+        self, tenant_id: str, filters: dict[str, str | None], up_to: int, limit: int
+    ) -> list[GroupKey]:
+        params = {"tenant_id": tenant_id, "up_to": up_to, "limit": limit, **filters}
+        rows = await self._db.fetch("billing_open_groups", params)
+        return [_key(r) for r in rows]
+
+    async def due_groups(self, before: int, limit: int) -> list[tuple[str, GroupKey]]:
+        """Groups of any tenant whose oldest open billing information is older than `before`."""
+        rows = await self._db.fetch("billing_open_due", {"before": before, "limit": limit})
+        return [(r["tenant_id"], _key(r)) for r in rows]
+
+    async def finalize(
+        self,
+        tenant_id: str,
+        key: GroupKey,
+        up_to: int,
+        year: int,
+        build: InvoiceBuilder,
+        only: str | None = None,
+    ) -> Written | None:
+        """One invoice of the group's open billing information (or only that of the event
+        `only`), with its number and event, in one transaction; None when nothing is open."""
+
+        async def work(tx: Tx) -> Written | None:
+            params = {"tenant_id": tenant_id, "up_to": up_to, "only": only, **_columns(key)}
+            rows = await tx.fetch("billing_open_of_group", params)
+            if not rows:
+                return None
+            items = [OpenItem(r["id"], r["transaction_id"], r["event_id"], r["body"]) for r in rows]
+            written = await build(items, await _number(tx, tenant_id, "INV", year))
+            await insert_events(tx, [written.event], {})
+            await tx.execute("invoice_insert", written.columns)
+            for item in items:
+                mark = {"id": item.id, "number": written.document.number}
+                if not await tx.fetch("billing_mark_invoiced", mark):
+                    raise Stale(item.id)
+            return written
+
+        return await self._db.transact(work)
+
+    async def credit(
+        self, tenant_id: str, invoice_number: str, year: int, build: CreditBuilder
+    ) -> Written | None:
+        """A credit note of the invoice, checked against its earlier ones in the same
+        transaction (so two at once cannot together exceed it); None if no such invoice."""
+
+        async def work(tx: Tx) -> Written | None:
+            params = {"tenant_id": tenant_id, "number": invoice_number}
+            row = await tx.fetchrow("invoice_get", params)
+            if row is None:
+                return None
+            earlier = await tx.fetch(
+                "credit_notes_of_invoice",
+                {"tenant_id": tenant_id, "invoice_number": invoice_number},
+            )
+            number = await _number(tx, tenant_id, "CN", year)
+            written = await build(_document(row), [_document(r) for r in earlier], number)
+            await insert_events(tx, [written.event], {})
+            await tx.execute("credit_note_insert", written.columns)
+            return written
+
+        return await self._db.transact(work)
+
+    async def get(self, tenant_id: str, number: str) -> Document | None:
+        row = await self._db.fetchrow("invoice_get", {"tenant_id": tenant_id, "number": number})
+        return _document(row) if row else None
+
+    async def page(
+        self, tenant_id: str, filters: dict[str, str | None], cursor: str | None, limit: int
+    ) -> list[Document]:
+        params = {"tenant_id": tenant_id, "cursor": cursor, "limit": limit, **filters}
+        return [_document(r) for r in await self._db.fetch("invoice_list", params)]
+
+    async def credit_notes(self, tenant_id: str, invoice_number: str) -> list[Document]:
+        params = {"tenant_id": tenant_id, "invoice_number": invoice_number}
+        return [_document(r) for r in await self._db.fetch("credit_notes_of_invoice", params)]
+
+    async def credit_note(self, tenant_id: str, number: str) -> Document | None:
+        row = await self._db.fetchrow("credit_note_get", {"tenant_id": tenant_id, "number": number})
+        return _document(row) if row else None
+
+
+async def _number(tx: Tx, tenant_id: str, series: str, year: int) -> int:
+    row = await tx.fetchrow(
+        "document_number", {"tenant_id": tenant_id, "series": series, "year": year}
+    )
+    assert row is not None
+    return int(row["last"])
+
+
+def _key(row: Row) -> GroupKey:
+    return GroupKey(row["customer_number"], row["external_contract_id"], row["currency"])
+
+
+def _columns(key: GroupKey) -> dict[str, Any]:
+    return {
+        "customer_number": key.customer_number,
+        "external_contract_id": key.external_contract_id,
+        "currency": key.currency,
+    }
