@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -30,28 +30,48 @@ class Rules:
     backoff_ms: tuple[int, ...]  # the pace of a failing endpoint's probes
 
 
+# A healthy endpoint's `last_success_at` is refreshed at this granularity, so that a steady
+# stream of successes does not rewrite its row in every turn.
+SUCCESS_STAMP_MS = 1000
+
+
 async def record(tx: Tx, finished: Sequence[Finished], now: int, rules: Rules) -> bool:
     """Returns whether an endpoint's health or status changed (callers drop caches)."""
-    verdicts = await _verdicts(tx, finished, rules)
+    before, verdicts = await _verdicts(tx, finished, rules)
     held = {f.job.delivery_id for f in finished if verdicts[f.job.endpoint_id].holding}
     await tx.executemany("attempt_insert", [_attempt_row(f) for f in finished])
     await tx.executemany("delivery_finish", [_finish_row(f, now, held) for f in finished])
-    changed = await _apply(tx, verdicts, now)
+    changed = await _apply(tx, before, verdicts, now)
     await _promote(tx, finished, verdicts, now)
     return changed
 
 
-async def _verdicts(tx: Tx, finished: Sequence[Finished], rules: Rules) -> dict[str, Verdict]:
+async def _verdicts(
+    tx: Tx, finished: Sequence[Finished], rules: Rules
+) -> tuple[dict[str, Health], dict[str, Verdict]]:
+    """Each endpoint's health before, and the verdict on this turn's results."""
     results: dict[str, list[Result]] = defaultdict(list)
     for f in finished:
         results[f.job.endpoint_id].append(_result(f))
     rows = await tx.fetch("endpoint_health", {"ids": orjson.dumps(list(results)).decode()})
+    before = {row["id"]: _health(row) for row in rows}
     verdicts = {
-        row["id"]: rules.judge(_health(row), results[row["id"]], rules.backoff_ms) for row in rows
+        endpoint_id: rules.judge(health, results[endpoint_id], rules.backoff_ms)
+        for endpoint_id, health in before.items()
     }
     for endpoint_id in results.keys() - verdicts.keys():  # deleted meanwhile: nothing to judge
         verdicts[endpoint_id] = Verdict(Health(endpoint_id, "", "", "disabled", "active"))
-    return verdicts
+    return before, verdicts
+
+
+def _stale(old: Health | None, new: Health) -> bool:
+    """Whether the stored health must be rewritten: anything changed but a fresh success
+    stamp, or the stamp is older than SUCCESS_STAMP_MS."""
+    if old is None or replace(old, last_success_at=new.last_success_at) != new:
+        return True
+    if new.last_success_at == old.last_success_at:
+        return False
+    return (new.last_success_at or 0) - (old.last_success_at or 0) >= SUCCESS_STAMP_MS
 
 
 def _result(f: Finished) -> Result:
@@ -84,9 +104,10 @@ def _health(row: Row) -> Health:
     )
 
 
-async def _apply(tx: Tx, verdicts: dict[str, Verdict], now: int) -> bool:
+async def _apply(tx: Tx, before: dict[str, Health], verdicts: dict[str, Verdict], now: int) -> bool:
     changed = False
     notices: dict[str, list[Any]] = defaultdict(list)
+    updates = []
     for endpoint_id, verdict in verdicts.items():
         h = verdict.health
         if not h.tenant_id:  # an endpoint deleted meanwhile
@@ -96,9 +117,12 @@ async def _apply(tx: Tx, verdicts: dict[str, Verdict], now: int) -> bool:
             await tx.execute("deliveries_hold_for_endpoint", scope)
         if verdict.release_all:
             await tx.execute("deliveries_release_for_endpoint", scope)
-        await tx.execute("endpoint_health_update", _health_row(h, now))
+        if _stale(before.get(endpoint_id), h):
+            updates.append(_health_row(h, now))
         changed = changed or verdict.hold_all or verdict.release_all
         notices[h.tenant_id] += list(verdict.notices)
+    if updates:
+        await tx.executemany("endpoint_health_update", updates)
     if changed:
         await tx.execute("counter_bump", {"name": "endpoints"})
     for tenant_id, tenant_notices in notices.items():
