@@ -1,9 +1,11 @@
 """Prefixed, time-ordered opaque ids (`evt_0196f3a2…`): sortable, so cursors are the last id.
 
 48 bits of milliseconds then 80 random bits, in hex (32 characters), whose order is the order of
-the bytes: ids minted later sort later. Ids are minted several times per accepted event, so the
-random bits come from one os.urandom call per 400 ids rather than one each, and the encoding is
-bytes.hex() (C) rather than a base32 loop in Python.
+the bytes. Within one process ids minted later sort later even inside one millisecond: as in
+ULID's monotonic mode, a second id of the same millisecond takes the previous random part plus a
+small random step, so listings ordered by id are in minting order and cursors never skip. Ids
+are minted several times per accepted event, so the random bits come from one os.urandom call
+per 400 ids rather than one each, and the encoding is bytes.hex() (C) rather than a base32 loop.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 
 _RANDOM_BYTES = 10
 _POOL_BYTES = 4000
 _pool = b""
 _pos = _POOL_BYTES
 _lock = threading.Lock()
+_RECENT = 64  # milliseconds remembered: ids are minted for "now" and a few stored moments
+_recent: OrderedDict[int, int] = OrderedDict()
 
 
 def random_bytes(size: int = _RANDOM_BYTES) -> bytes:
@@ -36,7 +41,21 @@ def _encode(raw: bytes) -> str:
 
 def new_id(prefix: str, now_ms: int | None = None) -> str:
     millis = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    return f"{prefix}_{_encode(millis.to_bytes(6, 'big') + random_bytes())}"
+    return f"{prefix}_{_encode(millis.to_bytes(6, 'big') + _random_part(millis))}"
+
+
+def _random_part(millis: int) -> bytes:
+    """A fresh 79-bit value for a new millisecond (the top bit clear leaves 2**63 steps of
+    room), else the last one of that millisecond plus a small random step."""
+    fresh = int.from_bytes(random_bytes(), "big")
+    with _lock:
+        last = _recent.get(millis)
+        value = fresh >> 1 if last is None else last + 1 + (fresh & 0xFFFF)
+        _recent[millis] = value
+        _recent.move_to_end(millis)
+        if len(_recent) > _RECENT:
+            _recent.popitem(last=False)
+    return value.to_bytes(_RANDOM_BYTES, "big")
 
 
 def id_time_ms(value: str) -> int:
