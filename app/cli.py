@@ -157,7 +157,7 @@ def replay(
     until: Annotated[str | None, Opt("--until", help="events before this (default: now)")] = None,
     status: Annotated[str, Opt("--status", help="failed: what never arrived; all")] = "failed",
     event_type: Annotated[list[str] | None, Opt("--event-type", help="repeatable")] = None,
-    rate: Annotated[int | None, Opt("--rate", help="events per second (default 500)")] = None,
+    rate: Annotated[int | None, Opt("--rate", help="events per second (default 250)")] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="only count what would be sent")] = False,
     watch: Annotated[bool, Opt("--watch/--no-watch", help="show a progress bar")] = True,
 ) -> None:

@@ -23,7 +23,7 @@ from app.store import Store
 
 log = logging.getLogger("billhook.replays")
 
-DEFAULT_RATE = 500
+DEFAULT_RATE = 250
 # Small steps keep each one to a few milliseconds, so live traffic interleaves with a replay.
 BATCH = 100  # events enqueued per transaction at most
 SCAN = 1000  # events looked at per batch at most (a filter may select few of them)
