@@ -27,6 +27,8 @@ def test_minor_units(currency: str, places: int):
 
 @pytest.mark.parametrize("code", ["XXX", "EURO", "eur", "ABC", "XAU"])
 def test_unknown_or_unbillable_currencies(code: str):
+    """Not ISO 4217 codes, and real codes that cannot be billed: XXX ("no currency"), XAU
+    (gold)."""
     with pytest.raises(UnknownCurrency):
         minor_units(code)
 

@@ -19,6 +19,24 @@ async def _receiver(hub: HubClient, server: Any, recorder: Recorder, **fields: A
     return endpoint_id
 
 
+async def _replay_of_stored(hub: HubClient, clock: FrozenClock, events: int, rate: int) -> str:
+    """`events` stored for an endpoint that cannot be reached, then a replay of all of them."""
+    endpoint = await hub.endpoint("http://127.0.0.1:9/x", event_types=["t"])
+    for n in range(events):
+        await hub.publish("t", {"n": n})
+    clock.advance(1)
+    request = {"endpoint_id": endpoint["id"], "since": SINCE, "status": "all", "rate_per_s": rate}
+    replay_id: str = (await hub.http.post("/v1/replays", json=request)).json()["id"]
+    return replay_id
+
+
+async def _run_replays(hub: HubClient, replay_id: str) -> dict[str, Any]:
+    """One periodic run, then the job's state."""
+    await hub.hub.periodic.run_once()
+    state: dict[str, Any] = (await hub.http.get(f"/v1/replays/{replay_id}")).json()
+    return state
+
+
 async def test_replay_one_event_to_every_endpoint_matching_now(hub: HubClient):
     """A new endpoint that matches the event gets it too; the webhook-id is the event id."""
     from app.testing import Receiver
@@ -118,33 +136,13 @@ async def test_replay_is_paced_by_rate_per_s(hub_factory):
     """At 10/s the worker enqueues 10, then nothing until a second has passed."""
     clock = FrozenClock(START_MS)
     hub: HubClient = await hub_factory(clock=clock)
-    endpoint = await hub.endpoint("http://127.0.0.1:9/slow", event_types=["t"])
-    for n in range(25):
-        await hub.publish("t", {"n": n})
+    replay_id = await _replay_of_stored(hub, clock, 25, rate=10)
+    assert (await _run_replays(hub, replay_id))["enqueued"] == 10
+    assert (await _run_replays(hub, replay_id))["enqueued"] == 10  # not due yet: the pace holds
     clock.advance(1)
-    started = (
-        await hub.http.post(
-            "/v1/replays",
-            json={
-                "endpoint_id": endpoint["id"],
-                "since": "2026-11-17",
-                "status": "all",
-                "rate_per_s": 10,
-            },
-        )
-    ).json()
-
-    async def enqueued() -> int:
-        await hub.hub.periodic.run_once()
-        count: int = (await hub.http.get(f"/v1/replays/{started['id']}")).json()["enqueued"]
-        return count
-
-    assert await enqueued() == 10
-    assert await enqueued() == 10  # not due yet: the pace holds
+    assert (await _run_replays(hub, replay_id))["enqueued"] == 20
     clock.advance(1)
-    assert await enqueued() == 20
-    clock.advance(1)
-    assert await enqueued() == 25
+    assert (await _run_replays(hub, replay_id))["enqueued"] == 25
 
 
 async def test_a_large_replay_is_streamed_in_batches(hub_factory, monkeypatch):
@@ -154,29 +152,9 @@ async def test_a_large_replay_is_streamed_in_batches(hub_factory, monkeypatch):
     monkeypatch.setattr(replays, "MAX_SLICES", 3)
     clock = FrozenClock(START_MS)
     hub: HubClient = await hub_factory(clock=clock)
-    endpoint = await hub.endpoint("http://127.0.0.1:9/x", event_types=["t"])
-    for n in range(45):
-        await hub.publish("t", {"n": n})
-    clock.advance(1)
-    started = (
-        await hub.http.post(
-            "/v1/replays",
-            json={
-                "endpoint_id": endpoint["id"],
-                "since": "2026-11-17",
-                "status": "all",
-                "rate_per_s": 100_000,
-            },
-        )
-    ).json()
-
-    async def run() -> dict[str, Any]:
-        await hub.hub.periodic.run_once()
-        state: dict[str, Any] = (await hub.http.get(f"/v1/replays/{started['id']}")).json()
-        return state
-
-    assert (await run())["enqueued"] == 30
-    assert (await run())["enqueued"] == 45
+    replay_id = await _replay_of_stored(hub, clock, 45, rate=100_000)
+    assert (await _run_replays(hub, replay_id))["enqueued"] == 30
+    assert (await _run_replays(hub, replay_id))["enqueued"] == 45
 
 
 async def test_replayed_deliveries_are_due_evenly_at_the_pace(hub_factory):
@@ -200,31 +178,18 @@ async def test_replayed_deliveries_are_due_evenly_at_the_pace(hub_factory):
 
 
 async def test_cancel_stops_enqueueing_and_cancels_what_is_pending(hub_factory):
+    """A cancelled job enqueues nothing more, its pending deliveries are cancelled, and a
+    second cancel is refused."""
     clock = FrozenClock(START_MS)
     hub: HubClient = await hub_factory(clock=clock)
-    endpoint = await hub.endpoint("http://127.0.0.1:9/x", event_types=["t"])
-    for n in range(30):
-        await hub.publish("t", {"n": n})
-    clock.advance(1)
-    started = (
-        await hub.http.post(
-            "/v1/replays",
-            json={
-                "endpoint_id": endpoint["id"],
-                "since": "2026-11-17",
-                "status": "all",
-                "rate_per_s": 10,
-            },
-        )
-    ).json()
+    replay_id = await _replay_of_stored(hub, clock, 30, rate=10)
     await hub.hub.periodic.run_once()
-    cancelled = await hub.http.post(f"/v1/replays/{started['id']}/cancel")
+    cancelled = await hub.http.post(f"/v1/replays/{replay_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     clock.advance(5)
-    await hub.hub.periodic.run_once()
-    state = (await hub.http.get(f"/v1/replays/{started['id']}")).json()
+    state = await _run_replays(hub, replay_id)
     assert (state["status"], state["enqueued"], state["pending"]) == ("cancelled", 10, 0)
-    again = await hub.http.post(f"/v1/replays/{started['id']}/cancel")
+    again = await hub.http.post(f"/v1/replays/{replay_id}/cancel")
     assert again.status_code == 422
 
 
@@ -232,33 +197,19 @@ async def test_a_replay_resumes_where_it_was_after_a_restart(hub_factory):
     """The cursor is stored with each batch: a new hub goes on from there, nothing twice."""
     clock = FrozenClock(START_MS)
     first: HubClient = await hub_factory(clock=clock)
-    endpoint = await first.endpoint("http://127.0.0.1:9/x", event_types=["t"])
-    for n in range(25):
-        await first.publish("t", {"n": n})
-    clock.advance(1)
-    started = (
-        await first.http.post(
-            "/v1/replays",
-            json={
-                "endpoint_id": endpoint["id"],
-                "since": "2026-11-17",
-                "status": "all",
-                "rate_per_s": 10,
-            },
-        )
-    ).json()
+    replay_id = await _replay_of_stored(first, clock, 25, rate=10)
     await first.hub.periodic.run_once()
     second: HubClient = await hub_factory(clock=clock)
     for _ in range(3):
         clock.advance(1)
-        await second.hub.periodic.run_once()
-    state = (await second.http.get(f"/v1/replays/{started['id']}")).json()
+        state = await _run_replays(second, replay_id)
     assert (state["enqueued"], state["matched"]) == (25, 25)
-    rows = await second.hub.store.db.fetch("replay_progress", {"id": started["id"]})
+    rows = await second.hub.store.db.fetch("replay_progress", {"id": replay_id})
     assert sum(r["n"] for r in rows) == 25
 
 
 async def test_bad_replay_requests(hub: HubClient):
+    """Each malformed replay request is a 4xx naming the field, and no job is created."""
     endpoint = await hub.endpoint("http://127.0.0.1:9/x")
     cases = [
         ({"endpoint_id": endpoint["id"], "since": "yesterday"}, 422, "since"),
