@@ -56,6 +56,10 @@ class SellerMissing(Conflict):
     code = "seller_missing"
 
 
+class EInvoiceUnavailable(Conflict):
+    code = "e_invoice_unavailable"
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 

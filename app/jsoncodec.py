@@ -1,23 +1,64 @@
-"""JSON in with exact Decimals, JSON out fast with those Decimals written as exact numbers."""
+"""JSON in with exact Decimals, JSON out fast with those Decimals written as exact numbers.
+
+This is the one place JSON is read, so it is where JSON is bounded: nesting (MAX_DEPTH), the
+size of numbers (MAX_DIGITS, MAX_EXPONENT) and valid Unicode (no lone surrogates). Whatever
+passes can be stored, hashed and written back, exactly as sent, without surprises later.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
 import orjson
+
+from app.money import plain
+
+MAX_DEPTH = 64  # objects and arrays inside each other; billing payloads use 5
+MAX_DIGITS = 40  # significant digits of a number
+MAX_EXPONENT = 40  # no digit beyond 10^±40: "1E+1000000" would be a million characters
+_INT64 = range(-(2**63), 2**64)  # what orjson writes as an integer
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class JsonError(ValueError):
     """The bytes are not a JSON document we accept."""
 
 
+class JsonLimit(JsonError):
+    """Valid JSON beyond what billhook keeps exactly: too deep, a number too large, a lone
+    surrogate."""
+
+
 def _reject_constant(name: str) -> Any:
     raise JsonError(f"{name} is not valid JSON")
 
 
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+def _bounded(value: Decimal, text: str) -> Decimal:
+    _, digits, exponent = value.as_tuple()
+    if len(digits) > MAX_DIGITS or not -MAX_EXPONENT <= int(exponent) <= MAX_EXPONENT:
+        raise JsonLimit(
+            f"the number {text[:50]} is out of range: at most {MAX_DIGITS} digits, "
+            f"none beyond 10^±{MAX_EXPONENT}"
+        )
+    return value
+
+
+def _float(text: str) -> Decimal:
+    return _bounded(Decimal(text), text)
+
+
+def _int(text: str) -> int | Decimal:
+    """Integers beyond 64 bits stay exact as Decimal (orjson cannot write them as int)."""
+    if len(text) <= 18:
+        return int(text)
+    value = int(_bounded(Decimal(text), text))
+    return value if value in _INT64 else Decimal(text)
+
+
+_DECODER = json.JSONDecoder(parse_float=_float, parse_int=_int, parse_constant=_reject_constant)
 
 
 def loads(data: bytes | str) -> Any:
@@ -26,18 +67,58 @@ def loads(data: bytes | str) -> Any:
     Bytes must be UTF-8 (RFC 8259 §8.1 for JSON exchanged between systems).
     """
     try:
-        return _DECODER.decode(data.decode("utf-8") if isinstance(data, bytes) else data)
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        value = _DECODER.decode(text)
     except JsonError:
         raise
+    except RecursionError as exc:
+        raise JsonLimit(f"nested deeper than {MAX_DEPTH} levels") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise JsonError(str(exc)) from exc
+    # Cheap tests first (C speed over the text); walk the value only when they cannot decide.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _too_deep(value):
+        raise JsonLimit(f"nested deeper than {MAX_DEPTH} levels")
+    if _SURROGATE_ESCAPE.search(text) and not _valid_unicode(value):
+        raise JsonLimit("a string holds a lone UTF-16 surrogate (e.g. \\ud800): not Unicode text")
+    return value
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [*node.keys(), *node.values()]
+    return node if isinstance(node, list) else []
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth >= MAX_DEPTH:
+                return True
+            stack += [(child, depth + 1) for child in _children(node)]
+    return False
+
+
+def _valid_unicode(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        else:
+            stack += _children(node)
+    return True
 
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise TypeError(f"{value} is not a JSON number")
-        return orjson.Fragment(str(value))
+        return orjson.Fragment(plain(value))
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
@@ -48,7 +129,7 @@ def dumps(value: Any) -> bytes:
 def _normalised(value: Any) -> Any:
     """1.0, 1.00 and 1 are the same number: written the way orjson writes the int 1."""
     if isinstance(value, Decimal):
-        return orjson.Fragment(format(value.normalize(), "f") if value else "0")
+        return orjson.Fragment(plain(value.normalize()) if value else "0")
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 

@@ -25,6 +25,9 @@ from decimal import (
 
 from iso4217 import Currency
 
+# A receiver that parses JSON numbers as IEEE doubles keeps 15 significant digits exactly:
+# every amount billhook accepts or writes stays within them.
+SIGNIFICANT_DIGITS = 15
 HUNDRED = Decimal(100)
 ZERO = Decimal(0)
 MAX_DECIMALS = 6
@@ -32,6 +35,12 @@ MAX_DECIMALS = 6
 # not fit, Inexact raises instead of rounding silently. Only the divisor method divides.
 EXACT = Context(prec=60, traps=[Inexact, Overflow, InvalidOperation, DivisionByZero])
 DIVIDE = Context(prec=60, traps=[Overflow, InvalidOperation, DivisionByZero])
+
+
+# ISO 4217 marks these as funds ("IsFund"): units of account beside a currency (Bolivian
+# Mvdol, WIR euro, Unidad de Fomento, …), not what customers are billed in. The iso4217 package
+# does not carry the mark, and gives most of them minor units, so they are listed here.
+FUNDS = frozenset({"BOV", "CHE", "CHW", "CLF", "COU", "MXV", "USN", "UYI", "UYW"})
 
 
 class UnknownCurrency(ValueError):
@@ -44,13 +53,41 @@ def minor_units(currency: str) -> int:
         exponent = Currency(currency).exponent
     except ValueError as exc:
         raise UnknownCurrency(f"{currency!r} is not an ISO 4217 currency code") from exc
+    if currency in FUNDS:
+        raise UnknownCurrency(f"{currency} is an ISO 4217 fund code, not a billable currency")
     if exponent is None:
-        raise UnknownCurrency(f"{currency} has no minor units (a fund or metal, not billable)")
+        raise UnknownCurrency(f"{currency} has no minor units (a metal or special unit)")
     return int(exponent)
+
+
+def plain(value: Decimal) -> str:
+    """The one way billhook writes a Decimal as text (JSON, XML, CLI, descriptions).
+
+    Positional notation with the digits held: 2E+1 is "20", 1.50 stays "1.50", -0.00 is "0.00".
+    Never an exponent: `str()` and `normalize()` produce "2E+1", which xs:decimal refuses and
+    people misread. Numbers are bounded where JSON is read (jsoncodec), so this stays short.
+    """
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a number")
+    return format(abs(value) if value.is_zero() else value, "f")
 
 
 def quantum(places: int) -> Decimal:
     return Decimal(1).scaleb(-places)
+
+
+def amount_limit(places: int) -> Decimal:
+    """Totals and line amounts stay below this (10^13 for EUR): 15 significant digits."""
+    return Decimal(10) ** (SIGNIFICANT_DIGITS - places)
+
+
+def to_minor(amount: Decimal, places: int) -> int:
+    """12.34 EUR → 1234. Refuses an amount finer than the minor unit instead of truncating it
+    (int() would: 0.005 EUR would count as nothing credited)."""
+    scaled = amount.scaleb(places)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{plain(amount)} is finer than {places} decimals")
+    return int(scaled)
 
 
 def round_half_up(amount: Decimal, places: int) -> Decimal:

@@ -34,6 +34,16 @@ async def test_create_answers_the_endpoint_with_its_secret(hub: HubClient):
     assert fetched["metadata"] == {"team": "billing"}
 
 
+async def test_metadata_numbers_are_kept_as_sent(hub: HubClient):
+    """A number with a fraction in metadata was a 500 (orjson cannot write a Decimal), and one
+    read back became a float (1.10 → 1.1)."""
+    body = b'{"url": "http://127.0.0.1:9/hook", "metadata": {"fee": 1.10, "big": 1E+3}}'
+    created = await hub.http.post("/v1/endpoints", content=body)
+    assert created.status_code == 201, created.text
+    fetched = await hub.http.get(f"/v1/endpoints/{created.json()['id']}")
+    assert b'"metadata":{"fee":1.10,"big":1000}' in fetched.content
+
+
 async def test_list_is_paginated_newest_first(hub: HubClient):
     ids = [(await hub.endpoint(f"http://127.0.0.1:9/{n}"))["id"] for n in range(5)]
     first = (await hub.http.get("/v1/endpoints?limit=2")).json()

@@ -6,9 +6,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import HubClient
+from tests.conftest import API_KEY, HubClient
 
 BIG = "x" * (256 * 1024)
+
+
+def deep(levels: int) -> bytes:
+    """An event whose parameters nest `levels` objects deep."""
+    return b'{"type": "t", "parameters": ' + b'{"a": ' * levels + b"1" + b"}" * levels + b"}"
 
 
 def _error(response: Any, status: int, code: str) -> dict[str, Any]:
@@ -128,6 +133,24 @@ EVENT_CASES: list[tuple[str, Any, dict[str, str], int, str, str]] = [
         "id",
     ),
     ("oversize body", {"type": "t", "parameters": {"blob": BIG}}, {}, 413, "payload_too_large", ""),
+    ("nested 253 levels (orjson writes 254)", deep(253), {}, 422, "validation_error", "body"),
+    ("nested 10,000 levels", deep(10_000), {}, 422, "validation_error", "body"),
+    (
+        "a lone surrogate",
+        b'{"type": "t", "parameters": {"name": "\\ud800"}}',
+        {},
+        422,
+        "validation_error",
+        "body",
+    ),
+    (
+        "1E+1000000 with an idempotency key",
+        b'{"type": "t", "parameters": {"n": 1E+1000000}}',
+        {"idempotency-key": "k-1"},
+        422,
+        "validation_error",
+        "body",
+    ),
     (
         "form instead of JSON",
         b"type=t",
@@ -147,6 +170,40 @@ async def test_bad_event(hub: HubClient, case, body, headers, status, code, fiel
     if field:
         assert any(field in d["loc"] for d in error["details"]), error
     assert await _counts(hub) == (1, 0)
+
+
+async def test_integers_beyond_64_bits_in_parameters_are_kept_exactly(hub: HubClient):
+    """schemathesis found this 47 times: 2**64 in parameters was a 500 when written out."""
+    body = b'{"type": "t", "parameters": {"n": 18446744073709551616, "m": -99999999999999999999}}'
+    accepted = await hub.http.post("/v1/events", content=body)
+    assert accepted.status_code == 202, accepted.text
+    stored = await hub.http.get(f"/v1/events/{accepted.json()['id']}")
+    assert b'"n":18446744073709551616' in stored.content
+    assert b'"m":-99999999999999999999' in stored.content
+
+
+async def test_deep_nesting_is_a_4xx_on_every_route_that_reads_a_body(hub: HubClient):
+    """The bound sits where JSON is read, so no route can miss it."""
+    body = b"[" * 10_000 + b"]" * 10_000
+    routes = [r for r in hub.app.routes if getattr(r, "methods", None)]
+    tried = 0
+    for route in routes:
+        for method in sorted(set(route.methods) & {"POST", "PUT", "PATCH"}):
+            path = route.path.replace("{id}", "x").replace("{number}", "x").replace("{key_id}", "x")
+            answer = await hub.http.request(method, path, content=body)
+            assert 400 <= answer.status_code < 500, (method, path, answer.text)
+            tried += 1
+    assert tried >= 15
+
+
+async def test_two_authorization_headers_are_refused_on_every_route(hub: HubClient):
+    """The hot routes took the last header and the others the first: now both refuse."""
+    hub.http.headers.pop("authorization")
+    twice = [("authorization", f"Bearer {API_KEY}"), ("authorization", "Bearer other")]
+    for method, path in [("POST", "/v1/events"), ("POST", "/v1/usage-completions"),
+                         ("GET", "/v1/events"), ("GET", "/v1/endpoints")]:  # fmt: skip
+        answer = await hub.http.request(method, path, headers=twice, json={})
+        _error(answer, 400, "bad_request")
 
 
 async def test_oversize_body_streamed_without_content_length_is_refused(hub: HubClient):

@@ -25,7 +25,33 @@ def _item(**changes: Any) -> dict[str, Any]:
 CASES: list[tuple[str, dict[str, Any], str]] = [
     ("unknown currency", {"currency": "EUX"}, "currency"),
     ("lower-case currency", {"currency": "eur"}, "currency"),
-    ("a fund is not billable", {"currency": "XDR"}, "currency"),
+    ("a special drawing right is not billable", {"currency": "XDR"}, "currency"),
+    ("a fund code is not a currency (BOV)", {"currency": "BOV"}, "currency"),
+    ("a fund code is not a currency (CLF)", {"currency": "CLF"}, "currency"),
+    (
+        "an amount of 1e24",
+        {"items": [_item(grossUnitPrice=jsoncodec.loads(b"1e24"))]},
+        "grossUnitPrice",
+    ),
+    (
+        "16 significant digits (a double keeps 15)",
+        {"items": [_item(grossUnitPrice=jsoncodec.loads(b"1234567890.123456"))]},
+        "grossUnitPrice",
+    ),
+    (
+        "a line beyond 15 digits: 1e11 units at 1e11",
+        {
+            "items": [
+                _item(quantity=jsoncodec.loads(b"1e11"), grossUnitPrice=jsoncodec.loads(b"1e11"))
+            ]
+        },
+        "items",
+    ),
+    (
+        "a total beyond 15 digits",
+        {"items": [_item(quantity=9_000_000_000, grossUnitPrice=9000)]},
+        "items",
+    ),
     ("zero quantity", {"items": [_item(quantity=0)]}, "quantity"),
     ("negative quantity", {"items": [_item(quantity=-1)]}, "quantity"),
     ("VAT above 100", {"items": [_item(vatPercent=101)]}, "vatPercent"),

@@ -3,10 +3,16 @@ amounts) or full, numbered in their own series, never exceeding the invoice."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from app import jsoncodec
+from app.invoicing import documents
+from app.invoicing.documents import Credit
 from tests.conftest import HubClient
 from tests.test_invoices import complete, finalize, item, seller
 
@@ -111,6 +117,7 @@ async def test_bad_credit_note_requests(hub: HubClient):
             422,
         ),
         ("no reason", number, {"reason": None}, 422),
+        ("finer than a cent", number, {"items": [{"line": 1, "amount": Decimal("0.005")}]}, 422),
         ("empty items", number, {"items": []}, 422),
     ]
     for name, target, body, status in cases:
@@ -127,3 +134,83 @@ async def test_a_credit_note_is_notified(hub: HubClient):
     assert event["type"] == "invoices/creditNoteCreated"
     stored = (await hub.http.get(f"/v1/credit-notes/{answer.json()['number']}")).json()
     assert stored["document"]["creditNote"]["reason"] == "goodwill"
+
+
+async def test_crediting_a_line_unit_by_unit_adds_up_to_the_line(hub: HubClient):
+    """3 × 0.335 is billed 1.01. One unit at a time was 0.34, 0.34, then a refusal ("only 0.33
+    remains"). Units are priced by running rounding — round(units so far × price) minus what
+    the earlier units took — so the notes are 0.34, 0.33, 0.34 and add up to the line."""
+    invoice = await invoiced(hub, [item("0.335", quantity="3")])
+    number = invoice["number"]
+    credited = []
+    for _ in range(3):
+        answer = await credit(hub, number, items=[{"line": 1, "quantity": 1}])
+        assert answer.status_code == 201, answer.text
+        credited.append(amounts(answer.json())[0])
+    assert credited == [Decimal("0.34"), Decimal("0.33"), Decimal("0.34")]
+    state = (await hub.http.get(f"/v1/invoices/{number}")).json()
+    assert (state["status"], state["creditedAmount"]) == ("credited", 1.01)
+    more = await credit(hub, number, items=[{"line": 1, "quantity": 1}])
+    assert more.status_code == 409
+
+
+async def test_an_amount_finer_than_the_minor_unit_is_refused_and_writes_nothing(hub: HubClient):
+    """`amount: 0.005` was a 201 that then counted as nothing credited: the invoice showed
+    partially_credited 27.00 of 27.01 after it was credited in full."""
+    invoice = await invoiced(hub, [item("27.01")])
+    refused = await credit(hub, invoice["number"], items=[{"line": 1, "amount": Decimal("0.005")}])
+    assert refused.status_code == 422 and "decimals" in refused.json()["error"]["message"]
+    assert (await credit(hub, invoice["number"])).status_code == 201
+    state = (await hub.http.get(f"/v1/invoices/{invoice['number']}")).json()
+    assert (state["status"], state["creditedAmount"]) == ("credited", 27.01)
+
+
+SPLITS = st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    price=st.decimals(min_value="0.01", max_value="99", places=3),
+    quantity=st.integers(min_value=1, max_value=12),
+    splits=SPLITS,
+    closing_by_rest=st.booleans(),
+)
+def test_a_line_credited_in_any_split_of_units_adds_up_exactly(
+    price: Decimal, quantity: int, splits: list[int], closing_by_rest: bool
+):
+    """However the units of a line are split into credit notes (and whether the last one names
+    its units or just takes the rest), the notes add up to the line's gross and the invoice's
+    net exactly, and none of them is refused. (Below a cent per unit a single unit can round
+    to nothing, which is refused as no credit at all.)"""
+    invoice_ = documents.invoice(HEAD, [_source(price, quantity)], 2)
+    line = invoice_["invoice"]["items"][0]
+    notes: list[dict[str, Any]] = []
+    left = quantity
+    for part in splits:
+        if left == 0:
+            break
+        units = min(part, left)
+        left -= units
+        credits = None if left == 0 and closing_by_rest else [Credit(1, Decimal(units))]
+        notes.append(documents.credit_note(HEAD, invoice_, notes, credits, "r", 2))
+    if left:
+        notes.append(documents.credit_note(HEAD, invoice_, notes, None, "r", 2))
+    gross = sum((n["creditNote"]["totalGrossAmount"] for n in notes), Decimal(0))
+    net = sum((n["creditNote"]["totalNetAmount"] for n in notes), Decimal(0))
+    assert gross == line["grossAmount"]
+    assert net == invoice_["invoice"]["totalNetAmount"]
+
+
+HEAD = documents.Head("N-1", date(2026, 11, 30), {"name": "S"})
+
+
+def _source(price: Decimal, quantity: int) -> documents.Source:
+    item_ = {"description": "d", "grossUnitPrice": price, "quantity": Decimal(quantity),
+             "vatPercent": Decimal(19), "productID": "P", "externalContractId": "K"}  # fmt: skip
+    invoice_ = {"items": [item_], "billToAddress": {}, "shipToAddress": {}, "currency": "EUR",
+                "billingStartDate": "2026-11-01", "billingEndDate": "2026-11-30",
+                "invoiceDate": "2026-11-30", "dueDate": "2026-12-30", "invoiceReference": "PRE-1",
+                "totalGrossAmount": Decimal(0), "totalNetAmount": Decimal(0)}  # fmt: skip
+    parameters = {"invoice": invoice_, "orderReference": None, "customerNumber": "C",
+                  "externalContractId": "K"}  # fmt: skip
+    return documents.Source("bi_1", "t", "evt_1", parameters)

@@ -9,13 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app import jsoncodec
 from app.money import (
+    FUNDS,
     UnknownCurrency,
     allocate,
     decimals,
     minor_units,
     net_of,
+    plain,
     round_half_up,
+    to_minor,
     totals,
 )
 
@@ -25,10 +29,14 @@ def test_minor_units(currency: str, places: int):
     assert minor_units(currency) == places
 
 
-@pytest.mark.parametrize("code", ["XXX", "EURO", "eur", "ABC", "XAU"])
+@pytest.mark.parametrize(
+    "code",
+    ["XXX", "EURO", "eur", "ABC", "XAU", "XDR", *sorted(FUNDS)],
+)
 def test_unknown_or_unbillable_currencies(code: str):
     """Not ISO 4217 codes, and real codes that cannot be billed: XXX ("no currency"), XAU
-    (gold)."""
+    (gold), XDR (a special drawing right), and every ISO 4217 fund code (BOV, CHE, …, UYW),
+    which the iso4217 package gives minor units although nobody is billed in them."""
     with pytest.raises(UnknownCurrency):
         minor_units(code)
 
@@ -157,3 +165,48 @@ def test_allocate_always_sums_exactly(parts):
     allocated = allocate(total, parts, 2)
     assert sum(allocated, D(0)) == total
     assert all(abs(a - p) < D("0.01") for a, p in zip(allocated, parts, strict=True))
+
+
+EU_VAT_RATES = ["0", "2.1", "3", "4", "5", "5.5", "6", "7", "8", "8.5", "9", "9.5", "10", "12",
+                "13", "13.5", "14", "15", "16", "17", "18", "19", "20", "21", "22", "23", "24",
+                "25", "25.5", "27"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (D("2E+1"), "20"),
+        (D("20").normalize(), "20"),
+        (D("1E+3"), "1000"),
+        (D("1.50"), "1.50"),
+        (D("-0.00"), "0.00"),
+        (D("-0"), "0"),
+        (D("1E-7"), "0.0000001"),
+        (D("-12.5E+2"), "-1250"),
+        (D("0.000001"), "0.000001"),
+    ],
+)
+def test_plain_writes_positional_notation_with_the_digits_held(value: D, text: str):
+    assert plain(value) == text
+
+
+@pytest.mark.parametrize("rate", EU_VAT_RATES)
+def test_every_eu_vat_rate_is_written_plainly_in_json(rate: str):
+    """VAT groups are keyed by normalize(), which writes 20 as 2E+1: JSON must say 20."""
+    group = totals([(D(1), D("12.00"), D(rate))], 2).groups[0]
+    written = jsoncodec.dumps([group.vat_percent, group.net])
+    assert b"e" not in written.lower()
+    assert jsoncodec.loads(written)[0] == D(rate)
+
+
+@pytest.mark.parametrize(
+    ("amount", "places", "minor"), [(D("12.34"), 2, 1234), (D("-4.0"), 2, -400), (D(7), 0, 7)]
+)
+def test_to_minor_is_exact(amount: D, places: int, minor: int):
+    assert to_minor(amount, places) == minor
+
+
+def test_to_minor_refuses_what_is_finer_than_the_minor_unit():
+    """0.005 EUR is not 0 cents (int() would truncate it)."""
+    with pytest.raises(ValueError, match="finer"):
+        to_minor(D("0.005"), 2)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from app.billing.bills import cycle, first_anchor
 from app.billing.models import PriceModelSpec
 from app.billing.pricing import UsageError, prorate, rate
+from app.money import totals
 
 
 def model(*components: dict[str, Any], **extra: Any) -> PriceModelSpec:
@@ -116,6 +117,41 @@ def test_minimum_tops_up_and_maximum_caps():
     high = _lines(model(meter, maximum=D("10.00")), minutes="100")
     assert high[-1] == ("Maximum charge cap", D(1), D("-19.00"))
     assert len(_lines(model(meter, minimum=D(1), maximum=D(100)), minutes="10")) == 1
+
+
+def _billed(spec: PriceModelSpec, **usage: str) -> D:
+    priced = rate(spec, {k: D(v) for k, v in usage.items()}, "P1", 2)
+    return totals([(line.quantity, line.gross_unit_price, D(19)) for line in priced], 2).gross
+
+
+def test_a_minimum_bills_exactly_the_minimum():
+    """1.435 was topped up by round(3.00 − 1.435) = 1.57 and billed 3.01; the adjustment is
+    3.00 − round(1.435) = 1.56, and the bill comes to 3.00."""
+    meter = {"type": "per_unit", "name": "Time", "variable": "minutes", "unitPrice": D("0.287")}
+    spec = model(meter, minimum=D("3.00"))
+    assert _lines(spec, minutes="5")[-1] == ("Minimum charge", D(1), D("1.56"))
+    assert _billed(spec, minutes="5") == D("3.00")
+
+
+@pytest.mark.parametrize("minutes", ["1", "4.999", "5", "7", "17.3"])
+def test_a_bound_always_bills_exactly_the_bound(minutes: str):
+    meter = {"type": "per_unit", "name": "T", "variable": "minutes", "unitPrice": D("0.287")}
+    low, high = model(meter, minimum=D("3.00")), model(meter, maximum=D("1.50"))
+    assert _billed(low, minutes=minutes) == max(D("3.00"), _billed(model(meter), minutes=minutes))
+    assert _billed(high, minutes=minutes) == min(D("1.50"), _billed(model(meter), minutes=minutes))
+
+
+def test_a_cap_that_changes_nothing_adds_no_line():
+    """10.004 is billed 10.00: a cap of 10.00 used to add a "-0.00" line."""
+    meter = {"type": "per_unit", "name": "T", "variable": "minutes", "unitPrice": D("0.10004")}
+    assert [d for d, _, _ in _lines(model(meter, maximum=D("10.00")), minutes="100")] == ["T 100"]
+
+
+def test_bill_amounts_of_a_model_are_in_minor_units():
+    with pytest.raises(ValidationError, match="minimum must have at most 2 decimals"):
+        model({"type": "flat", "name": "f", "amount": D(1)}, minimum=D("3.005"))
+    with pytest.raises(ValidationError, match="fee must have at most 0 decimals"):
+        model(currency="JPY", interval="month", fee=D("9.5"))
 
 
 def test_usage_must_fit_the_model():

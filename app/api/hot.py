@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import jsoncodec
 from app.api.errors import INTERNAL_ERROR, extra_headers
-from app.api.http import decode_json
+from app.api.http import decode_json, one_authorization
 from app.errors import ApiError
 from app.hub import Hub
 
@@ -36,12 +36,16 @@ class HotEndpoint:
         self.__openapi__ = getattr(handler, "__openapi__", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {
-            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED
-        }
+        headers: dict[str, str] = {}
+        authorizations: list[str] = []
+        for k, v in scope["headers"]:
+            if k in _WANTED:
+                headers[k.decode("latin-1")] = v.decode("latin-1")
+                if k == b"authorization":
+                    authorizations.append(headers["authorization"])
         try:
             hub: Hub = scope["app"].state.hub
-            tenant_id = await hub.tenancy.tenant_for(headers.get("authorization"))
+            tenant_id = await hub.tenancy.tenant_for(one_authorization(authorizations))
             body = await decode_json(
                 headers.get("content-type"), headers.get("content-length"), _chunks(receive)
             )

@@ -12,7 +12,13 @@ from starlette.responses import Response
 
 from app import jsoncodec
 from app.clock import from_datetime
-from app.errors import InvalidJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from app.errors import (
+    BadRequest,
+    InvalidJson,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from app.hub import Hub
 
 MAX_BODY_BYTES = 256 * 1024
@@ -32,12 +38,22 @@ def hub(request: Request) -> Hub:
     return found
 
 
+def one_authorization(values: Sequence[str]) -> str | None:
+    """Two Authorization headers are ambiguous (proxies and frameworks pick different ones):
+    refused on every route alike, hot or not."""
+    if len(values) > 1:
+        raise BadRequest("send one Authorization header, not several")
+    return values[0] if values else None
+
+
 async def tenant(request: Request) -> str:
-    return await hub(request).tenancy.tenant_for(request.headers.get("authorization"))
+    authorization = one_authorization(request.headers.getlist("authorization"))
+    return await hub(request).tenancy.tenant_for(authorization)
 
 
 def admin(request: Request) -> None:
-    hub(request).tenancy.require_admin(request.headers.get("authorization"))
+    authorization = one_authorization(request.headers.getlist("authorization"))
+    hub(request).tenancy.require_admin(authorization)
 
 
 async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
@@ -68,6 +84,8 @@ async def decode_json(
         parts.append(chunk)
     try:
         return jsoncodec.loads(b"".join(parts))
+    except jsoncodec.JsonLimit as exc:
+        raise ValidationFailed.field("body", str(exc)) from exc
     except jsoncodec.JsonError as exc:
         raise InvalidJson(f"body is not valid JSON: {exc}") from exc
 

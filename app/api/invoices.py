@@ -9,13 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import jsoncodec
 from app.api.http import JSON, body, hub, page, paginated, parse_time, path_id, tenant
 from app.api.openapi import documented
 from app.clock import to_rfc3339
 from app.errors import NotFound, ValidationFailed
+from app.invoicing import documents
 from app.invoicing.documents import Credit
-from app.invoicing.einvoice import cii
 from app.invoicing.models import (
     CreditNoteCreate,
     CreditNoteOut,
@@ -33,7 +32,7 @@ STATUSES = ("finalized", "partially_credited", "credited")
 
 
 def invoice_out(doc: Document, full: bool = False, notes: list[str] | None = None) -> Any:
-    params = jsoncodec.loads(doc.document)
+    params = documents.load(doc.document)
     invoice = params["invoice"]
     credited = doc.credited_minor * quantum(minor_units(invoice["currency"]))
     out = {
@@ -60,7 +59,7 @@ def credit_note_out(doc: Document) -> Any:
         "totalNetAmount": doc.total_net,
         "event_id": doc.event_id,
         "created_at": to_rfc3339(doc.created_at),
-        "document": jsoncodec.loads(doc.document),
+        "document": documents.load(doc.document),
     }
 
 
@@ -113,9 +112,9 @@ async def get(request: Request) -> Response:
 @documented("The invoice as an EN 16931 e-invoice (CII XML, Factur-X profile EN16931)")
 async def e_invoice(request: Request) -> Response:
     tenant_id = await tenant(request)
-    doc = await hub(request).invoices.get(tenant_id, path_id(request, "number"))
-    xml = cii(jsoncodec.loads(doc.document))
-    filename = f"{doc.number}.xml"
+    number = path_id(request, "number")
+    xml = await hub(request).invoices.e_invoice(tenant_id, number)
+    filename = f"{number}.xml"
     headers = {"content-disposition": f'attachment; filename="{filename}"'}
     return Response(xml, media_type="application/xml", headers=headers)
 

@@ -18,7 +18,10 @@ from pydantic import (
     Tag,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+
+from app.money import SIGNIFICANT_DIGITS, UnknownCurrency, decimals, minor_units, plain
 
 MAX_DECIMALS = 6
 MAX_AMOUNT = Decimal("1e12")
@@ -38,7 +41,12 @@ def _exact(value: Decimal) -> Decimal:
     if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
         raise ValueError(f"must have at most {MAX_DECIMALS} decimals")
     if abs(value) >= MAX_AMOUNT:
-        raise ValueError("is too large")
+        raise ValueError(f"must be below {plain(MAX_AMOUNT)} in magnitude")
+    if len(value.normalize().as_tuple().digits) > SIGNIFICANT_DIGITS:
+        raise ValueError(
+            f"must have at most {SIGNIFICANT_DIGITS} significant digits (what a JSON reader "
+            "parsing numbers as doubles keeps exactly)"
+        )
     return value
 
 
@@ -296,6 +304,19 @@ class PriceModelSpec(Input):
         if len(variables) != len(set(variables)):
             raise ValueError("each usage variable may be priced by one component only")
         return value
+
+    @model_validator(mode="after")
+    def _bill_amounts_in_minor_units(self) -> PriceModelSpec:
+        """A minimum, maximum or fee is what a bill comes to: whole minor units."""
+        try:
+            places = minor_units(self.currency)
+        except UnknownCurrency:
+            return self  # the service names the currency field (price_models._check_currency)
+        for name in ("minimum", "maximum", "fee"):
+            value = getattr(self, name)
+            if value is not None and decimals(value) > places:
+                raise ValueError(f"{name} must have at most {places} decimals ({self.currency})")
+        return self
 
     @field_validator("maximum")
     @classmethod

@@ -15,7 +15,7 @@ from decimal import ROUND_CEILING, Decimal
 from dateutil.relativedelta import relativedelta
 
 from app.billing.models import Flat, Package, PerUnit, PriceModelSpec, Tier, Tiered, Volume
-from app.money import DIVIDE, EXACT, exact_sum, line_gross, round_half_up
+from app.money import DIVIDE, EXACT, exact_sum, line_gross, plain, round_half_up
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
@@ -44,8 +44,7 @@ class Line:
 
 def text(value: Decimal) -> str:
     """42, 12.5, 0.25 — a number as people write it in a description."""
-    normalized = value.normalize()
-    return f"{normalized:f}"
+    return plain(value.normalize())
 
 
 def rate(
@@ -109,14 +108,16 @@ def _volume_price(tiers: list[Tier], units: Decimal) -> Decimal:
 
 
 def _bounds(model: PriceModelSpec, lines: list[Line], product_id: str, places: int) -> list[Line]:
-    subtotal = exact_sum(line.gross for line in lines)
+    """The adjustment is taken from the subtotal as it will be billed (rounded), so the bill
+    comes to exactly the minimum or maximum, and a cap that changes nothing adds no line."""
+    subtotal = round_half_up(exact_sum(line.gross for line in lines), places)
     if model.minimum is not None and subtotal < model.minimum:
-        adjust = round_half_up(model.minimum - subtotal, places)
-        return [Line(product_id, "Minimum charge", ONE, adjust, model.vatPercent)]
-    if model.maximum is not None and subtotal > model.maximum:
-        adjust = round_half_up(model.maximum - subtotal, places)
-        return [Line(product_id, "Maximum charge cap", ONE, adjust, model.vatPercent)]
-    return []
+        name, adjust = "Minimum charge", model.minimum - subtotal
+    elif model.maximum is not None and subtotal > model.maximum:
+        name, adjust = "Maximum charge cap", model.maximum - subtotal
+    else:
+        return []
+    return [Line(product_id, name, ONE, adjust, model.vatPercent)]
 
 
 # -- recurring fees ---------------------------------------------------------------------------

@@ -25,7 +25,15 @@ from app.clock import Clock
 from app.errors import Conflict, ValidationFailed
 from app.events import EventService, parameters_of
 from app.ids import new_id
-from app.money import UnknownCurrency, minor_units, totals
+from app.money import (
+    Totals,
+    UnknownCurrency,
+    amount_limit,
+    minor_units,
+    plain,
+    round_half_up,
+    totals,
+)
 from app.records import BillingRecord, Event
 from app.store import Store
 
@@ -205,11 +213,7 @@ class BillingService:
         sums = totals(
             ((i.quantity, i.gross_unit_price, i.vat_percent) for i in draft.lines), places
         )
-        if sums.gross < 0:
-            raise ValidationFailed.field(
-                "items",
-                f"the total {sums.gross} is negative; corrections of invoices are credit notes",
-            )
+        _check_amounts(draft, sums, places)
         parameters = information.parameters(draft, sums, places)
         now = self._clock.now_ms()
         event_id = new_id("evt", now)
@@ -258,6 +262,24 @@ class BillingService:
             f"transactionId {transaction_id!r} was used for a different request",
             jsoncodec.differences(before, request),
         )
+
+
+def _check_amounts(draft: Draft, sums: Totals, places: int) -> None:
+    """A bill is never negative, and no amount in it grows beyond what a JSON reader that
+    parses numbers as doubles keeps exactly (money.amount_limit)."""
+    if sums.gross < 0:
+        message = (
+            f"the total {plain(sums.gross)} is negative; corrections of invoices are credit notes"
+        )
+        raise ValidationFailed.field("items", message)
+    limit = amount_limit(places)
+    largest = max([abs(line.gross) for line in draft.lines] + [abs(sums.gross)])
+    if largest >= limit:
+        message = (
+            f"an amount of {plain(round_half_up(largest, places))} {draft.currency}: amounts "
+            f"and totals must stay below {plain(limit)} (15 significant digits)"
+        )
+        raise ValidationFailed.field("items", message)
 
 
 def places_of(currency: str) -> int:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from app import jsoncodec
 from app.money import (
     DIVIDE,
     HUNDRED,
@@ -27,6 +28,7 @@ from app.money import (
     Totals,
     VatGroup,
     apportion,
+    decimals,
     line_gross,
     net_of,
     round_half_up,
@@ -46,6 +48,8 @@ class Source:
     transaction_id: str
     event_id: str
     parameters: Params
+    memo: str | None = None
+    metadata: Params | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,12 @@ class Credit:
 # -- invoices -------------------------------------------------------------------------------
 
 
+def load(raw: bytes) -> Params:
+    """A stored document (or notified parameters) as the functions here need it."""
+    loaded: Params = numbers(jsoncodec.loads(raw))
+    return loaded
+
+
 def numbers(value: Any, key: str = "") -> Any:
     """A stored document with every number a Decimal again (JSON writes 19.0 as 19, which
     reads back as an int), except line numbers."""
@@ -94,7 +104,7 @@ def numbers(value: Any, key: str = "") -> Any:
 
 def invoice(head: Head, sources: Sequence[Source], places: int) -> Params:
     """The `invoices/invoiceFinalized` parameters (the stored, immutable document)."""
-    sources = [Source(s.id, s.transaction_id, s.event_id, numbers(s.parameters)) for s in sources]
+    sources = [replace(s, parameters=numbers(s.parameters)) for s in sources]
     latest = sources[-1].parameters
     lines = [(s, item) for s in sources for item in s.parameters["invoice"]["items"]]
     rows = [(i["quantity"], i["grossUnitPrice"], i["vatPercent"]) for _, i in lines]
@@ -109,6 +119,7 @@ def invoice(head: Head, sources: Sequence[Source], places: int) -> Params:
         "dueDate": _due(head.issued, sources).isoformat(),
         "invoiceDate": head.issued.isoformat(),
         "invoiceNumber": head.number,
+        "notes": list(dict.fromkeys(s.memo for s in sources if s.memo)),
         "items": [
             _line(n, source, item, amount)
             for n, ((source, item), amount) in enumerate(zip(lines, amounts, strict=True), 1)
@@ -175,6 +186,8 @@ def _preliminary(sources: Sequence[Source]) -> Params:
         {
             "eventId": s.event_id,
             "invoiceReference": s.parameters["invoice"]["invoiceReference"],
+            "memo": s.memo,
+            "metadata": s.metadata or {},
             "totalGrossAmount": s.parameters["invoice"]["totalGrossAmount"],
             "totalNetAmount": s.parameters["invoice"]["totalNetAmount"],
             "transactionId": s.transaction_id,
@@ -208,6 +221,24 @@ def _totals(sums: Totals) -> Params:
 # -- credit notes -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Credited:
+    """What is already credited of one invoice line: gross amount, and units by quantity."""
+
+    amount: Decimal = ZERO
+    units: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class _Chosen:
+    """One item of the credit note being made."""
+
+    line: int
+    amount: Decimal  # gross, with the sign of the line
+    units: Decimal  # of the invoice line's quantity (0 for a credit by amount)
+    by_quantity: bool
+
+
 def credit_note(
     head: Head,
     invoice_: Params,
@@ -225,23 +256,22 @@ def credit_note(
     credited = sum((p["creditNote"]["totalGrossAmount"] for p in previous), ZERO)
     if credits is None and (not chosen or credited >= document["totalGrossAmount"]):
         raise CreditRefused("items", "the invoice is credited in full already", conflict=True)
-    total = sum((amount for _, amount, _ in chosen), ZERO)
+    total = sum((c.amount for c in chosen), ZERO)
     if total <= 0:
         raise CreditRefused("items", "a credit note must reduce what the customer owes")
     if credited + total > document["totalGrossAmount"]:
         left = document["totalGrossAmount"] - credited
         raise CreditRefused("items", f"only {left} of the invoice remains to credit", True)
-    after = dict(before)
-    for n, amount, _ in chosen:
-        after[n] = after.get(n, ZERO) + amount
+    after = {n: c.amount for n, c in before.items()}
+    for c in chosen:
+        after[c.line] = after.get(c.line, ZERO) + c.amount
     closing = all(after.get(n, ZERO) == line["grossAmount"] for n, line in lines.items())
     groups = _credit_groups(chosen, document, previous, closing, places)
-    rows = [(Decimal(1), amount, lines[n]["vatPercent"]) for n, amount, _ in chosen]
+    rows = [(Decimal(1), c.amount, lines[c.line]["vatPercent"]) for c in chosen]
     amounts = line_amounts(rows, groups, places)
     sums = Totals(sum((g.gross for g in groups), ZERO), sum((g.net for g in groups), ZERO), groups)
     items = [
-        _credit_line(lines[n], amount, quantity, net)
-        for (n, amount, quantity), (_, net) in zip(chosen, amounts, strict=True)
+        _credit_line(lines[c.line], c, net) for c, (_, net) in zip(chosen, amounts, strict=True)
     ]
     note = {
         "billToAddress": document["billToAddress"],
@@ -263,60 +293,84 @@ def credit_note(
     }
 
 
-def _credited_per_line(previous: Sequence[Params]) -> dict[int, Decimal]:
-    before: defaultdict[int, Decimal] = defaultdict(lambda: ZERO)
+def _credited_per_line(previous: Sequence[Params]) -> dict[int, _Credited]:
+    before: dict[int, _Credited] = {}
     for note in previous:
         for item in note["creditNote"]["items"]:
-            before[item["lineNumber"]] += item["grossAmount"]
+            was = before.get(item["lineNumber"], _Credited())
+            units = item.get("creditedQuantity", ZERO)
+            before[item["lineNumber"]] = _Credited(
+                was.amount + item["grossAmount"], was.units + units
+            )
     return before
 
 
 def _chosen(
     lines: dict[int, Params],
-    before: dict[int, Decimal],
+    before: dict[int, _Credited],
     credits: Sequence[Credit] | None,
     places: int,
-) -> list[tuple[int, Decimal, Decimal | None]]:
-    """(line, gross amount credited, quantity credited if by quantity) per item."""
-    if credits is None:  # full cancellation: whatever remains of every line
-        left = ((n, line["grossAmount"] - before.get(n, ZERO)) for n, line in lines.items())
-        return [(n, amount, None) for n, amount in left if amount != 0]
-    chosen: list[tuple[int, Decimal, Decimal | None]] = []
+) -> list[_Chosen]:
+    """The items of the credit note; none given: whatever remains of every line."""
+    if credits is None:
+        rest = (_rest(n, line, before.get(n, _Credited())) for n, line in lines.items())
+        return [c for c in rest if c.amount != 0]
+    chosen: list[_Chosen] = []
     for index, credit in enumerate(credits):
         where = f"items.{index}"
         line = lines.get(credit.line)
         if line is None:
             raise CreditRefused(f"{where}.line", f"the invoice has no line {credit.line}")
-        if any(n == credit.line for n, _, _ in chosen):
+        if any(c.line == credit.line for c in chosen):
             raise CreditRefused(f"{where}.line", f"line {credit.line} is named twice")
-        amount = _amount(line, before.get(credit.line, ZERO), credit, where, places)
-        chosen.append((credit.line, amount, credit.quantity))
+        chosen.append(_choose(line, before.get(credit.line, _Credited()), credit, where, places))
     return chosen
 
 
-def _amount(line: Params, before: Decimal, credit: Credit, where: str, places: int) -> Decimal:
-    gross: Decimal = line["grossAmount"]
-    sign = Decimal(-1) if gross < 0 else Decimal(1)
+def _rest(n: int, line: Params, before: _Credited) -> _Chosen:
+    return _Chosen(n, line["grossAmount"] - before.amount, line["quantity"] - before.units, False)
+
+
+def _choose(line: Params, before: _Credited, credit: Credit, where: str, places: int) -> _Chosen:
     if credit.quantity is not None and credit.amount is not None:
         raise CreditRefused(where, "give a quantity or an amount, not both")
     if credit.quantity is not None:
-        if credit.quantity > line["quantity"]:
-            raise CreditRefused(f"{where}.quantity", f"the line has {line['quantity']} units")
-        full = credit.quantity == line["quantity"]
-        amount = gross if full else round_half_up(credit.quantity * line["grossUnitPrice"], places)
+        chosen = _by_quantity(line, before, credit.quantity, where, places)
     elif credit.amount is not None:
-        amount = sign * credit.amount
+        if decimals(credit.amount) > places:
+            message = f"at most {places} decimals: the minor unit of the invoice's currency"
+            raise CreditRefused(f"{where}.amount", message)
+        sign = Decimal(-1) if line["grossAmount"] < 0 else Decimal(1)
+        chosen = _Chosen(line["lineNumber"], sign * credit.amount, ZERO, False)
     else:
-        amount = gross - before
-    if abs(before + amount) > abs(gross):
-        left = abs(gross - before)
-        message = f"line {line['lineNumber']}: only {left} remains to credit"
+        chosen = _rest(line["lineNumber"], line, before)
+    left = line["grossAmount"] - before.amount
+    if abs(before.amount + chosen.amount) > abs(line["grossAmount"]):
+        message = f"line {line['lineNumber']}: only {abs(left)} remains to credit"
         raise CreditRefused(where, message, conflict=True)
-    return amount
+    return chosen
+
+
+def _by_quantity(
+    line: Params, before: _Credited, quantity: Decimal, where: str, places: int
+) -> _Chosen:
+    """Units are priced cumulatively (round(units × price) − what earlier units took), and the
+    last units take exactly what remains: crediting a line unit by unit adds up to the line."""
+    units = before.units + quantity
+    if units > line["quantity"]:
+        message = f"line {line['lineNumber']} has {line['quantity']} units"
+        message += f", {before.units} credited already" if before.units else ""
+        raise CreditRefused(f"{where}.quantity", message, conflict=bool(before.units))
+    price: Decimal = line["grossUnitPrice"]
+    if units == line["quantity"]:
+        amount = line["grossAmount"] - before.amount
+    else:
+        amount = round_half_up(units * price, places) - round_half_up(before.units * price, places)
+    return _Chosen(line["lineNumber"], amount, quantity, True)
 
 
 def _credit_groups(
-    chosen: Sequence[tuple[int, Decimal, Decimal | None]],
+    chosen: Sequence[_Chosen],
     document: Params,
     previous: Sequence[Params],
     closing: bool,
@@ -325,8 +379,8 @@ def _credit_groups(
     """VAT groups of the credit note; the closing one takes exactly each group's rest."""
     rate_of = {line["lineNumber"]: line["vatPercent"] for line in document["items"]}
     gross: defaultdict[Decimal, Decimal] = defaultdict(lambda: ZERO)
-    for n, amount, _ in chosen:
-        gross[rate_of[n].normalize()] += amount
+    for c in chosen:
+        gross[rate_of[c.line].normalize()] += c.amount
     rest: dict[Decimal, Decimal] = {}
     if closing:
         for g in document["vatBreakdown"]:
@@ -340,15 +394,19 @@ def _credit_groups(
     )
 
 
-def _credit_line(line: Params, amount: Decimal, quantity: Decimal | None, net: Decimal) -> Params:
-    whole = quantity is None and amount == line["grossAmount"]
+def _credit_line(line: Params, chosen: _Chosen, net: Decimal) -> Params:
+    """By quantity or whole: the line's units at its price; by amount: one unit of that amount.
+    `creditedQuantity` counts the invoice line's units this item credits."""
+    per_unit = chosen.by_quantity or chosen.amount == line["grossAmount"]
+    quantity = chosen.units if chosen.units else Decimal(1)
     return {
         "lineNumber": line["lineNumber"],
         "description": line["description"],
-        "grossUnitPrice": line["grossUnitPrice"] if quantity or whole else amount,
-        "quantity": quantity or (line["quantity"] if whole else Decimal(1)),
+        "grossUnitPrice": line["grossUnitPrice"] if per_unit else chosen.amount,
+        "quantity": quantity if per_unit else Decimal(1),
         "vatPercent": line["vatPercent"],
         "productID": line["productID"],
-        "grossAmount": amount,
+        "grossAmount": chosen.amount,
         "netAmount": net,
+        "creditedQuantity": chosen.units,
     }

@@ -5,6 +5,9 @@ The XML is rendered from the stored document, never from live data, so it says e
 the invoice said when it was finalized. Amounts follow the document: line nets add up to each
 VAT group's net; a line with a negative gross becomes a negative quantity at a positive net
 price (BR-27); the VAT of a group is the document's (gross − net by the divisor method).
+Every number is written as money.plain writes it (drafthorse writes str(), which may be
+"2E+1"). EN 16931 allows at most two decimals in amounts (BR-DEC-*): a currency with three
+minor units (BHD, KWD, …) has no e-invoice, and NotRepresentable says why.
 """
 
 from __future__ import annotations
@@ -15,25 +18,55 @@ from typing import Any
 
 from drafthorse.models.accounting import ApplicableTradeTax
 from drafthorse.models.document import Document
+from drafthorse.models.note import IncludedNote
 from drafthorse.models.party import TaxRegistration
 from drafthorse.models.payment import PaymentTerms
 from drafthorse.models.tradelines import LineItem
+
+from app.money import minor_units, plain
 
 SCHEMA = "FACTUR-X_EN16931"
 GUIDELINE = "urn:cen.eu:en16931:2017"
 UNIT = "C62"  # "one": billed usage is described in the line's text
 PRICE_PLACES = Decimal("0.0001")
+MAX_PLACES = 2  # BR-DEC-*: amounts in an EN 16931 invoice have at most two decimals
 Params = dict[str, Any]
 
 
+class NotRepresentable(ValueError):
+    """The document cannot be an EN 16931 e-invoice (the message says why)."""
+
+
+class _Plain(Decimal):
+    """A Decimal that drafthorse's str() writes in plain notation."""
+
+    def __str__(self) -> str:
+        return plain(self)
+
+
+def _d(value: Decimal) -> _Plain:
+    return _Plain(value)
+
+
 def cii(invoice: Params) -> bytes:
-    """The invoice document (`invoices/invoiceFinalized` parameters) as CII XML."""
+    """The invoice document (`invoices/invoiceFinalized` parameters, every number a Decimal:
+    documents.load) as CII XML."""
     document = invoice["invoice"]
+    places = minor_units(document["currency"])
+    if places > MAX_PLACES:
+        raise NotRepresentable(
+            f"{document['currency']} has {places} decimals; EN 16931 allows amounts with at "
+            f"most {MAX_PLACES} (rules BR-DEC-*), so this invoice has no e-invoice"
+        )
     doc = Document()
     doc.context.guideline_parameter.id = GUIDELINE
     doc.header.id = document["invoiceNumber"]
     doc.header.type_code = "380"  # commercial invoice
     doc.header.issue_date_time = date.fromisoformat(document["invoiceDate"])
+    for text in document.get("notes", ()):
+        note = IncludedNote()
+        note.content = text
+        doc.header.notes.add(note)  # BT-22
     _parties(doc, invoice)
     doc.trade.delivery.event.occurrence = date.fromisoformat(document["billingEndDate"])
     for line in document["items"]:
@@ -49,6 +82,8 @@ def _parties(doc: Document, invoice: Params) -> None:
     agreement = doc.trade.agreement
     agreement.seller.name = seller["name"]
     _address(agreement.seller.address, seller)
+    if seller.get("legalRegistrationId"):
+        agreement.seller.legal_organization.id = seller["legalRegistrationId"]  # BT-30
     for scheme, key in (("VA", "vatId"), ("FC", "taxNumber")):
         if seller.get(key):
             registration = TaxRegistration()
@@ -83,12 +118,12 @@ def _line(line: Params) -> LineItem:
     if line["grossAmount"] < 0:  # BR-27: never a negative price; the quantity carries the sign
         quantity = -abs(quantity)
     price = (abs(net) / abs(quantity)).quantize(PRICE_PLACES) if quantity else Decimal(0)
-    item.agreement.net.amount = price
-    item.delivery.billed_quantity = (quantity, UNIT)
+    item.agreement.net.amount = _d(price)
+    item.delivery.billed_quantity = (_d(quantity), UNIT)
     item.settlement.trade_tax.type_code = "VAT"
     item.settlement.trade_tax.category_code = _category(line["vatPercent"])
-    item.settlement.trade_tax.rate_applicable_percent = line["vatPercent"]
-    item.settlement.monetary_summation.total_amount = net
+    item.settlement.trade_tax.rate_applicable_percent = _d(line["vatPercent"])
+    item.settlement.monetary_summation.total_amount = _d(net)
     return item
 
 
@@ -98,11 +133,11 @@ def _settlement(doc: Document, document: Params) -> None:
     settlement.currency_code = currency
     for group in document["vatBreakdown"]:
         tax = ApplicableTradeTax()
-        tax.calculated_amount = group["vatAmount"]
+        tax.calculated_amount = _d(group["vatAmount"])
         tax.type_code = "VAT"
-        tax.basis_amount = group["netAmount"]
+        tax.basis_amount = _d(group["netAmount"])
         tax.category_code = _category(group["vatPercent"])
-        tax.rate_applicable_percent = group["vatPercent"]
+        tax.rate_applicable_percent = _d(group["vatPercent"])
         settlement.trade_tax.add(tax)
     settlement.period.start = date.fromisoformat(document["billingStartDate"])
     settlement.period.end = date.fromisoformat(document["billingEndDate"])
@@ -110,11 +145,11 @@ def _settlement(doc: Document, document: Params) -> None:
     terms.due = date.fromisoformat(document["dueDate"])
     settlement.terms.add(terms)
     total = settlement.monetary_summation
-    total.line_total = sum((line["netAmount"] for line in document["items"]), Decimal(0))
-    total.tax_basis_total = document["totalNetAmount"]
-    total.tax_total = (document["totalVatAmount"], currency)
-    total.grand_total = document["totalGrossAmount"]
-    total.due_amount = document["totalGrossAmount"]
+    total.line_total = _d(sum((line["netAmount"] for line in document["items"]), Decimal(0)))
+    total.tax_basis_total = _d(document["totalNetAmount"])
+    total.tax_total = (_d(document["totalVatAmount"]), currency)
+    total.grand_total = _d(document["totalGrossAmount"])
+    total.due_amount = _d(document["totalGrossAmount"])
 
 
 def _category(vat_percent: Decimal) -> str:

@@ -63,12 +63,20 @@ class Seller(Input):
     countryCode: Country
     vatId: VatId | None = None
     taxNumber: Text | None = None
+    legalRegistrationId: Text | None = Field(
+        None, description="BT-30, e.g. the commercial register number (HRB 12345)"
+    )
     email: Text | None = None
 
     @model_validator(mode="after")
-    def _tax_identity(self) -> Seller:
-        if self.vatId is None and self.taxNumber is None:
-            raise ValueError("an invoice needs the seller's vatId or taxNumber")
+    def _identified(self) -> Seller:
+        """EN 16931 needs the seller identified (BR-CO-26: a VAT id or a legal registration
+        id) and, for VAT-rated lines, taxed (BR-S-02, BR-Z-02: a VAT id or a tax number)."""
+        if self.vatId is None and (self.legalRegistrationId is None or self.taxNumber is None):
+            raise ValueError(
+                "EN 16931 needs the seller's vatId, or both legalRegistrationId and taxNumber "
+                "(rules BR-CO-26 and BR-S-02)"
+            )
         return self
 
 

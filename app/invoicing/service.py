@@ -17,12 +17,18 @@ from typing import Any
 
 from app import jsoncodec
 from app.clock import Clock
-from app.errors import CreditExceeded, NotFound, SellerMissing, ValidationFailed
+from app.errors import (
+    CreditExceeded,
+    EInvoiceUnavailable,
+    NotFound,
+    SellerMissing,
+    ValidationFailed,
+)
 from app.events import EventService
 from app.ids import new_id
-from app.invoicing import documents
+from app.invoicing import documents, einvoice
 from app.invoicing.documents import Credit, CreditRefused, Head, Source
-from app.money import minor_units, quantum
+from app.money import minor_units, to_minor
 from app.store import Store
 from app.store.invoices import Document, GroupKey, OpenItem, Stale, Written
 
@@ -144,9 +150,9 @@ class InvoiceService:
 
         async def build(invoice: Document, earlier: list[Document], n: int) -> Written:
             number = f"CN-{issued.year}-{n:06d}"
-            params = jsoncodec.loads(invoice.document)
+            params = documents.load(invoice.document)
             head = Head(number, issued, params["invoice"]["seller"])
-            previous = [jsoncodec.loads(e.document) for e in earlier]
+            previous = [documents.load(e.document) for e in earlier]
             places = minor_units(params["invoice"]["currency"])
             note = documents.credit_note(head, params, previous, credits, reason, places)
             key = GroupKey(
@@ -196,7 +202,7 @@ class InvoiceService:
             created_at=now,
             customer_number=key.customer_number,
             invoice_number=None if prefix == "inv" else params["invoiceNumber"],
-            gross_minor=int(gross / quantum(_places(key))),
+            gross_minor=to_minor(gross, _places(key)),
         )
         return Written(document, new, _columns(document, key, body))
 
@@ -207,6 +213,14 @@ class InvoiceService:
         if found is None:
             raise NotFound(f"no invoice {number}")
         return found
+
+    async def e_invoice(self, tenant_id: str, number: str) -> bytes:
+        """The invoice as EN 16931 CII XML, or 409 when EN 16931 cannot express it."""
+        found = await self.get(tenant_id, number)
+        try:
+            return einvoice.cii(documents.load(found.document))
+        except einvoice.NotRepresentable as exc:
+            raise EInvoiceUnavailable(str(exc)) from exc
 
     async def credit_notes(self, tenant_id: str, number: str) -> list[Document]:
         return await self._store.invoices.credit_notes(tenant_id, number)
@@ -238,8 +252,9 @@ class InvoiceService:
 
 
 def _source(item: OpenItem) -> Source:
-    parameters = jsoncodec.loads(item.body)["parameters"]
-    return Source(item.id, item.transaction_id, item.event_id, parameters)
+    parameters = documents.load(item.body)["parameters"]
+    metadata = jsoncodec.loads(item.metadata)
+    return Source(item.id, item.transaction_id, item.event_id, parameters, item.memo, metadata)
 
 
 def _places(key: GroupKey) -> int:

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from app import jsoncodec
 from app.records import Endpoint
 from app.store.connector import Connector, Row, Tx
 
@@ -27,7 +28,7 @@ def endpoint_from_row(row: Row) -> Endpoint:
         description=row["description"],
         event_types=tuple(orjson.loads(event_types)) if event_types is not None else None,
         filter=filter_,
-        metadata=orjson.loads(row["metadata"]),
+        metadata=jsoncodec.loads(row["metadata"]),
         rate_limit_per_s=row["rate_limit_per_s"],
         ordered=bool(row["ordered"]),
         status=row["status"],
@@ -50,7 +51,7 @@ def _columns(ep: Endpoint) -> dict[str, Any]:
         "event_types": None if ep.event_types is None else orjson.dumps(ep.event_types).decode(),
         "filter_customer_number": ep.filter.get("customerNumber"),
         "filter_external_contract_id": ep.filter.get("externalContractId"),
-        "metadata": orjson.dumps(ep.metadata).decode(),
+        "metadata": jsoncodec.dumps(ep.metadata).decode(),
         "rate_limit_per_s": ep.rate_limit_per_s,
         "ordered": ep.ordered,
         "status": ep.status,

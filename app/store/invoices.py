@@ -34,6 +34,8 @@ class OpenItem:
     transaction_id: str
     event_id: str
     body: bytes
+    memo: str | None
+    metadata: str  # JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,7 @@ class Invoices:
             rows = await tx.fetch("billing_open_of_group", params)
             if not rows:
                 return None
-            items = [OpenItem(r["id"], r["transaction_id"], r["event_id"], r["body"]) for r in rows]
+            items = [_open_item(r) for r in rows]
             written = await build(items, await _number(tx, tenant_id, "INV", year))
             await insert_events(tx, [written.event], {})
             await tx.execute("invoice_insert", written.columns)
@@ -182,6 +184,17 @@ async def _number(tx: Tx, tenant_id: str, series: str, year: int) -> int:
     )
     assert row is not None
     return int(row["last"])
+
+
+def _open_item(row: Row) -> OpenItem:
+    return OpenItem(
+        row["id"],
+        row["transaction_id"],
+        row["event_id"],
+        bytes(row["body"]),
+        row["memo"],
+        row["metadata"],
+    )
 
 
 def _key(row: Row) -> GroupKey:

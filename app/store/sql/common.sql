@@ -434,7 +434,7 @@ WHERE status = 'open' AND created_at <= :before
 LIMIT :limit;
 
 -- name: billing_open_of_group
-SELECT b.id, b.transaction_id, b.event_id, e.body
+SELECT b.id, b.transaction_id, b.event_id, e.body, b.memo, b.metadata
 FROM billing_information b JOIN events e ON e.id = b.event_id
 WHERE b.tenant_id = :tenant_id AND b.status = 'open' AND b.customer_number = :customer_number
   AND b.external_contract_id IS :external_contract_id AND b.currency = :currency
