@@ -28,6 +28,8 @@ OUTCOMES = (
     "success",
     "timeout",
     "connect_error",
+    "invalid_response",
+    "response_too_large",
     "tls_error",
     "egress_blocked",
     "http_3xx",

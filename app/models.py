@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -27,7 +29,14 @@ class Output(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
 def check_url(value: str) -> str:
+    if len(value) > 2048:
+        raise ValueError("must be at most 2048 characters")
+    if any(c <= " " or c >= "\x7f" for c in value):
+        raise ValueError("must be ASCII without spaces (percent-encode the rest, punycode hosts)")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
         raise ValueError("must be an http:// or https:// URL")
@@ -35,11 +44,30 @@ def check_url(value: str) -> str:
         raise ValueError("must name a host")
     if parts.username or parts.password:
         raise ValueError("must not carry credentials; use the signature to authenticate")
-    if len(value) > 2048:
-        raise ValueError("must be at most 2048 characters")
-    if any(c <= " " or c >= "\x7f" for c in value):
-        raise ValueError("must be ASCII without spaces (percent-encode the rest, punycode hosts)")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("must have a port from 1 to 65535 (or none)")
+    _check_host(parts.hostname)
     return value
+
+
+def _check_host(host: str) -> None:
+    """An IP address, or a DNS name of labels of 1-63 letters, digits, '-' (not at either end)
+    and '_'. A name ending in a numeric label is an IPv4 address in a shorthand resolvers
+    accept (0x7f.1, 2130706433): only the dotted-quad form is taken."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise ValueError(f"{host!r} is not a valid host name")
+    if labels[-1].isdigit() or labels[-1].lower().startswith("0x"):
+        raise ValueError(f"{host!r} is not a valid host name (write an IPv4 address as a.b.c.d)")
 
 
 class EndpointFilter(Input):

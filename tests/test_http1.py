@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -11,8 +13,8 @@ import pytest
 import trustme
 
 from app.clock import SystemClock
-from app.delivery import Deliverer
-from app.delivery.http1 import Client, Target
+from app.delivery import Deliverer, Outcome
+from app.delivery.http1 import MAX_BODY_BYTES, Client, Target, _Resolved
 from app.egress import EgressPolicy
 from app.signing import new_secret
 from tests.conftest import make_settings
@@ -75,7 +77,7 @@ async def serve() -> AsyncIterator[Callable[..., asyncio.Future[RawServer]]]:
 
 
 def _client(**kw: object) -> Client:
-    return Client(LOOPBACK, connect_timeout=1.0, total_timeout=1.0, **kw)  # type: ignore[arg-type]
+    return Client(LOOPBACK, **{"connect_timeout": 1.0, "total_timeout": 1.0, **kw})  # type: ignore[arg-type]
 
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
@@ -149,13 +151,98 @@ async def test_retry_after_header_and_big_body_are_kept_within_limits(serve):
     assert (answer.status, answer.retry_after, len(answer.body)) == (429, "7", 65536)
 
 
-async def test_garbage_is_a_protocol_error(serve):
+async def _outcome(port: int, client: Client | None = None) -> Outcome:
+    deliverer = Deliverer(client or _client(), SystemClock())
+    return await deliverer.send(f"http://127.0.0.1:{port}/", "evt_1", b"{}", (new_secret(),))
+
+
+async def test_garbage_is_an_invalid_response(serve):
+    """A peer that is not an HTTP server answered: that is not a connection error."""
     server = await serve(lambda n: b"SMTP ready\r\n\r\n", close_after=True)
-    deliverer = Deliverer(_client(), SystemClock())
-    outcome = await deliverer.send(
-        f"http://127.0.0.1:{server.port}/", "evt_1", b"{}", (new_secret(),)
+    assert (await _outcome(server.port)).error == "invalid_response"
+
+
+@pytest.mark.parametrize("interim", [b"100 Continue", b"103 Early Hints\r\nLink: </a.css>"])
+async def test_interim_answers_are_skipped_and_the_pool_stays_in_step(serve, interim: bytes):
+    """An interim 1xx answer was taken as the final one: the final answer to event A was then
+    read as the answer to event B. Each request gets its own final answer."""
+    answers = {1: b"HTTP/1.1 " + interim + b"\r\n\r\n" + OK,
+               2: b"HTTP/1.1 500 Oops\r\ncontent-length: 0\r\n\r\n", 3: OK}  # fmt: skip
+    server = await serve(lambda n: answers[n])
+    client = _client()
+    url = f"http://127.0.0.1:{server.port}/"
+    statuses = [(await client.post(url, [], b"x")).status for _ in range(3)]
+    assert statuses == [200, 500, 200]
+    assert server.connections == 1
+    client.close()
+
+
+async def test_switching_protocols_is_an_invalid_response(serve):
+    switch = (
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
     )
-    assert outcome.error == "connect_error"
+    server = await serve(lambda n: switch + b"\x81\x00")
+    assert (await _outcome(server.port)).error == "invalid_response"
+
+
+async def test_a_huge_header_is_refused_without_reading_it_all(serve):
+    """A receiver answering with a 20 MB header used to count as a success (and 200 MB
+    blocked the event loop for seconds): headers are capped at 64 KiB."""
+    huge = b"HTTP/1.1 200 OK\r\nx-padding: " + b"a" * (20 * 1024 * 1024) + b"\r\n\r\n"
+    server = await serve(lambda n: huge)
+    outcome = await _outcome(server.port, _client(total_timeout=10.0))
+    assert (outcome.error, outcome.status_code) == ("response_too_large", None)
+
+
+async def test_a_huge_body_is_refused(serve):
+    body = b"x" * (MAX_BODY_BYTES + 1)
+    server = await serve(
+        lambda n: b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    outcome = await _outcome(server.port, _client(total_timeout=10.0))
+    assert outcome.error == "response_too_large"
+
+
+async def test_a_body_shorter_than_its_content_length_is_not_an_answer(serve):
+    short = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf"
+    server = await serve(lambda n: short, close_after=True)
+    assert (await _outcome(server.port)).error == "invalid_response"
+
+
+async def test_a_black_holed_address_does_not_eat_the_connect_budget(serve):
+    """A host with two addresses, the first black-holed (its SYNs are dropped): the second is
+    dialled 250 ms later (Happy Eyeballs) and the delivery succeeds, where dialling one after
+    the other spent the whole connect timeout on the first."""
+    server = await serve(lambda n: OK)
+    hole = socket.socket()
+    hole.bind(("127.0.0.2", server.port))
+    hole.listen(0)
+    queued = [socket.socket() for _ in range(3)]  # fill its accept queue: SYNs are then dropped
+    for sock in queued:
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.2", server.port))
+    client = _client(connect_timeout=30.0, total_timeout=30.0)
+    client._dns["twice.test"] = _Resolved(["127.0.0.2", "127.0.0.1"], time.monotonic() + 60)
+    try:
+        answer = await client.post(f"http://twice.test:{server.port}/", [], b"x")
+        assert answer.status == 200
+    finally:
+        client.close()
+        for sock in (*queued, hole):
+            sock.close()
+
+
+async def test_dns_answers_and_idle_connections_are_evicted(serve):
+    server = await serve(lambda n: OK)
+    client = _client()
+    await client.post(f"http://127.0.0.1:{server.port}/", [], b"x")
+    assert sum(len(c) for c in client._idle.values()) == 1
+    client._dns["gone.test"] = _Resolved(["127.0.0.1"], time.monotonic() - 1)
+    for conns in client._idle.values():
+        for conn in conns:
+            conn.idle_since -= 3600
+    client._sweep(time.monotonic() + 60)
+    assert (client._dns, dict(client._idle)) == ({}, {})
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 from app import __version__
 from app.clock import Clock
 from app.config import Settings
-from app.delivery.http1 import AttemptTimeout, Client, ProtocolError
+from app.delivery.http1 import AnswerTooLarge, AttemptTimeout, Client, ProtocolError
 from app.egress import EgressBlocked, EgressPolicy
 from app.ids import random_bytes
 from app.signing import signature_header
@@ -55,6 +55,10 @@ def classify_status(status: int) -> str | None:
 def classify_exception(exc: BaseException) -> str:
     if isinstance(exc, EgressBlocked):
         return "egress_blocked"
+    if isinstance(exc, AnswerTooLarge):
+        return "response_too_large"
+    if isinstance(exc, ProtocolError):
+        return "invalid_response"
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return "tls_error"
     if isinstance(exc, AttemptTimeout | TimeoutError):

@@ -19,13 +19,18 @@ from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
 
+import aiohappyeyeballs
 import httptools
 
 from app.egress import EgressBlocked, EgressPolicy
 
 BODY_LIMIT = 65536  # what is kept of an answer; the rest is read and dropped
+MAX_HEADER_BYTES = 64 * 1024  # an answer's status line and headers
+MAX_BODY_BYTES = 1024 * 1024  # an answer's body: more is not a webhook acknowledgement
 IDLE_SECONDS = 30.0  # an idle pooled connection older than this is closed, not reused
 DNS_SECONDS = 30.0
+SWEEP_SECONDS = 10.0  # how often expired DNS entries and idle connections are dropped
+HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305: the next address is tried this long after the last
 
 
 class AttemptTimeout(Exception):
@@ -33,7 +38,11 @@ class AttemptTimeout(Exception):
 
 
 class ProtocolError(Exception):
-    """The peer did not answer with valid HTTP/1.1."""
+    """The peer did not answer with valid HTTP/1.1 (or switched protocols)."""
+
+
+class AnswerTooLarge(ProtocolError):
+    """The answer's headers or body exceeded what an acknowledgement can need."""
 
 
 @dataclass(slots=True)
@@ -73,7 +82,12 @@ def _parse(url: str) -> Target:
 
 
 class _Connection(asyncio.Protocol):
-    """One TCP (or TLS) connection; carries one request at a time."""
+    """One TCP (or TLS) connection; carries one request at a time.
+
+    Interim answers (100 Continue, 103 Early Hints) are skipped: the answer is the final one,
+    so a pooled connection never falls out of step with its requests. Headers and body are
+    capped, so a hostile receiver cannot make the parser (and the event loop) chew for long.
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -81,7 +95,9 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[Answer] | None = None
         self.body: list[bytes] = []
         self.size = 0
+        self.head_bytes = 0
         self.retry_after: str | None = None
+        self.framed = False  # Content-Length or chunked: the answer does not end with the EOF
         self.keep_alive = False
         self.idle_since = 0.0
         self.got_bytes = False
@@ -93,34 +109,59 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
+        if not self.headers_done:
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(ProtocolError("the receiver switched protocols (101)"))
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"invalid HTTP answer: {exc}"))
+        if not self.headers_done and self.head_bytes > MAX_HEADER_BYTES:
+            self._fail(AnswerTooLarge(f"answer headers exceed {MAX_HEADER_BYTES // 1024} KiB"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.keep_alive = False
-        if self.headers_done and self.waiter is not None and not self.waiter.done():
+        if self.headers_done and not self.framed and self.waiter is not None:
             self.on_message_complete()  # a body delimited by the connection's end
             return
+        if self.headers_done and exc is None:
+            exc = ProtocolError(f"the connection closed after {self.size} body bytes")
         self._fail(exc or ConnectionResetError("connection closed before an answer"))
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.body, self.size, self.retry_after = [], 0, None
+        self.framed = self.headers_done = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"retry-after":
+        lowered = name.lower()
+        if lowered == b"retry-after":
             self.retry_after = value.decode("latin-1")
+        elif lowered in (b"content-length", b"transfer-encoding"):
+            self.framed = True
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
+        self.head_bytes = 0
 
     def on_body(self, chunk: bytes) -> None:
         if self.size < BODY_LIMIT:
             self.body.append(chunk[: BODY_LIMIT - self.size])
         self.size += len(chunk)
+        if self.size > MAX_BODY_BYTES:
+            self._fail(AnswerTooLarge(f"answer body exceeds {MAX_BODY_BYTES // 1024} KiB"))
 
     def on_message_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.headers_done = False  # an interim answer: the final one follows
+            return
+        if status == 101:
+            self._fail(ProtocolError("the receiver switched protocols (101)"))
+            return
         self.keep_alive = self.parser.should_keep_alive()
-        answer = Answer(self.parser.get_status_code(), b"".join(self.body), self.retry_after)
+        answer = Answer(status, b"".join(self.body), self.retry_after)
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(answer)
@@ -129,8 +170,8 @@ class _Connection(asyncio.Protocol):
     def send(self, data: bytes) -> asyncio.Future[Answer]:
         assert self.transport is not None
         # The parser is reused: a pooled connection only comes back after a complete answer.
-        self.body, self.size, self.retry_after = [], 0, None
         self.got_bytes = self.headers_done = False
+        self.head_bytes = 0
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         return self.waiter
@@ -148,10 +189,12 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def _fail(self, exc: BaseException) -> None:
+        self.keep_alive = False
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
-        self.close()
+        if self.transport is not None:
+            self.transport.abort()  # stop reading now: nothing more of this answer is wanted
 
 
 @dataclass
@@ -172,6 +215,7 @@ class Client:
         default_factory=lambda: defaultdict(list)
     )
     _dns: dict[str, _Resolved] = field(default_factory=dict)
+    _swept_at: float = 0.0
 
     async def post(self, url: str, headers: list[tuple[bytes, bytes]], body: bytes) -> Answer:
         """POST and read the answer within the total timeout; raises on any failure to."""
@@ -179,6 +223,7 @@ class Client:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.total_timeout
         request = _request(target, headers, body)
+        self._sweep(time.monotonic())
         conn, reused = await self._connection(target, deadline)
         try:
             answer = await self._exchange(conn, request, deadline)
@@ -211,6 +256,26 @@ class Client:
         else:
             conn.close()
 
+    def _sweep(self, now: float) -> None:
+        """Drop expired DNS answers and idle connections that are stale or closed, so that
+        neither cache grows with every host ever delivered to."""
+        if now - self._swept_at < SWEEP_SECONDS:
+            return
+        self._swept_at = now
+        for host in [h for h, r in self._dns.items() if r.until <= now]:
+            del self._dns[host]
+        for key in list(self._idle):
+            usable = []
+            for conn in self._idle[key]:
+                if conn.usable(now):
+                    usable.append(conn)
+                else:
+                    conn.close()
+            if usable:
+                self._idle[key] = usable
+            else:
+                del self._idle[key]
+
     async def _connection(
         self, target: Target, deadline: float, fresh: bool = False
     ) -> tuple[_Connection, bool]:
@@ -235,27 +300,26 @@ class Client:
             raise AttemptTimeout("connect timed out") from exc
 
     async def _dial(self, target: Target, addresses: list[str]) -> _Connection:
-        loop = asyncio.get_running_loop()
+        """Happy Eyeballs (RFC 8305, with aiohappyeyeballs): the next address is tried 250 ms
+        after the last, so one black-holed address does not eat the whole connect budget."""
+        infos = [_address_info(address, target.port) for address in addresses]
+        sock = await aiohappyeyeballs.start_connection(
+            infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1
+        )
         tls = self.ssl_context if target.scheme == "https" else None
-        last: OSError | None = None
-        for address in addresses:
-            try:
-                _, conn = await loop.create_connection(
-                    _Connection,
-                    address,
-                    target.port,
-                    ssl=tls,
-                    server_hostname=target.host if tls else None,
-                )
-                return conn
-            except OSError as exc:
-                last = exc
-        raise last or ConnectionError(f"no address to connect to for {target.host}")
+        try:
+            _, conn = await asyncio.get_running_loop().create_connection(
+                _Connection, sock=sock, ssl=tls, server_hostname=target.host if tls else None
+            )
+        except BaseException:
+            sock.close()
+            raise
+        return conn
 
     async def _resolve(self, host: str) -> list[str]:
         """Allowed addresses only: the address checked is the address dialled."""
         if self.policy.check_ip_literal(host):
-            return [host]
+            return [host.strip("[]")]
         cached = self._dns.get(host)
         if cached is not None and cached.until > time.monotonic():
             return cached.addresses
@@ -272,6 +336,13 @@ class Client:
             for conn in connections:
                 conn.close()
         self._idle.clear()
+        self._dns.clear()
+
+
+def _address_info(address: str, port: int) -> aiohappyeyeballs.AddrInfoType:
+    if ":" in address:
+        return (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port, 0, 0))
+    return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))
 
 
 def _expire(waiter: asyncio.Future[Answer]) -> None:
