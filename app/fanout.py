@@ -20,11 +20,7 @@ def envelope(event_type: str, parameters: dict[str, Any]) -> bytes:
 
 
 def matching(event: Event, endpoints: Iterable[Endpoint]) -> list[Endpoint]:
-    return [
-        ep
-        for ep in endpoints
-        if ep.matches(event.type, event.customer_number, event.external_contract_id)
-    ]
+    return [ep for ep in endpoints if ep.matches(event)]
 
 
 def deliveries_for(
@@ -62,11 +58,13 @@ def delivery_to(
 
 
 def operational(tenant_id: str, event_type: str, parameters: dict[str, Any], now: int) -> Event:
-    """An event the hub raises about itself (endpoint.failing, message.attempt.exhausted, …)."""
+    """An event the hub raises about an endpoint (endpoint.failing, message.attempt.exhausted,
+    …): it names that endpoint, which never receives it."""
     return Event(
         id=new_id("evt", now),
         tenant_id=tenant_id,
         type=event_type,
         body=envelope(event_type, parameters),
         created_at=now,
+        about_endpoint_id=parameters.get("endpointId"),
     )

@@ -18,14 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from app.records import OPERATIONAL_TYPES
+
 FAILING_AFTER = 5
 DISABLE_AFTER_MS = 5 * 24 * 3600 * 1000
-OPERATIONAL = (
-    "endpoint.failing",
-    "endpoint.recovered",
-    "endpoint.disabled",
-    "message.attempt.exhausted",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +124,7 @@ def _failure(verdict: Verdict, result: Result, backoff_ms: Sequence[int]) -> Ver
     since = h.failing_since if h.failing_since is not None else result.at
     h = replace(h, consecutive_failures=h.consecutive_failures + 1, failing_since=since)
     notices = verdict.notices
-    if result.exhausted and result.event_type not in OPERATIONAL:  # no notices about notices
+    if result.exhausted and result.event_type not in OPERATIONAL_TYPES:  # no notices about notices
         notices = (*notices, _exhausted(h, result))
     verdict = replace(verdict, health=h, notices=notices)
     if result.at - since >= DISABLE_AFTER_MS:

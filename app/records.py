@@ -25,6 +25,14 @@ class ApiKey:
     revoked_at: int | None = None
 
 
+# Events the hub raises about endpoints and deliveries. They go only to endpoints that list
+# their types explicitly (one subscribed to "everything" gets the tenant's own events), and
+# never to the endpoint they are about: it is the one that cannot receive them.
+OPERATIONAL_TYPES = frozenset(
+    {"endpoint.failing", "endpoint.recovered", "endpoint.disabled", "message.attempt.exhausted"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     id: str
@@ -53,11 +61,17 @@ class Endpoint:
         """New deliveries are due at once; otherwise they are stored held."""
         return self.status != "disabled" and self.health != "failing"
 
-    def matches(self, event_type: str, customer_number: str | None, contract: str | None) -> bool:
-        """Subscribed to the type (None = all types) and every filter field equal."""
-        if self.event_types is not None and event_type not in self.event_types:
+    def matches(self, event: Event) -> bool:
+        """Subscribed to the event's type, every filter field equal, and not its subject."""
+        if not self.wants(event.type) or event.about_endpoint_id == self.id:
             return False
-        return self.accepts(customer_number, contract)
+        return self.accepts(event.customer_number, event.external_contract_id)
+
+    def wants(self, event_type: str) -> bool:
+        """Listed, or (no list) any type but the operational ones."""
+        if self.event_types is None:
+            return event_type not in OPERATIONAL_TYPES
+        return event_type in self.event_types
 
     def accepts(self, customer_number: str | None, contract: str | None) -> bool:
         """Every filter field equal (an absent field accepts anything)."""
@@ -79,6 +93,7 @@ class Event:
     customer_number: str | None = None
     external_contract_id: str | None = None
     ordering_key: str | None = None
+    about_endpoint_id: str | None = None  # an operational event's endpoint: never sent to it
 
 
 @dataclass(frozen=True, slots=True)

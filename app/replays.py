@@ -2,9 +2,13 @@
 
 A replay job is a cursor over the tenant's events in a time window. The worker advances it in
 batches, keeping about a second of work enqueued, each delivery due at its own paced moment
-(`rate_per_s`, default 500/s) so the sending is even and live traffic keeps its latency; each
+(`rate_per_s`, default 250/s) so the sending is even and live traffic keeps its latency; each
 batch's deliveries and the moved cursor are one transaction, so a restarted hub resumes exactly
 where it was. Replayed deliveries keep the event id as `webhook-id` and have the trigger `replay`.
+
+A replay of what failed also takes in what the endpoint's circuit holds (deliveries still
+pending, waiting for a probe to succeed): they count in its dry run and its progress, and go
+out as soon as the endpoint answers again (starting a replay probes it at once).
 """
 
 from __future__ import annotations
@@ -83,10 +87,13 @@ class ReplayService:
         """How many events the request selects (what a dry run answers)."""
         endpoint = await self._endpoint(tenant_id, request.endpoint_id)
         since_id, until_id = self._window(request)
-        groups = await self._store.replays.counts(
-            tenant_id, endpoint.id, since_id, until_id, request.only_failed
-        )
-        return sum(n for event, n in groups if _selected(event, endpoint, request))
+        total = 0
+        for which in ("failed", "held") if request.only_failed else ("all",):
+            groups = await self._store.replays.counts(
+                tenant_id, endpoint.id, since_id, until_id, which
+            )
+            total += sum(n for event, n in groups if _selected(event, endpoint, request))
+        return total
 
     async def start(self, tenant_id: str, request: Request) -> Replay:
         matched = await self.count(tenant_id, request)
@@ -110,6 +117,11 @@ class ReplayService:
             updated_at=now,
         )
         await self._store.replays.create(replay)
+        if request.only_failed:
+            since_id, until_id = self._window(replace(request, until=replay.until))
+            await self._store.replays.adopt_held(
+                replay.id, request.endpoint_id, since_id, until_id, request.event_types
+            )
         await self._probe_now(await self._endpoint(tenant_id, request.endpoint_id), now)
         return replay
 
@@ -245,10 +257,15 @@ def _request(replay: Replay) -> Request:
 
 
 def _selected(event: Event, endpoint: Endpoint, request: Request) -> bool:
-    """Of the request's event types (else those the endpoint subscribes to now); a backfill
-    also keeps to the endpoint's filter, while a failed delivery matched it once already."""
-    types = request.event_types if request.event_types is not None else endpoint.event_types
-    if types is not None and event.type not in types:
+    """Of the request's event types (else those the endpoint subscribes to now), never about
+    the endpoint itself; a backfill also keeps to the endpoint's filter, while a failed
+    delivery matched it once already."""
+    if event.about_endpoint_id == endpoint.id:
+        return False
+    if request.event_types is not None:
+        if event.type not in request.event_types:
+            return False
+    elif not endpoint.wants(event.type):
         return False
     return request.only_failed or endpoint.accepts(
         event.customer_number, event.external_contract_id

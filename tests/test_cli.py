@@ -95,13 +95,17 @@ async def test_an_endpoint_down_then_back_recovers_everything_with_one_command(t
             db, "replay", "--endpoint", endpoint["id"], "--since", since, "--dry-run"
         )
         assert code == 0, out
-        missed = int(out.split()[0])
-        assert 2 <= missed <= EVENTS and _replays(db) == 0  # a dry run changes nothing
+        # Two failed for good; the rest are held by the open circuit (or out as its probe):
+        # all are counted, whatever the timing of the failures was.
+        assert int(out.split()[0]) == EVENTS and _replays(db) == 0  # a dry run changes nothing
 
         merchant.up = True
         code, out = await billhook(db, "replay", "--endpoint", endpoint["id"], "--since", since)
         assert code == 0, out
-        assert re.search(r"started: \d+ event\(s\)", out) and " done: " in out, out
+        # The endpoint is up again, so its next probe may release what the circuit held
+        # before the replay starts: the replay then has less to do, and delivers all of it.
+        started = re.search(r"started: (\d+) event\(s\)", out)
+        assert started and f" done: {started.group(1)} delivered, 0 failed" in out, out
         # The replay sent what had failed; starting it probed the endpoint at once, and that
         # success released what the circuit held.
         await _until(lambda: merchant.received == set(range(EVENTS)), 90)

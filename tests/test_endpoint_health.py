@@ -208,3 +208,39 @@ async def test_a_replay_to_a_failing_endpoint_probes_it_at_once(hub_factory):
         state = await _health(hub, endpoint["id"])
         assert (state["status"], state["held"], state["pending"]) == ("active", 0, 0)
         assert switch.calls == calls + 6  # the five held and the replay
+
+
+async def test_operational_events_go_only_where_asked_and_never_about_the_receiver(hub_factory):
+    """An endpoint subscribed to everything got endpoint.failing and message.attempt.exhausted
+    about its own outage: they could not arrive, failed, and each exhausted one raised
+    another. Now they go only to endpoints listing their types, and never to their subject."""
+    hub: HubClient = await hub_factory(retry_schedule="0s")
+    switch, everything, monitor = Switch(503), Recorder(), Recorder()
+    async with (
+        Receiver(switch.app, "/hook") as broken,
+        Receiver(everything.app, "/hook") as all_types,
+        Receiver(monitor.app, "/hook") as watch,
+    ):
+        await _monitor(hub, watch, monitor)
+        everything.secret = (await hub.endpoint(all_types.url))["secret"]
+        down = await hub.endpoint(broken.url)  # no event_types: everything but operational
+        lister = await hub.endpoint(broken.url, event_types=["t", *OPERATIONAL])
+        for n in range(3):
+            await hub.publish("t", {"n": n})
+        await hub.drain()
+        await hub.drain()
+    assert set(_types(everything)) == {"t"}
+    assert "message.attempt.exhausted" in _types(monitor)
+    about = {r["payload"]["parameters"]["endpointId"] for r in monitor.requests}
+    assert about == {down["id"], lister["id"]}
+    events = (await hub.http.get("/v1/events")).json()["data"]
+    for endpoint in (down, lister):  # neither has a delivery of an event about itself
+        for event in events:
+            if event["type"] in OPERATIONAL and event["parameters"]["endpointId"] == endpoint["id"]:
+                detail = (await hub.http.get(f"/v1/events/{event['id']}")).json()
+                assert endpoint["id"] not in {d["endpoint_id"] for d in detail["deliveries"]}
+    replay = {"endpoint_id": lister["id"], "since": "2026-01-01", "status": "all", "dry_run": True}
+    counted = (await hub.http.post("/v1/replays", json=replay)).json()["matched"]
+    about_down = [e for e in events if e["type"] in OPERATIONAL
+                  and e["parameters"]["endpointId"] == down["id"]]  # fmt: skip
+    assert about_down and counted == 3 + len(about_down)  # never those about itself

@@ -225,3 +225,53 @@ async def test_bad_replay_requests(hub: HubClient):
             assert any(field in d["loc"] for d in response.json()["error"]["details"]), body
     assert (await hub.http.get("/v1/replays/rp_missing")).status_code == 404
     assert (await hub.http.get("/v1/replays")).json()["data"] == []
+
+
+async def test_a_replay_of_what_failed_counts_and_sends_what_the_circuit_holds(hub_factory):
+    """The README's outage demo: with the default schedule nothing has failed for good yet —
+    the endpoint is failing and its circuit holds the deliveries. The dry run said 0 and the
+    progress bar stayed at 0/1; both now count the held deliveries, which go out through the
+    probe the replay sends at once."""
+    from app.testing import Receiver
+    from tests.test_endpoint_health import Switch
+
+    clock = FrozenClock(START_MS)
+    hub: HubClient = await hub_factory(clock=clock, retry_schedule="5s,5m,30m,2h,5h,10h,10h")
+    switch = Switch(503)
+    async with Receiver(switch.app, "/hook") as server:
+        endpoint = await hub.endpoint(server.url, event_types=["t"])
+        for n in range(7):
+            await hub.publish("t", {"n": n})
+        await hub.drain()
+        health = (await hub.http.get(f"/v1/endpoints/{endpoint['id']}/health")).json()
+        assert (health["status"], health["held"]) == ("failing", 7)
+        clock.advance(1)
+        request = {"endpoint_id": endpoint["id"], "since": SINCE, "dry_run": True}
+        assert (await hub.http.post("/v1/replays", json=request)).json() == {"matched": 7}
+
+        switch.status = 200
+        started = await hub.http.post("/v1/replays", json=request | {"dry_run": False})
+        assert started.json()["matched"] == 7
+        calls = switch.calls
+        state = await _run_replays(hub, started.json()["id"])
+        await hub.drain()
+        state = (await hub.http.get(f"/v1/replays/{started.json()['id']}")).json()
+    assert (state["status"], state["succeeded"], state["pending"]) == ("done", 7, 0)
+    assert switch.calls == calls + 7  # each once: held deliveries are not duplicated
+
+
+async def test_cancelling_a_replay_keeps_the_held_deliveries_it_took_in(hub_factory):
+    """What the circuit held belongs to live traffic: cancelling the replay that counted it
+    only lets go of it, it does not cancel it."""
+    clock = FrozenClock(START_MS)
+    hub: HubClient = await hub_factory(clock=clock, retry_schedule="1h")
+    endpoint = await hub.endpoint("http://127.0.0.1:9/x", event_types=["t"])
+    for n in range(6):
+        await hub.publish("t", {"n": n})
+    await hub.drain()
+    clock.advance(1)
+    request = {"endpoint_id": endpoint["id"], "since": SINCE}
+    replay_id = (await hub.http.post("/v1/replays", json=request)).json()["id"]
+    await hub.http.post(f"/v1/replays/{replay_id}/cancel")
+    health = (await hub.http.get(f"/v1/endpoints/{endpoint['id']}/health")).json()
+    assert health["pending"] == 6

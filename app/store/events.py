@@ -24,6 +24,7 @@ def event_from_row(row: Row) -> Event:
         customer_number=row["customer_number"],
         external_contract_id=row["external_contract_id"],
         ordering_key=row["ordering_key"],
+        about_endpoint_id=row["about_endpoint_id"],
     )
 
 
@@ -39,6 +40,7 @@ def _event_columns(e: Event) -> dict[str, Any]:
         "ordering_key": e.ordering_key,
         "body": e.body,
         "created_at": e.created_at,
+        "about_endpoint_id": e.about_endpoint_id,
     }
 
 

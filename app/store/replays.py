@@ -45,6 +45,7 @@ def _candidate(row: Row) -> Event:
         customer_number=row["customer_number"],
         external_contract_id=row["external_contract_id"],
         ordering_key=row["ordering_key"],
+        about_endpoint_id=row["about_endpoint_id"],
     )
 
 
@@ -92,18 +93,17 @@ class Replays:
         return {r["status"]: int(r["n"]) for r in rows}
 
     async def counts(
-        self, tenant_id: str, endpoint_id: str, since_id: str, until_id: str, only_failed: bool
+        self, tenant_id: str, endpoint_id: str, since_id: str, until_id: str, which: str
     ) -> list[tuple[Event, int]]:
-        """(routing fields, how many) per distinct routing: callers apply the subscription."""
+        """(routing fields, how many) per distinct routing, of `which` events: all, failed
+        (for good) or held (by the endpoint's circuit); callers apply the subscription."""
         params = {
             "tenant_id": tenant_id,
             "endpoint_id": endpoint_id,
             "since_id": since_id,
             "until_id": until_id,
         }
-        rows = await self._db.fetch(
-            "replay_count_failed" if only_failed else "replay_count_all", params
-        )
+        rows = await self._db.fetch(f"replay_count_{which}", params)
         return [
             (
                 Event(
@@ -114,6 +114,7 @@ class Replays:
                     0,
                     customer_number=r["customer_number"],
                     external_contract_id=r["external_contract_id"],
+                    about_endpoint_id=r["about_endpoint_id"],
                 ),
                 int(r["n"]),
             )
@@ -165,13 +166,34 @@ class Replays:
         # move, so the job enqueues it again; no fsync keeps live traffic's commits quick.
         return await self._db.transact(work, durable=False)
 
+    async def adopt_held(
+        self,
+        replay_id: str,
+        endpoint_id: str,
+        since_id: str,
+        until_id: str,
+        types: Sequence[str] | None,
+    ) -> None:
+        """What the endpoint's circuit holds in the window joins the replay's progress; it goes
+        out when the circuit closes (the replay probes the endpoint at once)."""
+
+        async def work(tx: Tx) -> None:
+            params = {"replay_id": replay_id, "endpoint_id": endpoint_id, "since_id": since_id,
+                      "until_id": until_id,
+                      "types": None if types is None else self._db.ids(types)}  # fmt: skip
+            await tx.execute("replay_adopt_held", params)
+
+        await self._db.transact(work)
+
     async def cancel(self, tenant_id: str, replay_id: str, now: int) -> bool:
-        """Stop enqueueing and cancel what is still pending; ordered keys move on."""
+        """Stop enqueueing and cancel what the replay enqueued and is still pending (held
+        deliveries it adopted only leave it); ordered keys move on."""
 
         async def work(tx: Tx) -> bool:
             params = {"id": replay_id, "tenant_id": tenant_id, "now": now}
             if not await tx.fetch("replay_cancel", params):
                 return False
+            await tx.execute("replay_release_adopted", {"id": replay_id})
             cancelled = await tx.fetch("replay_cancel_deliveries", {"id": replay_id, "now": now})
             keys = {(r["endpoint_id"], r["ordering_key"]) for r in cancelled if r["ordering_key"]}
             for endpoint_id, key in keys:

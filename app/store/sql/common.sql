@@ -141,10 +141,10 @@ WHERE id = :id;
 -- name: event_insert
 INSERT INTO events (
     id, tenant_id, type, idempotency_key, request_hash, customer_number,
-    external_contract_id, ordering_key, body, created_at)
+    external_contract_id, ordering_key, body, created_at, about_endpoint_id)
 VALUES (
     :id, :tenant_id, :type, :idempotency_key, :request_hash, :customer_number,
-    :external_contract_id, :ordering_key, :body, :created_at);
+    :external_contract_id, :ordering_key, :body, :created_at, :about_endpoint_id);
 
 -- name: delivery_insert
 INSERT INTO deliveries (
@@ -344,23 +344,42 @@ RETURNING id;
 
 -- name: replay_cancel_deliveries
 UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = :now
-WHERE replay_id = :id AND status = 'pending'
+WHERE replay_id = :id AND status = 'pending' AND trigger = 'replay'
 RETURNING endpoint_id, ordering_key;
+
+-- name: replay_adopt_held
+-- What the circuit holds: everything not final of a failing or disabled endpoint (the one
+-- probe out now included).
+UPDATE deliveries SET replay_id = :replay_id
+WHERE endpoint_id = :endpoint_id AND status IN ('pending', 'delivering')
+  AND replay_id IS NULL AND event_id >= :since_id AND event_id < :until_id
+  AND EXISTS (SELECT 1 FROM endpoints ep WHERE ep.id = :endpoint_id
+              AND (ep.health = 'failing' OR ep.status = 'disabled'))
+  AND (:types IS NULL OR EXISTS (
+        SELECT 1 FROM events e WHERE e.id = deliveries.event_id
+          AND e.type IN (SELECT value FROM json_each(:types))));
+
+-- name: replay_release_adopted
+UPDATE deliveries SET replay_id = NULL
+WHERE replay_id = :id AND status IN ('pending', 'delivering') AND trigger <> 'replay';
 
 -- name: replay_events
 -- Events in the window after the cursor (the replay filters them by subscription in Python).
-SELECT id, tenant_id, type, customer_number, external_contract_id, ordering_key, created_at
+SELECT id, tenant_id, type, customer_number, external_contract_id, ordering_key, created_at,
+       about_endpoint_id
 FROM events
 WHERE tenant_id = :tenant_id AND id > :after AND id < :until_id
 ORDER BY id LIMIT :limit;
 
 -- name: replay_count_all
-SELECT type, customer_number, external_contract_id, count(*) AS n FROM events
+SELECT type, customer_number, external_contract_id, about_endpoint_id, count(*) AS n
+FROM events
 WHERE tenant_id = :tenant_id AND id >= :since_id AND id < :until_id
-GROUP BY type, customer_number, external_contract_id;
+GROUP BY type, customer_number, external_contract_id, about_endpoint_id;
 
 -- name: replay_count_failed
-SELECT e.type, e.customer_number, e.external_contract_id, count(*) AS n FROM events e
+SELECT e.type, e.customer_number, e.external_contract_id, e.about_endpoint_id, count(*) AS n
+FROM events e
 WHERE e.tenant_id = :tenant_id AND e.id >= :since_id AND e.id < :until_id
   AND EXISTS (
         SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.endpoint_id = :endpoint_id
@@ -368,7 +387,16 @@ WHERE e.tenant_id = :tenant_id AND e.id >= :since_id AND e.id < :until_id
   AND NOT EXISTS (
         SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.endpoint_id = :endpoint_id
           AND d.status IN ('succeeded', 'pending', 'delivering'))
-GROUP BY e.type, e.customer_number, e.external_contract_id;
+GROUP BY e.type, e.customer_number, e.external_contract_id, e.about_endpoint_id;
+
+-- name: replay_count_held
+-- What the endpoint's circuit holds in the window (replay_adopt_held), not yet in a replay.
+SELECT e.type, e.customer_number, e.external_contract_id, e.about_endpoint_id, count(*) AS n
+FROM deliveries d JOIN events e ON e.id = d.event_id
+JOIN endpoints ep ON ep.id = d.endpoint_id AND (ep.health = 'failing' OR ep.status = 'disabled')
+WHERE d.endpoint_id = :endpoint_id AND d.status IN ('pending', 'delivering')
+  AND d.replay_id IS NULL AND d.event_id >= :since_id AND d.event_id < :until_id
+GROUP BY e.type, e.customer_number, e.external_contract_id, e.about_endpoint_id;
 
 -- name: endpoint_attempt_stats
 SELECT count(*) AS attempts, coalesce(sum(CASE WHEN error IS NULL THEN 1 ELSE 0 END), 0) AS ok,
