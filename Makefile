@@ -26,20 +26,15 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 $(DATA)/.api_key: | $(BIN)/python
-	mkdir -p $(DATA)
+	mkdir -p -m 700 $(DATA)
 	$(BIN)/python -c 'import secrets; print("bh_" + secrets.token_urlsafe(32))' > $@
 	chmod 600 $@
 
 ## make run: install, migrate, start the hub on SQLite (./data/billhook.db) at http://127.0.0.1:8080
+## (the URL and the API key are printed once the port is bound)
 run: $(VENV)/.installed $(DATA)/.api_key
 	@export BILLHOOK_API_KEY=$${BILLHOOK_API_KEY:-$$(cat $(DATA)/.api_key)} $(RUN_ENV); \
-	$(BIN)/billhook migrate && \
-	echo "" && \
-	echo "  billhook hub:  http://$${BILLHOOK_HOST:-127.0.0.1}:$${BILLHOOK_PORT:-8080}" && \
-	echo "  API key:       $$BILLHOOK_API_KEY" && \
-	echo "  try:           export BILLHOOK_API_KEY=$$BILLHOOK_API_KEY   (then the README's curl examples)" && \
-	echo "" && \
-	exec $(BIN)/billhook serve
+	exec $(BIN)/billhook serve --show-key
 
 ## make receiver SECRET=whsec_...: the bundled reference receiver on http://127.0.0.1:9000/webhooks
 receiver: $(VENV)/.installed

@@ -8,21 +8,20 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
-import uvicorn
 
-from app import operator
+from app import operator, serving
 from app.clock import SystemClock, from_datetime
 from app.config import ConfigError, Settings
 from app.hub import Hub
 from app.invoicing.service import Filters
 from app.main import create_app
 from app.replays import Request
-from app.store import Store, open_store
+from app.store import Store, StoreMissing, open_store
 
 cli = typer.Typer(
     help="billhook: webhook notification hub for usage-based billing.",
@@ -44,28 +43,35 @@ def _logging() -> None:
 
 
 @cli.command()
-def serve() -> None:
+def serve(
+    show_key: Annotated[
+        bool, Opt("--show-key", help="also print the API key (make run does, for a newcomer)")
+    ] = False,
+) -> None:
     """Run the HTTP API and (unless BILLHOOK_WORKER=off) the delivery worker in one process."""
     settings = _settings()
     _logging()
     if not settings.run_api:
         _run_worker(settings)
         return
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
-    sock.listen(2048)  # connections queue from now on, while the app starts
+    sock = _listen(settings)
     port = sock.getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     typer.echo(f"billhook serving on http://{host}:{port}", err=True)
-    config = uvicorn.Config(
-        create_app(settings),
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace) + 5,
-    )
+    if show_key and settings.api_key:
+        typer.echo(f"  API key: {settings.api_key}", err=True)
+        typer.echo(f"  try:     export BILLHOOK_API_KEY={settings.api_key}", err=True)
     _freeze_startup_objects()
-    uvicorn.Server(config).run(sockets=[sock])
+    serving.run(create_app(settings), sock, settings)
+
+
+def _listen(settings: Settings) -> socket.socket:
+    """The listening socket, bound before anything is printed; a failure is one line."""
+    try:
+        return serving.listen(settings.host, settings.port)
+    except OSError as exc:
+        typer.echo(f"cannot serve: {serving.explain(exc, settings.host, settings.port)}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @cli.command()
@@ -108,12 +114,15 @@ def migrate() -> None:
     _run(main())
 
 
-def _with_store(action: Callable[[Store], Coroutine[Any, Any, None]]) -> None:
-    """Open (and migrate) the store of BILLHOOK_DATABASE_URL, run an operator action on it."""
-    settings = _settings()
+def _with_store(database: str | None, action: Callable[[Store], Coroutine[Any, Any, None]]) -> None:
+    """Run an operator action on the hub's existing database (never a new, empty one)."""
+    settings = _settings(**_database(database))
 
     async def main() -> None:
-        store = await open_store(settings.database_url, migrate_now_ms=SystemClock().now_ms())
+        store = await _existing(
+            open_store(settings.database_url, migrate_now_ms=SystemClock().now_ms(), create=False),
+            settings,
+        )
         try:
             await action(store)
         finally:
@@ -122,19 +131,48 @@ def _with_store(action: Callable[[Store], Coroutine[Any, Any, None]]) -> None:
     _run(main())
 
 
-def _with_hub(action: Callable[[Hub], Coroutine[Any, Any, None]]) -> None:
-    """The hub's services on BILLHOOK_DATABASE_URL, without serving or delivering: what they
+def _with_hub(database: str | None, action: Callable[[Hub], Coroutine[Any, Any, None]]) -> None:
+    """The hub's services on its existing database, without serving or delivering: what they
     write (an invoice's event, say) is sent by the running hub's worker."""
-    settings = _settings(run_worker=False)
+    settings = _settings(run_worker=False, **_database(database))
 
     async def main() -> None:
-        hub = await Hub.start(settings)
+        hub = await _existing(Hub.start(settings, create_store=False), settings)
         try:
             await action(hub)
         finally:
             await hub.close()
 
     _run(main())
+
+
+T = TypeVar("T")
+
+
+async def _existing(opening: Awaitable[T], settings: Settings) -> T:
+    try:
+        return await opening
+    except StoreMissing as exc:
+        typer.echo(
+            f"{exc}: point BILLHOOK_DATABASE_URL (or --database) at the database the hub "
+            f"serves (now {settings.database_url})",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
+
+
+def _database(database: str | None) -> dict[str, Any]:
+    return {} if database is None else {"database_url": database}
+
+
+Database = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        help="the hub's database, e.g. sqlite:///./data/billhook.db (default: "
+        "BILLHOOK_DATABASE_URL)",
+    ),
+]
 
 
 def _when(option: str, raw: str) -> int:
@@ -160,6 +198,7 @@ def replay(
     rate: Annotated[int | None, Opt("--rate", help="events per second (default 250)")] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="only count what would be sent")] = False,
     watch: Annotated[bool, Opt("--watch/--no-watch", help="show a progress bar")] = True,
+    database: Database = None,
 ) -> None:
     """Re-send what an endpoint missed (or backfill a new one), watching the progress."""
     if status not in ("failed", "all"):
@@ -172,20 +211,24 @@ def replay(
         event_types=tuple(event_type) if event_type else None,
         rate_per_s=rate,
     )
-    _with_store(lambda store: operator.start_replay(store, request, dry_run, watch))
+    _with_store(database, lambda store: operator.start_replay(store, request, dry_run, watch))
 
 
 @cli.command("replay-cancel")
-def replay_cancel(replay_id: Annotated[str, typer.Argument(help="rp_…")]) -> None:
-    """Cancel a running replay (what is pending is cancelled too)."""
-    _with_store(lambda store: operator.cancel_replay(store, replay_id))
+def replay_cancel(
+    replay_id: Annotated[str, typer.Argument(help="rp_…")], database: Database = None
+) -> None:
+    """Cancel a running replay (what it enqueued and is pending is cancelled too)."""
+    _with_store(database, lambda store: operator.cancel_replay(store, replay_id))
 
 
 @cli.command("cancel-pending")
-def cancel_pending(endpoint: Annotated[str, typer.Argument(help="ep_…")]) -> None:
+def cancel_pending(
+    endpoint: Annotated[str, typer.Argument(help="ep_…")], database: Database = None
+) -> None:
     """Cancel an endpoint's pending deliveries (what a disabled endpoint kept, say) instead of
     sending them when it is enabled again."""
-    _with_store(lambda store: operator.cancel_pending(store, endpoint))
+    _with_store(database, lambda store: operator.cancel_pending(store, endpoint))
 
 
 @cli.command()
@@ -193,15 +236,19 @@ def events(
     tenant: Annotated[str, Opt("--tenant", help="name or tn_… id")] = "default",
     event_type: Annotated[str | None, Opt("--type")] = None,
     limit: Annotated[int, Opt("--limit", min=1, max=500)] = 20,
+    database: Database = None,
 ) -> None:
     """The latest events."""
-    _with_store(lambda store: operator.list_events(store, tenant, event_type, limit))
+    _with_store(database, lambda store: operator.list_events(store, tenant, event_type, limit))
 
 
 @cli.command()
-def endpoints(tenant: Annotated[str, Opt("--tenant", help="name or tn_… id")] = "default") -> None:
+def endpoints(
+    tenant: Annotated[str, Opt("--tenant", help="name or tn_… id")] = "default",
+    database: Database = None,
+) -> None:
     """The endpoints, their health and backlog."""
-    _with_store(lambda store: operator.list_endpoints(store, tenant))
+    _with_store(database, lambda store: operator.list_endpoints(store, tenant))
 
 
 invoices = typer.Typer(help="Finalized invoices: finalize, list, show.", no_args_is_help=True)
@@ -215,10 +262,11 @@ def invoices_finalize(
     customer: Annotated[str | None, Opt("--customer", help="customerNumber")] = None,
     contract: Annotated[str | None, Opt("--contract", help="externalContractId")] = None,
     up_to: Annotated[str | None, Opt("--up-to", help="billing information up to then")] = None,
+    database: Database = None,
 ) -> None:
     """Finalize open billing information into invoices (one per customer, contract, currency)."""
     filters = Filters(customer, contract, _when("--up-to", up_to) if up_to else None)
-    _with_hub(lambda hub: operator.finalize_invoices(hub, tenant, filters))
+    _with_hub(database, lambda hub: operator.finalize_invoices(hub, tenant, filters))
 
 
 @invoices.command("list")
@@ -229,9 +277,10 @@ def invoices_list(
         str | None, Opt("--status", help="finalized|partially_credited|credited")
     ] = None,
     limit: Annotated[int, Opt("--limit", min=1, max=500)] = 20,
+    database: Database = None,
 ) -> None:
     """The latest invoices."""
-    _with_hub(lambda hub: operator.list_invoices(hub, tenant, customer, status, limit))
+    _with_hub(database, lambda hub: operator.list_invoices(hub, tenant, customer, status, limit))
 
 
 @invoices.command("show")
@@ -239,9 +288,10 @@ def invoices_show(
     number: Annotated[str, typer.Argument(help="INV-…")],
     tenant: Tenant = "default",
     xml: Annotated[bool, Opt("--xml", help="the EN 16931 e-invoice instead")] = False,
+    database: Database = None,
 ) -> None:
     """One invoice as finalized (or its e-invoice XML)."""
-    _with_hub(lambda hub: operator.show_invoice(hub, tenant, number, xml))
+    _with_hub(database, lambda hub: operator.show_invoice(hub, tenant, number, xml))
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:

@@ -14,12 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
+MIN_SECRET_LENGTH = 16  # API keys and the admin token: long enough not to be guessed
+DATABASE_SCHEMES = ("sqlite:///",)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 
 
 class ConfigError(ValueError):
-    """A BILLHOOK_* variable has a value we cannot use; the message names it."""
+    """A BILLHOOK_* variable has a value we cannot use; the message (one line) names it and
+    says what would do."""
 
 
 def parse_duration(text: str) -> float:
@@ -47,8 +50,8 @@ class Settings(BaseModel):
     database_url: str = "sqlite:///./data/billhook.db"
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    api_key: str | None = None
-    admin_token: str | None = None
+    api_key: str | None = Field(None, min_length=MIN_SECRET_LENGTH)
+    admin_token: str | None = Field(None, min_length=MIN_SECRET_LENGTH)
     run_api: bool = True
     run_worker: bool = True
     retry_schedule: tuple[float, ...] = tuple(
@@ -64,12 +67,20 @@ class Settings(BaseModel):
     endpoint_concurrency: int = Field(8, ge=1)
     poll_interval: float = Field(0.5, gt=0)
     shutdown_grace: float = Field(10.0, ge=0)
+    read_timeout: float = Field(10.0, gt=0)  # a request's headers and body, each request
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not value.startswith(DATABASE_SCHEMES) or value in DATABASE_SCHEMES:
+            raise ValueError(f"unsupported database URL {value!r}: use sqlite:///path/to/file.db")
+        return value
 
     @field_validator("egress_allow", mode="before")
     @classmethod
     def _networks(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return tuple(ipaddress.ip_network(p.strip()) for p in value.split(",") if p.strip())
+            return parse_networks(value)
         return value
 
     @field_validator("timezone")
@@ -84,9 +95,7 @@ class Settings(BaseModel):
     @field_validator("retry_schedule", mode="before")
     @classmethod
     def _schedule(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(parse_duration(p) for p in value.split(",") if p.strip())
-        return value
+        return parse_schedule(value) if isinstance(value, str) else value
 
     @property
     def lease_seconds(self) -> float:
@@ -114,7 +123,40 @@ class Settings(BaseModel):
         try:
             return cls(**values)
         except ValidationError as exc:
-            raise ConfigError(str(exc)) from exc
+            raise ConfigError(_explain(exc)) from exc
+
+
+def _explain(exc: ValidationError) -> str:
+    """The first problem, named by its variable (not by a pydantic field)."""
+    error = exc.errors(include_url=False)[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    var = _VARIABLE.get(field, field)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "string_too_short":
+        message = f"must be at least {MIN_SECRET_LENGTH} characters (e.g. bh_ + 32 random ones)"
+    return f"{var}: {message}"
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """'5s,5m,30m' → (5, 300, 1800): the delays after each failed attempt."""
+    delays = tuple(parse_duration(p) for p in text.split(",") if p.strip())
+    if not delays:
+        raise ValueError("give at least one delay, e.g. 5s,5m,30m")
+    return delays
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    try:
+        return tuple(ipaddress.ip_network(p.strip()) for p in text.split(",") if p.strip())
+    except ValueError as exc:
+        raise ValueError(f"{exc}: give CIDRs such as 127.0.0.0/8,::1/128") from exc
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"not a whole number: {text!r}") from None
 
 
 def _optional_duration(text: str) -> float | None:
@@ -128,20 +170,22 @@ def _text(text: str) -> str:
 _ENV: dict[str, tuple[str, Any]] = {
     "BILLHOOK_DATABASE_URL": ("database_url", _text),
     "BILLHOOK_HOST": ("host", _text),
-    "BILLHOOK_PORT": ("port", int),
+    "BILLHOOK_PORT": ("port", _integer),
     "BILLHOOK_API_KEY": ("api_key", _text),
     "BILLHOOK_ADMIN_TOKEN": ("admin_token", _text),
     "BILLHOOK_API": ("run_api", parse_bool),
     "BILLHOOK_WORKER": ("run_worker", parse_bool),
-    "BILLHOOK_RETRY_SCHEDULE": ("retry_schedule", _text),
+    "BILLHOOK_RETRY_SCHEDULE": ("retry_schedule", parse_schedule),
     "BILLHOOK_REQUEST_TIMEOUT": ("request_timeout", parse_duration),
     "BILLHOOK_CONNECT_TIMEOUT": ("connect_timeout", parse_duration),
-    "BILLHOOK_EGRESS_ALLOW": ("egress_allow", _text),
+    "BILLHOOK_EGRESS_ALLOW": ("egress_allow", parse_networks),
     "BILLHOOK_FINALIZE_AFTER": ("finalize_after", _optional_duration),
-    "BILLHOOK_RETENTION_DAYS": ("retention_days", int),
+    "BILLHOOK_RETENTION_DAYS": ("retention_days", _integer),
     "BILLHOOK_TIMEZONE": ("timezone", _text),
-    "BILLHOOK_WORKER_CONCURRENCY": ("worker_concurrency", int),
-    "BILLHOOK_ENDPOINT_CONCURRENCY": ("endpoint_concurrency", int),
+    "BILLHOOK_WORKER_CONCURRENCY": ("worker_concurrency", _integer),
+    "BILLHOOK_ENDPOINT_CONCURRENCY": ("endpoint_concurrency", _integer),
     "BILLHOOK_POLL_INTERVAL": ("poll_interval", parse_duration),
     "BILLHOOK_SHUTDOWN_GRACE": ("shutdown_grace", parse_duration),
+    "BILLHOOK_READ_TIMEOUT": ("read_timeout", parse_duration),
 }
+_VARIABLE = {field: var for var, (field, _) in _ENV.items()}

@@ -41,10 +41,14 @@ class Hub:
     periodic: Periodic
 
     @classmethod
-    async def start(cls, settings: Settings, clock: Clock | None = None) -> Hub:
+    async def start(
+        cls, settings: Settings, clock: Clock | None = None, *, create_store: bool = True
+    ) -> Hub:
         """Open and migrate the store, seed the default tenant, build the services."""
         clock = clock or SystemClock()
-        store = await open_store(settings.database_url, migrate_now_ms=clock.now_ms())
+        store = await open_store(
+            settings.database_url, migrate_now_ms=clock.now_ms(), create=create_store
+        )
         tenancy = Tenancy(store, clock, settings.admin_token)
         await tenancy.bootstrap(settings.api_key)
         cache = endpoint_cache(store)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -15,12 +16,16 @@ from app.clock import Clock
 from app.config import Settings
 from app.hub import Hub
 
+log = logging.getLogger("billhook")
+
 
 def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = await Hub.start(settings, clock)
         app.state.hub = hub
+        if (problem := await hub.tenancy.unreachable()) is not None:
+            log.warning(problem)
         background = asyncio.create_task(hub.run_background()) if settings.run_worker else None
         try:
             yield

@@ -57,6 +57,17 @@ class Tenancy:
         self._cache[authorization or ""] = (tenant_id, time.monotonic() + _CACHE_SECONDS)
         return tenant_id
 
+    async def unreachable(self) -> str | None:
+        """Why nobody can call this hub, if nobody can: no tenant has a key, and no admin
+        token could create one. Said once at start, with how to fix it."""
+        if self._admin_token is not None or await self._store.tenants.any_key():
+            return None
+        return (
+            "no API key can call this hub: set BILLHOOK_API_KEY (e.g. to the output of "
+            "`python3 -c 'import secrets; print(\"bh_\" + secrets.token_urlsafe(32))'`) "
+            "and restart, or set BILLHOOK_ADMIN_TOKEN and create tenants with POST /v1/tenants"
+        )
+
     def require_admin(self, authorization: str | None) -> None:
         if self._admin_token is None:
             raise Forbidden("tenant administration is off: set BILLHOOK_ADMIN_TOKEN")

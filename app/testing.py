@@ -27,7 +27,7 @@ class Receiver:
     """An ASGI app (a webhook receiver, usually) served by real uvicorn on 127.0.0.1:<free port>,
     inside the running event loop, so tests drive real deliveries over real sockets."""
 
-    def __init__(self, app: Any, path: str = "") -> None:
+    def __init__(self, app: Any, path: str = "", **options: Any) -> None:
         self._app = app
         self._path = path
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -35,10 +35,13 @@ class Receiver:
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
             app,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=1,
+            **{
+                "lifespan": "off",
+                "log_level": "warning",
+                "access_log": False,
+                "timeout_graceful_shutdown": 1,
+                **options,
+            },
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

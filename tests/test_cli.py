@@ -125,6 +125,7 @@ async def _post(hub: httpx.AsyncClient, db: Path, numbers: range) -> None:
 
 async def test_replay_of_an_unknown_endpoint_is_a_clear_error(tmp_path: Path):
     db = tmp_path / "hub.db"
+    assert (await billhook(db, "migrate"))[0] == 0
     code, out = await billhook(db, "replay", "--endpoint", "ep_nope", "--since", "2026-11-01")
     assert code != 0 and "no endpoint ep_nope" in out
 

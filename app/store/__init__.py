@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.store import queries
 from app.store.billing import BillingInformation, Counters, PriceModels, Subscriptions
-from app.store.connector import Connector, IntegrityError
+from app.store.connector import Connector, IntegrityError, StoreMissing
 from app.store.deliveries import Deliveries
 from app.store.endpoints import Endpoints
 from app.store.events import Events
@@ -13,7 +13,7 @@ from app.store.replays import Replays
 from app.store.retention import Retention
 from app.store.tenants import Tenants
 
-__all__ = ["IntegrityError", "Store", "connector_for", "open_store"]
+__all__ = ["IntegrityError", "Store", "StoreMissing", "connector_for", "open_store"]
 
 
 class Store:
@@ -43,17 +43,18 @@ class Store:
         await self.db.close()
 
 
-def connector_for(url: str) -> Connector:
+def connector_for(url: str, create: bool = True) -> Connector:
     if url.startswith("sqlite:///"):
         from app.store.sqlite import SqliteConnector
 
-        return SqliteConnector(url.removeprefix("sqlite:///"))
+        return SqliteConnector(url.removeprefix("sqlite:///"), create)
     raise ValueError(f"unsupported database URL {url!r} (use sqlite:///path)")
 
 
-async def open_store(url: str, *, migrate_now_ms: int | None = None) -> Store:
-    """Open (and, given a time, migrate) the store behind a BILLHOOK_DATABASE_URL."""
-    connector = connector_for(url)
+async def open_store(url: str, *, migrate_now_ms: int | None = None, create: bool = True) -> Store:
+    """Open (and, given a time, migrate) the store behind a BILLHOOK_DATABASE_URL; without
+    `create`, a database that is not there is StoreMissing (operator commands)."""
+    connector = connector_for(url, create)
     await connector.open()
     store = Store(connector)
     if migrate_now_ms is not None:

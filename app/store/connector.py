@@ -34,6 +34,10 @@ class Connector(Protocol):
     def ids(self, values: Sequence[str]) -> Any: ...
 
 
+class StoreMissing(Exception):
+    """There is no database where the URL points (and it was not to be created)."""
+
+
 class IntegrityError(Exception):
     """A unique or foreign-key constraint refused a write (the same type on every backend)."""
 

@@ -7,6 +7,7 @@ survive power loss, which group commit (store/batch.py) keeps cheap.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ import aiosqlite
 import orjson
 
 from app.store import queries
-from app.store.connector import IntegrityError, Params, R, Row, Work, retrying
+from app.store.connector import IntegrityError, Params, R, Row, StoreMissing, Work, retrying
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -79,8 +80,9 @@ class _Tx:
 class SqliteConnector:
     dialect = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, create: bool = True) -> None:
         self.path = path
+        self.create = create
         self._sql = queries.load("sqlite")
         self._lock = asyncio.Lock()
         self._writer: aiosqlite.Connection | None = None
@@ -89,10 +91,22 @@ class SqliteConnector:
 
     async def open(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._create_private()
         self._writer = await self._connect()
         self._reader = await self._connect()
         await self._reader.execute("PRAGMA query_only=1")
+
+    def _create_private(self) -> None:
+        """The file holds signing secrets: it and a directory made for it are the owner's
+        alone (SQLite gives its -wal and -shm files the database file's mode)."""
+        path = Path(self.path)
+        if path.exists():
+            return
+        if not self.create:
+            raise StoreMissing(f"no database at {self.path}")
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)

@@ -98,6 +98,9 @@ class Tenants:
         row = await self._db.fetchrow("tenant_of_key", {"key_hash": key_hash})
         return row["tenant_id"] if row else None
 
+    async def any_key(self) -> bool:
+        return await self._db.fetchrow("api_keys_any") is not None
+
 
 def _key_row(tenant_id: str, key_hash: str, source: str, now: int) -> dict[str, Any]:
     return {

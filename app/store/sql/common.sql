@@ -42,6 +42,9 @@ RETURNING id;
 -- name: tenant_of_key
 SELECT tenant_id FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL;
 
+-- name: api_keys_any
+SELECT 1 AS found FROM api_keys WHERE revoked_at IS NULL LIMIT 1;
+
 -- name: endpoint_insert
 INSERT INTO endpoints (
     id, tenant_id, url, description, event_types, filter_customer_number,

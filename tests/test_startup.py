@@ -1,0 +1,145 @@
+"""Starting the hub and its commands: one clear line for each misconfiguration (exit 2), the
+banner only once the port is bound, private database files, operator commands that never
+create a database, and a server that drops clients too slow to send a request."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.serving import protocol
+from app.testing import Receiver
+
+
+async def billhook(*args: str, **env: str) -> tuple[int, str]:
+    """A `billhook` command with BILLHOOK_* from `env` only; exit code and stderr+stdout."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", *args, env={**clean, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+def one_clear_line(out: str, names: str) -> None:
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, out
+    assert names in lines[0] and "Traceback" not in out and "serving on" not in out, out
+
+
+async def test_a_port_in_use_is_one_line_naming_the_variable(tmp_path: Path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = str(taken.getsockname()[1])
+    try:
+        code, out = await billhook(
+            "serve", BILLHOOK_PORT=port, BILLHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/h.db"
+        )
+    finally:
+        taken.close()
+    assert code == 2
+    one_clear_line(out, "BILLHOOK_PORT")
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("BILLHOOK_DATABASE_URL", "mysql://db/billhook"),
+        ("BILLHOOK_RETRY_SCHEDULE", "5x"),
+        ("BILLHOOK_API_KEY", "k"),
+        ("BILLHOOK_ADMIN_TOKEN", "short"),
+        ("BILLHOOK_PORT", "eighty"),
+        ("BILLHOOK_TIMEZONE", "Mars/Olympus"),
+    ],
+)
+async def test_a_bad_setting_is_one_line_naming_the_variable(var: str, value: str):
+    code, out = await billhook("serve", **{var: value})
+    assert code == 2
+    one_clear_line(out, var)
+
+
+async def test_serving_with_no_key_and_no_tenant_says_how_to_get_one(tmp_path: Path):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "serve",
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")},
+             "BILLHOOK_PORT": "0", "BILLHOOK_DATABASE_URL": f"sqlite:///{tmp_path}/h.db"},
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        said = ""
+        while "BILLHOOK_API_KEY" not in said:
+            line = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert line, said
+            said += line.decode()
+        assert "no API key can call this hub" in said and "BILLHOOK_ADMIN_TOKEN" in said
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_the_database_and_its_directory_are_private(tmp_path: Path):
+    """They hold the endpoints' signing secrets."""
+    from app.store import open_store
+
+    store = await open_store(f"sqlite:///{tmp_path}/new/dir/h.db", migrate_now_ms=0)
+    await store.close()
+    assert stat.S_IMODE((tmp_path / "new" / "dir").stat().st_mode) == 0o700
+    for name in ("h.db", "h.db-wal", "h.db-shm"):
+        path = tmp_path / "new" / "dir" / name
+        if path.exists():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["events"], ["endpoints"], ["replay", "--endpoint", "ep_x", "--since", "2026-11-01"],
+     ["cancel-pending", "ep_x"], ["invoices", "list"], ["invoices", "finalize"]],
+)  # fmt: skip
+async def test_operator_commands_never_create_a_database(tmp_path: Path, command: list[str]):
+    missing = tmp_path / "nothing-here.db"
+    code, out = await billhook(*command, BILLHOOK_DATABASE_URL=f"sqlite:///{missing}")
+    assert code == 2 and not missing.exists()
+    one_clear_line(out, "BILLHOOK_DATABASE_URL")
+    assert "--database" in out
+    code, out = await billhook(*command, "--database", f"sqlite:///{missing}")
+    assert code == 2 and not missing.exists(), out
+
+
+async def test_clients_too_slow_to_send_a_request_are_dropped():
+    """1,000 connections that send half a request's headers, or headers and half a body, are
+    closed after the read timeout instead of staying open: slow clients cannot hold the
+    server's sockets. Those that never finished their headers are told 408."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass  # the body never completes
+
+    guarded = protocol(read_timeout=0.5)
+    async with Receiver(app, http=guarded) as server:
+        streams = []
+        for n in range(1000):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            if n % 2:
+                writer.write(b"POST /v1/events HTTP/1.1\r\nhost: x\r\ncontent-length: 99\r\n\r\n{")
+            else:
+                writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")  # headers never end
+            streams.append((reader, writer))
+        try:
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(reader.read() for reader, _ in streams)), 60
+            )
+        finally:
+            for _, writer in streams:
+                writer.close()
+    assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers[::2])
+    assert all(a == b"" for a in answers[1::2])  # cut off mid-body: closed
