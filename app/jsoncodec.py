@@ -122,8 +122,8 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default)
+def dumps(value: Any, *, indent: bool = False) -> bytes:
+    return orjson.dumps(value, default=_default, option=orjson.OPT_INDENT_2 if indent else 0)
 
 
 def _normalised(value: Any) -> Any:

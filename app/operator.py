@@ -20,9 +20,9 @@ from app import jsoncodec
 from app.clock import SystemClock, to_rfc3339
 from app.errors import ApiError
 from app.hub import Hub
-from app.invoicing.einvoice import cii
+from app.invoicing import documents
 from app.invoicing.service import Filters
-from app.money import minor_units, quantum
+from app.money import minor_units, plain, quantum
 from app.replays import Progress as ReplayProgress
 from app.replays import ReplayService, Request
 from app.store import Store
@@ -158,26 +158,27 @@ async def list_invoices(
 async def show_invoice(hub: Hub, tenant: str, number: str, xml: bool) -> None:
     try:
         doc = await hub.invoices.get(await tenant_id(hub.store, tenant), number)
+        if xml:
+            sys.stdout.write((await hub.invoices.e_invoice(doc.tenant_id, number)).decode())
+            return
     except ApiError as exc:
         raise SystemExit(exc.message) from exc
-    parameters = jsoncodec.loads(doc.document)
-    if xml:
-        sys.stdout.write(cii(parameters).decode())
-        return
-    console.print_json(jsoncodec.dumps(parameters).decode())
+    # Printed as stored (not through rich's JSON, which reads numbers as floats: 22.7).
+    sys.stdout.write(jsoncodec.dumps(documents.load(doc.document), indent=True).decode() + "\n")
 
 
-def _invoice_table(documents: list[Document]) -> Table:
+def _invoice_table(found: list[Document]) -> Table:
     table = Table("number", "customer", "contract", "gross", "net", "credited", "created")
-    for d in documents:
+    for d in found:
         parameters = jsoncodec.loads(d.document)
+        currency = parameters["invoice"]["currency"]
         table.add_row(
             d.number,
             parameters["customerNumber"],
             parameters["externalContractId"] or "",
-            f"{d.total_gross} {parameters['invoice']['currency']}",
-            str(d.total_net),
-            str(d.credited_minor * quantum(minor_units(parameters["invoice"]["currency"]))),
+            f"{plain(d.total_gross)} {currency}",
+            plain(d.total_net),
+            plain(d.credited_minor * quantum(minor_units(currency))),
             to_rfc3339(d.created_at),
         )
     return table

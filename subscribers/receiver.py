@@ -4,7 +4,7 @@
 
 POST /webhooks  verifies the signature (401 if it fails), stores the event once per
                 webhook-id (a repeat answers 200 with "duplicate": true), answers 200 quickly.
-GET  /received  what arrived, newest first.
+GET  /received  what arrived, newest first, each payload exactly as it was sent.
 
 Depends on Starlette and uvicorn only; nothing from billhook.
 """
@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from subscribers.verify import Verifier, WebhookVerificationError
+from subscribers.verify import Verifier, WebhookVerificationError, parse
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS received (
@@ -70,21 +70,35 @@ class Inbox:
         return bytes(found[0]) if found else None
 
     def latest(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest events, payloads parsed with amounts as Decimal (verify.parse)."""
+        return [
+            {
+                "webhook_id": webhook_id,
+                "type": event_type,
+                "payload": parse(body),
+                "received_at": received_at,
+                "times_seen": seen,
+            }
+            for webhook_id, event_type, body, received_at, seen in self._rows(limit)
+        ]
+
+    def latest_json(self, limit: int = 50) -> bytes:
+        """The newest events as JSON, each payload spliced in as the bytes that arrived: the
+        money shows exactly as billhook sent it (22.70, not 22.7)."""
+        items = [
+            b'{"webhook_id": %s, "type": %s, "received_at": %s, "times_seen": %d, "payload": %s}'
+            % (json.dumps(wid).encode(), json.dumps(kind).encode(), repr(at).encode(), n, body)
+            for wid, kind, body, at, n in self._rows(limit)
+        ]
+        return b'{"data": [' + b", ".join(items) + b"]}"
+
+    def _rows(self, limit: int) -> list[tuple[str, str, bytes, float, int]]:
         rows = self._db.execute(
             "SELECT webhook_id, event_type, body, received_at, times_seen FROM received "
             "ORDER BY received_at DESC LIMIT ?",
             (limit,),
         )
-        return [
-            {
-                "webhook_id": r[0],
-                "type": r[1],
-                "payload": json.loads(r[2]),
-                "received_at": r[3],
-                "times_seen": r[4],
-            }
-            for r in rows
-        ]
+        return [(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in rows]
 
 
 class WebhookReceiver:
@@ -113,14 +127,14 @@ class WebhookReceiver:
         except WebhookVerificationError as exc:
             return JSONResponse({"error": str(exc)}, status_code=401)
         try:
-            event_type = str(json.loads(body)["type"])
+            event_type = str(parse(body)["type"])
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"error": "body is not a billhook envelope"}, status_code=400)
         first = self.inbox.add(webhook_id, event_type, body)
         return JSONResponse({"received": webhook_id, "duplicate": not first})
 
     async def received(self, request: Request) -> Response:
-        return JSONResponse({"data": self.inbox.latest()})
+        return Response(self.inbox.latest_json(), media_type="application/json")
 
 
 def main() -> None:

@@ -401,3 +401,27 @@ async def test_amounts_stay_exact_decimals_in_storage(hub: HubClient):
     record = await hub.hub.store.billing.of_event(accepted["event_id"])
     assert record is not None
     assert (record.total_gross, record.total_net) == (Decimal("11.99"), Decimal("10.08"))
+
+
+async def test_the_reference_receiver_shows_money_as_it_was_sent(hub: HubClient, receiver):
+    """The receiver merchants copy parsed amounts as floats and showed 22.7 where billhook
+    sent 22.70: /received now shows the payload as it arrived, and verify.parse gives Decimals."""
+    from decimal import Decimal
+
+    import httpx
+
+    from subscribers.verify import parse
+
+    app, server = receiver
+    app.set_secret((await hub.endpoint(server.url))["secret"])
+    items = [{"productID": "P", "description": "Trip", "quantity": 1,
+              "grossUnitPrice": Decimal("27.01"), "vatPercent": 19}]  # fmt: skip
+    accepted = await post(hub, "/v1/usage-completions", completion(items=items))
+    await hub.drain()
+    async with httpx.AsyncClient() as client:
+        shown = (await client.get(server.url.replace("/webhooks", "/received"))).content
+    assert b'"totalNetAmount":22.70' in shown and b'"totalGrossAmount":27.01' in shown
+    assert json.loads(shown)["data"][0]["webhook_id"] == accepted.json()["event_id"]
+    [latest] = app.inbox.latest()
+    assert latest["payload"]["parameters"]["invoice"]["totalNetAmount"] == Decimal("22.70")
+    assert str(parse(b'{"a": 22.70}')["a"]) == "22.70"

@@ -21,7 +21,7 @@ from app.testing import Receiver
 from tests.conftest import HubClient
 from tests.test_crash import KEY, hub_process
 from tests.test_einvoice import valid
-from tests.test_invoices import complete, seller
+from tests.test_invoices import complete, item, seller
 
 EVENTS = 30
 
@@ -158,16 +158,17 @@ async def test_cancel_pending_drops_what_a_disabled_endpoint_kept(hub: HubClient
 async def test_invoices_finalize_list_and_show(hub: HubClient, tmp_path: Path):
     """The operator finalizes from the command line; the document and its e-invoice show."""
     await seller(hub)
-    await complete(hub)
+    await complete(hub, items=[item("11.90")])  # net 10.00: a float would print 10.0
     db = tmp_path / "billhook.db"
     code, out = await billhook(db, "invoices", "finalize")
     assert code == 0 and "INV-2026-000001" in out and "1 invoice(s) finalized" in out, out
     code, out = await billhook(db, "invoices", "finalize")
     assert code == 0 and "nothing open" in out, out
     code, out = await billhook(db, "invoices", "list")
-    assert code == 0 and "INV-2026-000001" in out and "C-1" in out, out
+    assert code == 0 and "INV-2026-000001" in out and "C-1" in out and "11.90 EUR" in out, out
     code, out = await billhook(db, "invoices", "show", "INV-2026-000001")
     assert code == 0 and '"invoiceNumber": "INV-2026-000001"' in out, out
+    assert '"totalNetAmount": 10.00' in out and '"totalGrossAmount": 11.90' in out, out
     code, out = await billhook(db, "invoices", "show", "INV-2026-000001", "--xml")
     assert code == 0
     valid(out.encode())

@@ -28,7 +28,7 @@ from app.events import EventService
 from app.ids import new_id
 from app.invoicing import documents, einvoice
 from app.invoicing.documents import Credit, CreditRefused, Head, Source
-from app.money import minor_units, to_minor
+from app.money import minor_units, plain, to_minor
 from app.store import Store
 from app.store.invoices import Document, GroupKey, OpenItem, Stale, Written
 
@@ -270,8 +270,8 @@ def _columns(document: Document, key: GroupKey, body: dict[str, Any]) -> dict[st
         "external_contract_id": key.external_contract_id,
         "currency": key.currency,
         "invoice_date": body.get("invoiceDate") or body.get("creditNoteDate"),
-        "total_gross": str(document.total_gross),
-        "total_net": str(document.total_net),
+        "total_gross": plain(document.total_gross),
+        "total_net": plain(document.total_net),
         "gross_minor": document.gross_minor,
         "document": document.document,
         "event_id": document.event_id,
