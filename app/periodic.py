@@ -1,5 +1,6 @@
 """Timed work in the worker process: everything that is due by the clock rather than by an
-event (subscription cycles; later automatic finalization, retention and replay jobs).
+event — subscription cycles, automatic finalization, replay jobs, endpoint probes, retention
+(the list is wired in app/hub.py).
 
 Each job claims its due rows from the store, so several worker processes can run it safely.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.routing import Route
@@ -45,7 +46,21 @@ async def test_every_v1_route_is_in_the_openapi_document(hub: HubClient):
         "/EndpointCreate"
     )
     assert "EndpointCreate" in spec["components"]["schemas"]
-    assert (await hub.http.get("/docs")).status_code == 200
+
+
+async def test_docs_load_everything_from_the_hub_itself(hub: HubClient):
+    """/docs loaded its viewer from a CDN (unpinned) and was blank offline: every script and
+    stylesheet it names is now served by the hub, and the page allows no other origin."""
+    page = await hub.http.get("/docs")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(assets) == 3 and not [a for a in assets if "//" in a]
+    for asset in assets:
+        answer = await hub.http.get(asset)
+        assert answer.status_code == 200 and len(answer.content) > 0, asset
+    start = (await hub.http.get("/docs/start.js")).text
+    assert "/openapi.json" in start and "validatorUrl: null" in start
 
 
 async def test_answers_match_their_declared_models(hub: HubClient, receiver):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import swagger_ui
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from app import __version__
 from app.api.http import JSON
@@ -111,20 +114,39 @@ def build(routes: Sequence[BaseRoute]) -> dict[str, Any]:
     }
 
 
+# Swagger UI from the swagger-ui-py package, served by the hub itself: /docs works on a machine
+# without internet, and the page has no inline script (CSP `default-src 'self'` holds).
+_VIEWER = Path(swagger_ui.__file__).parent / "static"
 _DOCS_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>billhook API</title></head>
-<body><redoc spec-url="/openapi.json"></redoc>
-<script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script>
+<html lang="en"><head><meta charset="utf-8"><title>billhook API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script src="/docs/start.js"></script>
 </body></html>"""
+_DOCS_START = (
+    'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", '
+    "validatorUrl: null});\n"  # no badge fetched from validator.swagger.io
+)
+_SELF_ONLY = {"content-security-policy": "default-src 'self'; img-src 'self' data:"}
 
 
-def routes(api_routes: Sequence[BaseRoute]) -> list[Route]:
+def routes(api_routes: Sequence[BaseRoute]) -> list[BaseRoute]:
     schema = build(api_routes)
 
     async def openapi(request: Request) -> Response:
         return JSON(schema)
 
     async def docs(request: Request) -> Response:
-        return HTMLResponse(_DOCS_PAGE)
+        return HTMLResponse(_DOCS_PAGE, headers=_SELF_ONLY)
 
-    return [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
+    async def start(request: Request) -> Response:
+        return Response(_DOCS_START, media_type="text/javascript")
+
+    return [
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        Route("/docs/start.js", start, methods=["GET"]),
+        Mount("/docs/static", StaticFiles(directory=_VIEWER), name="docs-static"),
+    ]
