@@ -15,7 +15,16 @@ from app.errors import Conflict, NotFound
 from app.fanout import deliveries_for, envelope
 from app.health import judge
 from app.ids import new_id
-from app.records import Attempt, BillingRecord, Endpoint, Event, Job, NewDelivery, NewEvent
+from app.records import (
+    Attempt,
+    BillingRecord,
+    Delivery,
+    Endpoint,
+    Event,
+    Job,
+    NewDelivery,
+    NewEvent,
+)
 from app.settle import settle
 from app.store import Store
 from app.store.outcomes import Rules
@@ -142,6 +151,34 @@ class EventService:
         if event is None:
             raise NotFound(f"no event {event_id}")
         return event
+
+    async def page(self, tenant_id: str, filters: dict[str, Any], limit: int) -> list[Event]:
+        """Newest first; `filters` as the store reads them (cursor, since/until ids, type,
+        customer_number)."""
+        return await self._store.events.page(tenant_id, filters, limit)
+
+    async def deliveries(self, tenant_id: str, event_id: str) -> list[Delivery]:
+        return await self._store.deliveries.of_event(tenant_id, event_id)
+
+    async def delivery(self, tenant_id: str, delivery_id: str) -> Delivery:
+        found = await self._store.deliveries.get(tenant_id, delivery_id)
+        if found is None:
+            raise NotFound(f"no delivery {delivery_id}")
+        return found
+
+    async def attempts(
+        self, tenant_id: str, delivery_id: str, cursor: str | None, limit: int
+    ) -> list[Attempt]:
+        await self.delivery(tenant_id, delivery_id)  # 404 for an unknown or foreign one
+        return await self._store.deliveries.attempts(tenant_id, delivery_id, cursor, limit)
+
+    async def oldest_due(self, now: int) -> int | None:
+        """When the longest-waiting due delivery became due (for /metrics)."""
+        return await self._store.deliveries.oldest_due(now)
+
+    async def ping(self) -> None:
+        """The store answers (for /healthz)."""
+        await self._store.ping()
 
     async def send_test(self, tenant_id: str, endpoint_id: str, deliverer: Deliverer) -> Attempt:
         """A signed webhook.test now, stored like any event; a diagnostic, so never retried."""

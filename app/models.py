@@ -7,26 +7,16 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
-Text = Annotated[str, StringConstraints(strict=True, max_length=1000)]
-Name = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)]
+from app.fields import Description, Input, Name, Output
+
 EventType = Annotated[
     str,
     StringConstraints(strict=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_./:-]+$"),
 ]
 PositiveInt = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
 StrictFlag = Annotated[bool, Field(strict=True)]
-
-
-class Input(BaseModel):
-    """Requests reject unknown fields: a typo must not silently subscribe to everything."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class Output(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
@@ -77,7 +67,7 @@ class EndpointFilter(Input):
 
 class EndpointCreate(Input):
     url: Annotated[str, StringConstraints(strict=True)]
-    description: Text = ""
+    description: Description = ""
     event_types: list[EventType] | None = Field(None, max_length=100)
     filter: EndpointFilter | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=50)
@@ -89,7 +79,7 @@ class EndpointCreate(Input):
 
 class EndpointPatch(Input):
     url: Annotated[str, StringConstraints(strict=True)] | None = None
-    description: Text | None = None
+    description: Description | None = None
     event_types: list[EventType] | None = Field(None, max_length=100)
     filter: EndpointFilter | None = None
     metadata: dict[str, Any] | None = Field(None, max_length=50)

@@ -23,10 +23,10 @@ from app.hub import Hub
 from app.invoicing import documents
 from app.invoicing.service import Filters
 from app.money import minor_units, plain, quantum
+from app.records import Document
 from app.replays import Progress as ReplayProgress
 from app.replays import ReplayService, Request
 from app.store import Store
-from app.store.invoices import Document
 
 console = Console()
 STALL_WARNING_S = 10.0

@@ -254,3 +254,21 @@ class Replay:
     created_at: int
     updated_at: int
     paced_until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A finalized invoice or credit note as stored."""
+
+    id: str
+    tenant_id: str
+    number: str
+    document: bytes  # the notified parameters (JSON)
+    total_gross: Decimal
+    total_net: Decimal
+    event_id: str
+    created_at: int
+    customer_number: str = ""
+    invoice_number: str | None = None  # a credit note's invoice
+    credited_minor: int = 0  # an invoice's credit notes, in minor units
+    gross_minor: int = 0

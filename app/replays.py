@@ -125,6 +125,11 @@ class ReplayService:
         await self._probe_now(await self._endpoint(tenant_id, request.endpoint_id), now)
         return replay
 
+    async def page(self, tenant_id: str, cursor: str | None, limit: int) -> list[Progress]:
+        """Newest first, each with its progress."""
+        found = await self._store.replays.page(tenant_id, cursor, limit)
+        return [await self.progress(tenant_id, r.id) for r in found]
+
     async def progress(self, tenant_id: str, replay_id: str) -> Progress:
         replay = await self._store.replays.get(tenant_id, replay_id)
         if replay is None:

@@ -6,7 +6,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LEAVES = {
+# The foundation: pure modules that import nothing of ours but each other (no I/O, no services).
+FOUNDATION = {
     "config",
     "errors",
     "ids",
@@ -14,37 +15,64 @@ LEAVES = {
     "records",
     "signing",
     "retry",
+    "money",
     "jsoncodec",
     "egress",
+    "fields",
     "models",
 }
+PACKAGES = ("app.api", "app.billing", "app.invoicing", "app.store", "app.delivery")
 
 
-def _imports(path: Path) -> set[str]:
+def imports_of(source: str, package: str) -> set[str]:
+    """Every module a file imports, `from app import x` counted as app.x (and relative imports
+    resolved against `package`)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
     return found
 
 
-def _modules(package: str) -> dict[str, set[str]]:
-    base = ROOT / package
-    return {
-        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): _imports(p)
-        for p in base.rglob("*.py")
-    }
+def _modules(top: str) -> dict[str, set[str]]:
+    modules: dict[str, set[str]] = {}
+    for path in (ROOT / top).rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        modules[name] = imports_of(path.read_text(), package)
+    return modules
 
 
 APP = _modules("app")
 
 
-def test_leaves_import_nothing_of_ours():
-    for leaf in LEAVES:
-        ours = {m for m in APP[f"app.{leaf}"] if m == "app" or m.startswith("app.")}
-        assert ours <= {"app"}, f"app.{leaf} imports {ours}"
+def ours(imports: set[str]) -> set[str]:
+    """The app modules among `imports` (a `from app.x import name` adds app.x.name too, which
+    is not a module: only real modules are kept)."""
+    return {m for m in imports if m in APP}
+
+
+def owner(module: str) -> str:
+    return next((p for p in PACKAGES if module == p or module.startswith(p + ".")), module)
+
+
+def test_the_import_walker_sees_every_form_of_import():
+    """The loophole the old walker had: `from app import x` counted as importing `app`."""
+    found = imports_of("from app import store\nfrom .sql import x\nimport app.money", "app.api")
+    assert {"app.store", "app.api.sql", "app.money"} <= found
+
+
+def test_the_foundation_imports_only_the_foundation():
+    for leaf in FOUNDATION:
+        outside = {m for m in ours(APP[f"app.{leaf}"]) if m.removeprefix("app.") not in FOUNDATION}
+        assert not outside - {"app"}, f"app.{leaf} imports {outside}"
 
 
 def test_nothing_imports_the_api_or_main_but_the_entry_points():
@@ -52,8 +80,33 @@ def test_nothing_imports_the_api_or_main_but_the_entry_points():
     for module, imports in APP.items():
         if module in entry or module.startswith("app.api"):
             continue
-        bad = {m for m in imports if m.startswith(("app.api", "app.main", "app.cli"))}
+        bad = {m for m in ours(imports) if m.startswith(("app.api", "app.main", "app.cli"))}
         assert not bad, f"{module} imports {bad}"
+
+
+def test_the_api_reaches_the_store_only_through_services():
+    """Routes call one use case (docs/architecture.md); SQL and store rows stay behind it."""
+    for module, imports in APP.items():
+        if module.startswith("app.api"):
+            bad = {m for m in ours(imports) if m == "app.store" or m.startswith("app.store.")}
+            assert not bad, f"{module} imports {bad}"
+
+
+def test_packages_do_not_import_each_other_in_a_cycle():
+    """billing → invoicing → billing was the one cycle: shared shapes live in app.fields."""
+    graph: dict[str, set[str]] = {}
+    for module, imports in APP.items():
+        graph.setdefault(owner(module), set()).update(
+            owner(m) for m in ours(imports) if owner(m) != owner(module)
+        )
+    for start in graph:
+        seen, stack = set(), list(graph[start])
+        while stack:
+            node = stack.pop()
+            assert node != start, f"{start} imports itself through {sorted(seen)}"
+            if node not in seen:
+                seen.add(node)
+                stack += graph.get(node, ())
 
 
 def test_sql_drivers_only_in_the_store():
@@ -64,7 +117,7 @@ def test_sql_drivers_only_in_the_store():
 
 
 def test_http_to_subscribers_only_in_delivery():
-    clients = ("httptools", "aiohttp", "httpx", "urllib.request", "http.client")
+    clients = ("httptools", "aiohttp", "aiohappyeyeballs", "httpx", "urllib.request", "http.client")
     for module, imports in APP.items():
         if not module.startswith("app.delivery"):
             assert not any(m.startswith(clients) for m in imports), module

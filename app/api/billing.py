@@ -24,7 +24,6 @@ from app.billing.models import (
 )
 from app.billing.service import Recorded
 from app.clock import to_rfc3339
-from app.errors import NotFound
 from app.hub import Hub
 from app.records import Subscription
 
@@ -112,17 +111,16 @@ async def bill(request: Request) -> Response:
 async def subscriptions(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)
-    items = await hub(request).store.subscriptions.page(tenant_id, cursor, limit + 1)
+    items = await hub(request).bills.subscriptions(tenant_id, cursor, limit + 1)
     return paginated(items, limit, subscription_out, lambda s: s.id)
 
 
 @documented("Get a subscription", response=SubscriptionOut)
 async def subscription(request: Request) -> Response:
     tenant_id = await tenant(request)
-    found = await hub(request).store.subscriptions.get(tenant_id, path_id(request))
-    if found is None:
-        raise NotFound(f"no subscription {path_id(request)}")
-    return JSON(subscription_out(found))
+    return JSON(
+        subscription_out(await hub(request).bills.subscription(tenant_id, path_id(request)))
+    )
 
 
 HOT = {("POST", "/v1/usage-completions"): HotEndpoint(usage_completion)}

@@ -14,7 +14,7 @@ from app.api.http import JSON, body, hub, page, paginated, parse, parse_time, pa
 from app.api.openapi import documented
 from app.api.views import attempt_out, delivery_out
 from app.clock import to_rfc3339
-from app.errors import NotFound, ValidationFailed
+from app.errors import ValidationFailed
 from app.events import parameters_of
 from app.hub import Hub
 from app.ids import id_floor
@@ -97,7 +97,7 @@ async def list_(request: Request) -> Response:
         "type": request.query_params.get("type"),
         "customer_number": request.query_params.get("customerNumber"),
     }
-    items = await hub(request).store.events.page(tenant_id, filters, limit + 1)
+    items = await hub(request).events.page(tenant_id, filters, limit + 1)
     return paginated(items, limit, event_out, lambda e: e.id)
 
 
@@ -106,28 +106,21 @@ async def get(request: Request) -> Response:
     tenant_id = await tenant(request)
     the_hub = hub(request)
     event = await the_hub.events.get(tenant_id, path_id(request))
-    deliveries = await the_hub.store.deliveries.of_event(tenant_id, event.id)
+    deliveries = await the_hub.events.deliveries(tenant_id, event.id)
     return JSON(event_out(event, deliveries))
 
 
 @documented("Get a delivery", response=DeliveryOut)
 async def delivery(request: Request) -> Response:
     tenant_id = await tenant(request)
-    found = await hub(request).store.deliveries.get(tenant_id, path_id(request))
-    if found is None:
-        raise NotFound(f"no delivery {path_id(request)}")
-    return JSON(delivery_out(found))
+    return JSON(delivery_out(await hub(request).events.delivery(tenant_id, path_id(request))))
 
 
 @documented("List a delivery's attempts, newest first", response=AttemptPage)
 async def attempts(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)
-    the_hub = hub(request)
-    delivery_id = path_id(request)
-    if await the_hub.store.deliveries.get(tenant_id, delivery_id) is None:
-        raise NotFound(f"no delivery {delivery_id}")
-    items = await the_hub.store.deliveries.attempts(tenant_id, delivery_id, cursor, limit + 1)
+    items = await hub(request).events.attempts(tenant_id, path_id(request), cursor, limit + 1)
     return paginated(items, limit, attempt_out, lambda a: a.id)
 
 

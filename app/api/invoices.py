@@ -26,7 +26,7 @@ from app.invoicing.models import (
 )
 from app.invoicing.service import Filters
 from app.money import minor_units, quantum
-from app.store.invoices import Document
+from app.records import Document
 
 STATUSES = ("finalized", "partially_credited", "credited")
 

@@ -16,7 +16,7 @@ from app.models import HealthOut
 @documented("Liveness: 200 when the store answers", response=HealthOut, auth="none")
 async def healthz(request: Request) -> Response:
     try:
-        await hub(request).store.ping()
+        await hub(request).events.ping()
     except Exception as exc:
         raise Unavailable(f"store does not answer: {exc}") from exc
     return JSON({"status": "ok"})
@@ -25,7 +25,7 @@ async def healthz(request: Request) -> Response:
 async def prometheus(request: Request) -> Response:
     the_hub = hub(request)
     now = the_hub.clock.now_ms()
-    due = await the_hub.store.deliveries.oldest_due(now)
+    due = await the_hub.events.oldest_due(now)
     metrics.OLDEST_DUE_AGE.set(0 if due is None else (now - due) / 1000)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 

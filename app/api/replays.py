@@ -62,9 +62,7 @@ async def create(request: Request) -> Response:
 async def list_(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)
-    the_hub = hub(request)
-    items = await the_hub.store.replays.page(tenant_id, cursor, limit + 1)
-    progress = [await the_hub.replays.progress(tenant_id, r.id) for r in items]
+    progress = await hub(request).replays.page(tenant_id, cursor, limit + 1)
     return paginated(progress, limit, replay_out, lambda p: p.replay.id)
 
 

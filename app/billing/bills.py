@@ -18,13 +18,13 @@ from app.billing.models import Bill, BillingFields, PriceModelSpec
 from app.billing.pricing import Line, UsageError, nth_boundary, prorate, rate
 from app.billing.service import BillingService, Recorded, places_of
 from app.clock import Clock
-from app.errors import Conflict, SellerMissing, ValidationFailed
+from app.errors import Conflict, NotFound, SellerMissing, ValidationFailed
 from app.events import parameters_of
 from app.ids import new_id
 from app.invoicing.service import InvoiceService
-from app.records import Subscription
+from app.records import Document, Subscription
 from app.store import Store
-from app.store.invoices import Document, GroupKey
+from app.store.invoices import GroupKey
 
 log = logging.getLogger("billhook.billing")
 
@@ -278,6 +278,17 @@ class BillService:
         return await self._store.subscriptions.advance(
             sub, period.end.isoformat(), self._billing.midnight_ms(when), self._clock.now_ms()
         )
+
+    async def subscriptions(
+        self, tenant_id: str, cursor: str | None, limit: int
+    ) -> list[Subscription]:
+        return await self._store.subscriptions.page(tenant_id, cursor, limit)
+
+    async def subscription(self, tenant_id: str, subscription_id: str) -> Subscription:
+        found = await self._store.subscriptions.get(tenant_id, subscription_id)
+        if found is None:
+            raise NotFound(f"no subscription {subscription_id}")
+        return found
 
     async def run_due(self, limit: int = 100) -> int:
         """Bill every cycle that is due (the worker calls this periodically)."""

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -21,111 +18,44 @@ from pydantic import (
     model_validator,
 )
 
-from app.money import SIGNIFICANT_DIGITS, UnknownCurrency, decimals, minor_units, plain
-
-MAX_DECIMALS = 6
-MAX_AMOUNT = Decimal("1e12")
-
-
-def _number(value: Any) -> Any:
-    """JSON numbers only: a quoted "11.99" or a boolean is a client bug, not an amount."""
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise ValueError("must be a JSON number")
-    return Decimal(value) if isinstance(value, int) else value
-
-
-def _exact(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError("must be a finite number")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
-        raise ValueError(f"must have at most {MAX_DECIMALS} decimals")
-    if abs(value) >= MAX_AMOUNT:
-        raise ValueError(f"must be below {plain(MAX_AMOUNT)} in magnitude")
-    if len(value.normalize().as_tuple().digits) > SIGNIFICANT_DIGITS:
-        raise ValueError(
-            f"must have at most {SIGNIFICANT_DIGITS} significant digits (what a JSON reader "
-            "parsing numbers as doubles keeps exactly)"
-        )
-    return value
-
-
-def _positive(value: Decimal) -> Decimal:
-    if value <= 0:
-        raise ValueError("must be greater than zero")
-    return value
-
-
-def _not_negative(value: Decimal) -> Decimal:
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
-
-def _percent(value: Decimal) -> Decimal:
-    if not 0 <= value <= 100:
-        raise ValueError("must be between 0 and 100")
-    return value
-
-
-def _not_before(earlier: str) -> Any:
-    """A field validator: this date must not precede the (earlier-declared) field `earlier`."""
-
-    def check(cls: type, value: date | None, info: ValidationInfo) -> date | None:
-        other = info.data.get(earlier)
-        if value is not None and other is not None and value < other:
-            raise ValueError(f"must not be before {earlier}")
-        return value
-
-    return classmethod(check)
-
-
-def _iso_date(value: Any) -> date:
-    if not isinstance(value, str) or len(value) != 10:
-        raise ValueError("must be a date written YYYY-MM-DD")
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError("must be a date written YYYY-MM-DD") from exc
-
-
-Number = Annotated[Decimal, BeforeValidator(_number), AfterValidator(_exact)]
-Amount = Number  # may be negative: a discount line (the seed has −4.00)
-Quantity = Annotated[Number, AfterValidator(_positive)]
-Usage = Annotated[Number, AfterValidator(_not_negative)]
-NonNegative = Annotated[Number, AfterValidator(_not_negative)]
-VatPercent = Annotated[Number, AfterValidator(_percent)]
-Day = Annotated[date, BeforeValidator(_iso_date)]
-Text = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)]
-LongText = Annotated[str, StringConstraints(strict=True, max_length=2000)]
-CurrencyCode = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{3}$")]
-Variable = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from app.fields import (
+    Amount,
+    CurrencyCode,
+    Day,
+    Input,
+    LongText,
+    Name,
+    NonNegative,
+    Output,
+    Quantity,
+    Usage,
+    Variable,
+    VatPercent,
+    not_before,
+)
+from app.money import UnknownCurrency, decimals, minor_units
 
 
 class Address(Input):
     countryCode: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{2}$")]
-    postalCode: Text | None = None
-    postalPlace: Text | None = None
-    street: Text | None = None
+    postalCode: Name | None = None
+    postalPlace: Name | None = None
+    street: Name | None = None
     streetNumber: Annotated[str, StringConstraints(strict=True, max_length=32)] | None = None
-    name: Text | None = None
+    name: Name | None = None
 
 
 class PricedItem(Input):
-    productID: Text
-    description: Text
+    productID: Name
+    description: Name
     quantity: Quantity
     grossUnitPrice: Amount
     vatPercent: VatPercent
 
 
 class RatedItem(Input):
-    productID: Text
-    priceModelId: Text
+    productID: Name
+    priceModelId: Name
     usage: dict[Variable, Usage] = Field(default_factory=dict, max_length=50)
 
 
@@ -142,30 +72,30 @@ Item = Annotated[
 class BillingFields(Input):
     """What every call that produces billing information may set (defaults: docs/billing.md)."""
 
-    customerNumber: Text
-    externalContractId: Text | None = None
-    transactionId: Text | None = None
-    orderReference: Text | None = None
-    orderChannel: Text | None = None
+    customerNumber: Name
+    externalContractId: Name | None = None
+    transactionId: Name | None = None
+    orderReference: Name | None = None
+    orderChannel: Name | None = None
     orderDate: Day | None = None
     invoiceDate: Day | None = None
     dueDate: Day | None = None
-    invoiceReference: Text | None = None
+    invoiceReference: Name | None = None
     currency: CurrencyCode | None = None
     billingStartDate: Day | None = None
     billingEndDate: Day | None = None
     billToAddress: Address | None = None
     shipToAddress: Address | None = None
 
-    _end_after_start = field_validator("billingEndDate")(_not_before("billingStartDate"))
-    _due_after_invoice = field_validator("dueDate")(_not_before("invoiceDate"))
+    _end_after_start = field_validator("billingEndDate")(not_before("billingStartDate"))
+    _due_after_invoice = field_validator("dueDate")(not_before("invoiceDate"))
 
 
 class UsageCompletion(BillingFields):
     """A finished usage (a trip, a charging session): priced or rated items."""
 
-    externalContractId: Text
-    transactionId: Text
+    externalContractId: Name
+    transactionId: Name
     currency: CurrencyCode
     billingStartDate: Day
     billingEndDate: Day
@@ -183,8 +113,8 @@ class Charge(BillingFields):
 
 
 class OneOffLineItem(Input):
-    productID: Text | None = None
-    description: Text
+    productID: Name | None = None
+    description: Name
     quantity: Quantity
     grossUnitPrice: Amount
     vatPercent: VatPercent
@@ -193,8 +123,8 @@ class OneOffLineItem(Input):
 class Bill(BillingFields):
     """Bill against a price model or one-off line items (seed 001)."""
 
-    productId: Text
-    priceModelId: Text | None = None
+    productId: Name
+    priceModelId: Name | None = None
     oneOffLineItems: list[OneOffLineItem] | None = Field(
         None, min_length=1, max_length=1000, validate_default=True
     )
@@ -207,7 +137,7 @@ class Bill(BillingFields):
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=50)
     draft: Annotated[bool, Field(strict=True)] = True
 
-    _end_after_start_of_contract = field_validator("contractEnd")(_not_before("contractStart"))
+    _end_after_start_of_contract = field_validator("contractEnd")(not_before("contractStart"))
 
     @field_validator("oneOffLineItems")
     @classmethod
@@ -226,8 +156,8 @@ class Tier(Input):
 
 
 class _Component(Input):
-    name: Text
-    productId: Text | None = None
+    name: Name
+    productId: Name | None = None
 
 
 class Flat(_Component):
@@ -287,7 +217,7 @@ Component = Annotated[Flat | PerUnit | Tiered | Volume | Package, Field(discrimi
 
 
 class PriceModelSpec(Input):
-    name: Text
+    name: Name
     currency: CurrencyCode
     vatPercent: VatPercent
     components: list[Component] = Field(default_factory=list, max_length=50)
@@ -337,7 +267,7 @@ class PriceModelSpec(Input):
 
 
 class PriceModelPatch(Input):
-    name: Text | None = None
+    name: Name | None = None
     currency: CurrencyCode | None = None
     vatPercent: VatPercent | None = None
     components: list[Component] | None = Field(None, max_length=50)
@@ -349,10 +279,6 @@ class PriceModelPatch(Input):
 
 
 # -- answers ----------------------------------------------------------------------------------
-
-
-class Output(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class BillingAccepted(Output):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from app.billing.models import Input, Number, Output, Quantity, Text
+from app.fields import Input, Name, Number, Output, Quantity
 
 
 def _positive(value: Decimal) -> Decimal:
@@ -25,8 +25,8 @@ InvoiceStatus = Literal["finalized", "partially_credited", "credited"]
 class Finalize(Input):
     """Which open billing information to finalize (all of the tenant's by default)."""
 
-    customerNumber: Text | None = None
-    externalContractId: Text | None = None
+    customerNumber: Name | None = None
+    externalContractId: Name | None = None
     up_to: Moment | None = None  # billing information created up to then (RFC 3339 or date)
 
 
@@ -49,24 +49,24 @@ class CreditNoteCreate(Input):
     """No `items`: a full cancellation of what remains of the invoice."""
 
     items: list[CreditItem] | None = Field(None, min_length=1, max_length=1000)
-    reason: Text
+    reason: Name
 
 
 class Seller(Input):
     """The tenant's own legal details, printed on (and snapshotted into) every invoice."""
 
-    name: Text
-    street: Text | None = None
+    name: Name
+    street: Name | None = None
     streetNumber: Annotated[str, StringConstraints(strict=True, max_length=32)] | None = None
-    postalCode: Text | None = None
-    postalPlace: Text | None = None
+    postalCode: Name | None = None
+    postalPlace: Name | None = None
     countryCode: Country
     vatId: VatId | None = None
-    taxNumber: Text | None = None
-    legalRegistrationId: Text | None = Field(
+    taxNumber: Name | None = None
+    legalRegistrationId: Name | None = Field(
         None, description="BT-30, e.g. the commercial register number (HRB 12345)"
     )
-    email: Text | None = None
+    email: Name | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> Seller:

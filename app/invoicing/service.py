@@ -29,8 +29,9 @@ from app.ids import new_id
 from app.invoicing import documents, einvoice
 from app.invoicing.documents import Credit, CreditRefused, Head, Source
 from app.money import minor_units, plain, to_minor
+from app.records import Document
 from app.store import Store
-from app.store.invoices import Document, GroupKey, OpenItem, Stale, Written
+from app.store.invoices import GroupKey, OpenItem, Stale, Written
 
 log = logging.getLogger("billhook.invoicing")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from app.records import NewEvent
+from app.records import Document, NewEvent
 from app.store.connector import Connector, Row, Tx
 from app.store.events import insert_events
 
@@ -36,24 +36,6 @@ class OpenItem:
     body: bytes
     memo: str | None
     metadata: str  # JSON
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """A finalized invoice or credit note as stored."""
-
-    id: str
-    tenant_id: str
-    number: str
-    document: bytes  # the notified parameters (JSON)
-    total_gross: Decimal
-    total_net: Decimal
-    event_id: str
-    created_at: int
-    customer_number: str = ""
-    invoice_number: str | None = None  # a credit note's invoice
-    credited_minor: int = 0  # an invoice's credit notes, in minor units
-    gross_minor: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,116 @@
+"""Field types and base classes shared by every request and answer model (app/models.py,
+app/billing/models.py, app/invoicing/models.py): one rule each for strings, exact money numbers,
+dates, and unknown fields.
+
+Numbers are what JSON gave us (jsoncodec: Decimal or int), never floats: a quoted "11.99" or a
+boolean is a client bug, not an amount. Every amount stays within what a receiver parsing JSON
+numbers as doubles keeps exactly (money.SIGNIFICANT_DIGITS), the bound the API documents.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationInfo,
+)
+
+from app.money import SIGNIFICANT_DIGITS, plain
+
+MAX_DECIMALS = 6
+MAX_AMOUNT = Decimal("1e12")
+
+
+def _number(value: Any) -> Any:
+    """JSON numbers only: a quoted "11.99" or a boolean is a client bug, not an amount."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise ValueError("must be a JSON number")
+    return Decimal(value) if isinstance(value, int) else value
+
+
+def _exact(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
+        raise ValueError(f"must have at most {MAX_DECIMALS} decimals")
+    if abs(value) >= MAX_AMOUNT:
+        raise ValueError(f"must be below {plain(MAX_AMOUNT)} in magnitude")
+    if len(value.normalize().as_tuple().digits) > SIGNIFICANT_DIGITS:
+        raise ValueError(
+            f"must have at most {SIGNIFICANT_DIGITS} significant digits (what a JSON reader "
+            "parsing numbers as doubles keeps exactly)"
+        )
+    return value
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def _not_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _percent(value: Decimal) -> Decimal:
+    if not 0 <= value <= 100:
+        raise ValueError("must be between 0 and 100")
+    return value
+
+
+def not_before(earlier: str) -> Any:
+    """A field validator: this date must not precede the (earlier-declared) field `earlier`."""
+
+    def check(cls: type, value: date | None, info: ValidationInfo) -> date | None:
+        other = info.data.get(earlier)
+        if value is not None and other is not None and value < other:
+            raise ValueError(f"must not be before {earlier}")
+        return value
+
+    return classmethod(check)
+
+
+def _iso_date(value: Any) -> date:
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError("must be a date written YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError("must be a date written YYYY-MM-DD") from exc
+
+
+Number = Annotated[Decimal, BeforeValidator(_number), AfterValidator(_exact)]
+Amount = Number  # may be negative: a discount line (the seed has −4.00)
+Quantity = Annotated[Number, AfterValidator(_positive)]
+Usage = Annotated[Number, AfterValidator(_not_negative)]
+NonNegative = Annotated[Number, AfterValidator(_not_negative)]
+VatPercent = Annotated[Number, AfterValidator(_percent)]
+Day = Annotated[date, BeforeValidator(_iso_date)]
+Name = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)]
+Description = Annotated[str, StringConstraints(strict=True, max_length=1000)]
+LongText = Annotated[str, StringConstraints(strict=True, max_length=2000)]
+CurrencyCode = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{3}$")]
+Variable = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+
+
+class Input(BaseModel):
+    """Requests reject unknown fields: a typo must not silently subscribe to everything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    """Answers have exactly their declared fields (tests validate them against the models)."""
+
+    model_config = ConfigDict(extra="forbid")
