@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
 )
 
 from app.money import SIGNIFICANT_DIGITS, plain
@@ -90,13 +91,33 @@ def _iso_date(value: Any) -> date:
         raise ValueError("must be a date written YYYY-MM-DD") from exc
 
 
-Number = Annotated[Decimal, BeforeValidator(_number), AfterValidator(_exact)]
+def _number_schema(**bounds: float) -> WithJsonSchema:
+    """What /openapi.json says of a number field: the bounds the validators above enforce."""
+    limit = float(MAX_AMOUNT)
+    return WithJsonSchema(
+        {
+            "type": "number",
+            "exclusiveMinimum": -limit,
+            "exclusiveMaximum": limit,
+            **bounds,
+            "description": f"a JSON number, at most {MAX_DECIMALS} decimals and "
+            f"{SIGNIFICANT_DIGITS} significant digits",
+        }
+    )
+
+
+Number = Annotated[Decimal, BeforeValidator(_number), AfterValidator(_exact), _number_schema()]
 Amount = Number  # may be negative: a discount line (the seed has −4.00)
-Quantity = Annotated[Number, AfterValidator(_positive)]
-Usage = Annotated[Number, AfterValidator(_not_negative)]
-NonNegative = Annotated[Number, AfterValidator(_not_negative)]
-VatPercent = Annotated[Number, AfterValidator(_percent)]
-Day = Annotated[date, BeforeValidator(_iso_date)]
+Positive = Annotated[Number, AfterValidator(_positive), _number_schema(exclusiveMinimum=0)]
+Quantity = Positive
+NonNegative = Annotated[Number, AfterValidator(_not_negative), _number_schema(minimum=0)]
+Usage = NonNegative
+VatPercent = Annotated[Number, AfterValidator(_percent), _number_schema(minimum=0, maximum=100)]
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_date),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}),
+]
 Name = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)]
 Description = Annotated[str, StringConstraints(strict=True, max_length=1000)]
 LongText = Annotated[str, StringConstraints(strict=True, max_length=2000)]

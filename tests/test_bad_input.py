@@ -249,6 +249,41 @@ async def test_unknown_route_and_method_use_the_error_shape(hub: HubClient):
     _error(await hub.http.put("/v1/events"), 405, "method_not_allowed")
 
 
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/v1/events", "GET, HEAD, POST"),  # two routes share the path: Allow named one
+        ("/v1/endpoints/ep_x", "DELETE, GET, HEAD, PATCH"),
+        ("/v1/seller", "GET, HEAD, PUT"),
+        ("/v1/invoices/finalize", "GET, HEAD, POST"),  # also /v1/invoices/{number}
+    ],
+)
+async def test_405_names_every_method_of_the_path(hub: HubClient, path: str, allow: str):
+    answer = await hub.http.request("TRACE", path)
+    _error(answer, 405, "method_not_allowed")
+    assert answer.headers["allow"] == allow
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/invoices?custmerNumber=C-1"), ("GET", "/v1/events?limit=5&colour=red"),
+     ("POST", "/v1/events?dry_run=1")],
+)  # fmt: skip
+async def test_an_unknown_query_parameter_is_refused(hub: HubClient, method: str, path: str):
+    """A typo in a filter must not silently list everything."""
+    answer = await hub.http.request(method, path, json={"type": "t", "parameters": {}})
+    _error(answer, 422, "validation_error")
+    assert await _counts(hub) == (0, 0)
+
+
+@pytest.mark.parametrize("limit", ["²", "99999999999999999999999", "-1", "1.5", " 5"])
+async def test_odd_integers_in_the_query_are_422(hub: HubClient, limit: str):
+    """'²'.isdigit() is True and int('²') fails: a 500 before; a version beyond 64 bits too."""
+    _error(await hub.http.get("/v1/events", params={"limit": limit}), 422, "validation_error")
+    answer = await hub.http.get("/v1/price-models/pm_x", params={"version": limit})
+    _error(answer, 422, "validation_error")
+
+
 async def test_bad_patch_changes_nothing(hub: HubClient):
     ep = await hub.endpoint("http://127.0.0.1:9/a", description="kept")
     for body in [{"url": "gopher://x"}, {"status": "paused"}, {"url": None}, {"description": 5}]:

@@ -27,7 +27,8 @@ _API: list[BaseRoute] = [
     *billing.routes,
     *invoices.routes,
 ]
-ROUTES: list[BaseRoute] = [*_API, *openapi.routes(_API)]
+OPENAPI = openapi.build(_API)
+ROUTES: list[BaseRoute] = [*_API, *openapi.routes(OPENAPI)]
 HOT = {**events.HOT, **billing.HOT}
 
-__all__ = ["HANDLERS", "HOT", "ROUTES"]
+__all__ = ["HANDLERS", "HOT", "OPENAPI", "ROUTES"]

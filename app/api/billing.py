@@ -12,7 +12,7 @@ from starlette.routing import Route
 from app.api.hot import HotEndpoint
 from app.api.http import JSON, hub, page, paginated, parse, path_id, read_json, tenant
 from app.api.invoices import invoice_out
-from app.api.openapi import documented
+from app.api.openapi import PAGE, documented
 from app.billing.models import (
     Bill,
     BillAccepted,
@@ -59,10 +59,12 @@ def subscription_out(sub: Subscription) -> dict[str, Any]:
 
 
 @documented(
-    "Record a finished usage; answers the preliminary billing information",
+    "Record a finished usage; answers the preliminary billing information (200: a repeat)",
     request=UsageCompletion,
     response=BillingAccepted,
     status=202,
+    also=(200, 409),
+    hot=True,
 )
 async def usage_completion(
     hub_: Hub, tenant_id: str, headers: Mapping[str, str], raw: Any
@@ -73,10 +75,11 @@ async def usage_completion(
 
 
 @documented(
-    "Bill a one-off fee, penalty, add-on or correction",
+    "Bill a one-off fee, penalty, add-on or correction (200: a repeat)",
     request=Charge,
     response=BillingAccepted,
     status=202,
+    also=(200, 409),
 )
 async def charge(request: Request) -> Response:
     tenant_id = await tenant(request)
@@ -91,6 +94,7 @@ async def charge(request: Request) -> Response:
     request=Bill,
     response=BillAccepted,
     status=202,
+    also=(200, 409),
 )
 async def bill(request: Request) -> Response:
     tenant_id = await tenant(request)
@@ -107,7 +111,7 @@ async def bill(request: Request) -> Response:
     return JSON(body, status_code=202 if created else 200)
 
 
-@documented("List subscriptions started by bills", response=SubscriptionPage)
+@documented("List subscriptions started by bills", response=SubscriptionPage, query=PAGE)
 async def subscriptions(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)

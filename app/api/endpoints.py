@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.http import JSON, body, hub, page, paginated, path_id, tenant
-from app.api.openapi import documented
+from app.api.openapi import PAGE, documented
 from app.api.views import attempt_out
 from app.clock import to_rfc3339
 from app.models import (
@@ -55,7 +55,7 @@ async def create(request: Request) -> Response:
     return JSON(endpoint_out(endpoint, with_secret=True), status_code=201)
 
 
-@documented("List endpoints, newest first", response=EndpointPage)
+@documented("List endpoints, newest first", response=EndpointPage, query=PAGE)
 async def list_(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)

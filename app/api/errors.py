@@ -7,6 +7,7 @@ import logging
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from app.api.http import JSON
 from app.errors import ApiError
@@ -28,8 +29,22 @@ async def api_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error")
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() != "allow"}
+    if exc.status_code == 405:
+        headers["allow"] = ", ".join(allowed_methods(request))
     body = {"error": {"code": code, "message": str(exc.detail), "details": []}}
-    return JSON(body, status_code=exc.status_code, headers=exc.headers)
+    return JSON(body, status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: one path is often several routes (GET
+    /v1/events and POST /v1/events), and Starlette's 405 names only the first one's."""
+    path = request.url.path
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 INTERNAL_ERROR = {"error": {"code": "internal_error", "message": "internal error", "details": []}}

@@ -10,8 +10,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.hot import HotEndpoint
-from app.api.http import JSON, body, hub, page, paginated, parse, parse_time, path_id, tenant
-from app.api.openapi import documented
+from app.api.http import (
+    JSON,
+    body,
+    hub,
+    page,
+    paginated,
+    parse,
+    parse_time,
+    path_id,
+    query_text,
+    tenant,
+)
+from app.api.openapi import MOMENT, PAGE, Param, documented
 from app.api.views import attempt_out, delivery_out
 from app.clock import to_rfc3339
 from app.errors import ValidationFailed
@@ -53,10 +64,12 @@ def _idempotency_key(headers: Mapping[str, str], spec: EventCreate) -> str | Non
 
 
 @documented(
-    "Publish an event (idempotent by id or Idempotency-Key)",
+    "Publish an event (idempotent by id or Idempotency-Key; 200: a repeat)",
     request=EventCreate,
     response=EventAccepted,
     status=202,
+    also=(200, 409),
+    hot=True,
 )
 async def publish(
     hub_: Hub, tenant_id: str, headers: Mapping[str, str], raw: Any
@@ -86,7 +99,17 @@ def _time_filter(request: Request, name: str) -> str | None:
     return None if raw is None else id_floor("evt", parse_time(name, raw))
 
 
-@documented("List events: ?type= &since= &until= &customerNumber=", response=EventPage)
+@documented(
+    "List events, newest first",
+    response=EventPage,
+    query=(
+        *PAGE,
+        Param("type", {"type": "string", "maxLength": 200}),
+        Param("since", MOMENT),
+        Param("until", MOMENT),
+        Param("customerNumber", {"type": "string", "maxLength": 255}),
+    ),
+)
 async def list_(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)
@@ -94,8 +117,8 @@ async def list_(request: Request) -> Response:
         "cursor": cursor,
         "since_id": _time_filter(request, "since"),
         "until_id": _time_filter(request, "until"),
-        "type": request.query_params.get("type"),
-        "customer_number": request.query_params.get("customerNumber"),
+        "type": query_text(request, "type", 200),
+        "customer_number": query_text(request, "customerNumber"),
     }
     items = await hub(request).events.page(tenant_id, filters, limit + 1)
     return paginated(items, limit, event_out, lambda e: e.id)
@@ -116,7 +139,7 @@ async def delivery(request: Request) -> Response:
     return JSON(delivery_out(await hub(request).events.delivery(tenant_id, path_id(request))))
 
 
-@documented("List a delivery's attempts, newest first", response=AttemptPage)
+@documented("List a delivery's attempts, newest first", response=AttemptPage, query=PAGE)
 async def attempts(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)

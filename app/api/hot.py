@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app import jsoncodec
 from app.api.errors import INTERNAL_ERROR, extra_headers
 from app.api.http import decode_json, one_authorization
-from app.errors import ApiError
+from app.errors import ApiError, ValidationFailed
 from app.hub import Hub
 
 log = logging.getLogger("billhook.api")
@@ -46,6 +46,8 @@ class HotEndpoint:
         try:
             hub: Hub = scope["app"].state.hub
             tenant_id = await hub.tenancy.tenant_for(one_authorization(authorizations))
+            if scope["query_string"]:
+                raise ValidationFailed.field("query", "this route takes no query parameters")
             body = await decode_json(
                 headers.get("content-type"), headers.get("content-length"), _chunks(receive)
             )

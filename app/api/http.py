@@ -101,11 +101,28 @@ async def body(request: Request, model: type[M]) -> M:
     return parse(model, await read_json(request))
 
 
+def query_int(request: Request, name: str, low: int, high: int) -> int | None:
+    """An integer query parameter within [low, high], or None when absent (422 otherwise).
+    ASCII digits only: str.isdigit() also takes '²', which int() then refuses."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18 and low <= int(raw) <= high):
+        raise ValidationFailed.field(name, f"must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def query_text(request: Request, name: str, max_length: int = 255) -> str | None:
+    """A text query parameter of at most `max_length` characters, or None (422 otherwise)."""
+    raw = request.query_params.get(name)
+    if raw is not None and len(raw) > max_length:
+        raise ValidationFailed.field(name, f"must be at most {max_length} characters")
+    return raw
+
+
 def page(request: Request) -> tuple[str | None, int]:
-    raw = request.query_params.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise ValidationFailed.field("limit", "must be an integer from 1 to 500")
-    return request.query_params.get("cursor") or None, int(raw)
+    limit = query_int(request, "limit", 1, 500)
+    return query_text(request, "cursor", 200) or None, 50 if limit is None else limit
 
 
 def paginated(

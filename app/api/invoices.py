@@ -9,8 +9,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.http import JSON, body, hub, page, paginated, parse_time, path_id, tenant
-from app.api.openapi import documented
+from app.api.http import (
+    JSON,
+    body,
+    hub,
+    page,
+    paginated,
+    parse_time,
+    path_id,
+    query_text,
+    tenant,
+)
+from app.api.openapi import PAGE, Param, documented
 from app.clock import to_rfc3339
 from app.errors import NotFound, ValidationFailed
 from app.invoicing import documents
@@ -74,6 +84,7 @@ def _status(doc: Document) -> str:
     request=Finalize,
     response=Finalized,
     status=201,
+    also=(200, 409),
 )
 async def finalize(request: Request) -> Response:
     tenant_id = await tenant(request)
@@ -88,14 +99,22 @@ async def finalize(request: Request) -> Response:
     return JSON({"invoices": invoices}, status_code=201 if invoices else 200)
 
 
-@documented("List invoices (?customerNumber=, ?status=)", response=InvoicePage)
+@documented(
+    "List invoices, newest first",
+    response=InvoicePage,
+    query=(
+        *PAGE,
+        Param("customerNumber", {"type": "string", "maxLength": 255}),
+        Param("status", {"type": "string", "enum": list(STATUSES)}),
+    ),
+)
 async def list_(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)
     status = request.query_params.get("status")
     if status is not None and status not in STATUSES:
         raise ValidationFailed.field("status", f"one of {', '.join(STATUSES)}")
-    filters = {"customer_number": request.query_params.get("customerNumber"), "status": status}
+    filters = {"customer_number": query_text(request, "customerNumber"), "status": status}
     items = await hub(request).invoices.page(tenant_id, filters, cursor, limit + 1)
     return paginated(items, limit, invoice_out, lambda d: d.id)
 
@@ -109,7 +128,12 @@ async def get(request: Request) -> Response:
     return JSON(invoice_out(doc, full=True, notes=notes))
 
 
-@documented("The invoice as an EN 16931 e-invoice (CII XML, Factur-X profile EN16931)")
+@documented(
+    "The invoice as an EN 16931 e-invoice (CII XML, Factur-X profile EN16931); 409 when "
+    "EN 16931 cannot express it (three-decimal currencies)",
+    also=(409,),
+    media="application/xml",
+)
 async def e_invoice(request: Request) -> Response:
     tenant_id = await tenant(request)
     number = path_id(request, "number")
@@ -124,6 +148,7 @@ async def e_invoice(request: Request) -> Response:
     request=CreditNoteCreate,
     response=CreditNoteOut,
     status=201,
+    also=(409,),
 )
 async def create_credit_note(request: Request) -> Response:
     tenant_id = await tenant(request)
@@ -144,7 +169,11 @@ async def credit_note(request: Request) -> Response:
     return JSON(credit_note_out(doc))
 
 
-@documented("The seller details printed on this tenant's invoices", response=Seller)
+@documented(
+    "The seller details printed on this tenant's invoices (404 until they are set)",
+    response=Seller,
+    also=(404,),
+)
 async def get_seller(request: Request) -> Response:
     tenant_id = await tenant(request)
     seller = await hub(request).invoices.seller_of(tenant_id)

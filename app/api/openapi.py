@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import swagger_ui
 from pydantic import BaseModel
@@ -18,10 +19,27 @@ from starlette.staticfiles import StaticFiles
 
 from app import __version__
 from app.api.http import JSON
+from app.errors import ValidationFailed
 from app.models import ErrorOut
 
 F = TypeVar("F", bound=Callable[..., Any])
 Auth = Literal["tenant", "admin", "none"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter, with the bounds the route enforces."""
+
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+
+
+PAGE = (
+    Param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+    Param("cursor", {"type": "string", "maxLength": 200}, "next_cursor of the previous page"),
+)
+MOMENT = {"type": "string", "description": "RFC 3339 time or YYYY-MM-DD (midnight UTC)"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,10 @@ class Doc:
     response: type[BaseModel] | None = None
     status: int = 200
     auth: Auth = "tenant"
+    also: tuple[int, ...] = ()  # more answers it can give: 200 for a repeat, 409, 503, …
+    query: tuple[Param, ...] = ()
+    media: str = "application/json"  # of the success answer
+    other: tuple[tuple[int, type[BaseModel]], ...] = ()  # successes of another shape
 
 
 def documented(
@@ -40,38 +62,106 @@ def documented(
     response: type[BaseModel] | None = None,
     status: int = 200,
     auth: Auth = "tenant",
+    also: tuple[int, ...] = (),
+    query: tuple[Param, ...] = (),
+    media: str = "application/json",
+    other: tuple[tuple[int, type[BaseModel]], ...] = (),
+    hot: bool = False,
 ) -> Callable[[F], F]:
+    """Attach the route's contract; a Starlette handler also refuses query parameters the
+    contract does not name (a typo must not silently widen a listing). Hot handlers (plain
+    ASGI, app/api/hot.py) take no query parameters and refuse any there."""
+
     def attach(handler: F) -> F:
-        handler.__openapi__ = Doc(summary, request, response, status, auth)  # type: ignore[attr-defined]
-        return handler
+        doc = Doc(summary, request, response, status, auth, also, query, media, other)
+        checked = handler if hot else _known_query_only(handler, {p.name for p in query})
+        checked.__openapi__ = doc  # type: ignore[attr-defined]
+        return checked
 
     return attach
+
+
+def _known_query_only(handler: F, known: set[str]) -> F:
+    @functools.wraps(handler)
+    async def checked(request: Request) -> Response:
+        unknown = sorted(set(request.query_params) - known)
+        if unknown:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise ValidationFailed.field(unknown[0], f"unknown query parameter (known: {allowed})")
+        response: Response = await handler(request)
+        return response
+
+    return cast(F, checked)
 
 
 def _models(routes: Sequence[BaseRoute]) -> list[type[BaseModel]]:
     found: dict[str, type[BaseModel]] = {"ErrorOut": ErrorOut}
     for route in routes:
         doc: Doc | None = getattr(getattr(route, "endpoint", None), "__openapi__", None)
-        for model in (doc.request, doc.response) if doc else ():
+        for model in (doc.request, doc.response, *(m for _, m in doc.other)) if doc else ():
             if model is not None:
                 found[model.__name__] = model
     return list(found.values())
 
 
+_ERRORS = {
+    400: "invalid_json (not JSON), or bad_request (more than one Authorization header)",
+    401: "unauthorized: no or unknown API key",
+    403: "forbidden: tenant administration is off (no BILLHOOK_ADMIN_TOKEN)",
+    404: "not_found: no such resource for this tenant",
+    409: "conflict: the request contradicts what is stored (the message says how)",
+    413: "payload_too_large: more than 256 KiB",
+    415: "unsupported_media_type: send content-type: application/json",
+    422: "validation_error: details name each bad field",
+    503: "unavailable: the store does not answer",
+}
+
+
+def error_statuses(route: Route, doc: Doc) -> set[int]:
+    """What any route of this shape can answer besides its success: the one rule the API's
+    plumbing follows (app/api/http.py), so the document cannot drift from it."""
+    statuses = set(doc.also)
+    if doc.auth != "none":
+        statuses |= {400, 401}
+    if doc.auth == "admin":
+        statuses.add(403)
+    if doc.request is not None:
+        statuses |= {400, 413, 415, 422}
+    if doc.query:
+        statuses.add(422)
+    if "{" in route.path:
+        statuses.add(404)
+    return statuses - {doc.status}
+
+
 def _operation(route: Route, doc: Doc) -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        str(doc.status): {"description": "OK"} if doc.response is None else _content(doc.response)
-    }
-    for status in (401, 404, 422) if doc.auth != "none" else ():
-        responses[str(status)] = _content(ErrorOut) | {"description": "error"}
+    success: dict[str, Any] = {"description": "OK"}
+    if doc.response is not None:
+        success = _content(doc.response)
+    elif doc.status != 204:
+        success = {"description": "OK", "content": {doc.media: {"schema": {"type": "string"}}}}
+    responses = {str(doc.status): success}
+    for status, model in doc.other:
+        responses[str(status)] = _content(model)
+    for status in sorted(error_statuses(route, doc)):
+        if status < 400:  # another success: a repeat answers the original, a dry run counts
+            responses[str(status)] = success
+        else:
+            responses[str(status)] = _content(ErrorOut) | {"description": _ERRORS[status]}
+    path = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)", route.path)
+    ]
+    query = [
+        {"name": p.name, "in": "query", "required": False, "schema": p.schema}
+        | ({"description": p.description} if p.description else {})
+        for p in doc.query
+    ]
     operation: dict[str, Any] = {
         "summary": doc.summary,
         "operationId": f"{route.name}",
         "responses": responses,
-        "parameters": [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in re.findall(r"{(\w+)", route.path)
-        ],
+        "parameters": path + query,
     }
     if doc.request is not None:
         operation["requestBody"] = {"required": True, **_content(doc.request)}
@@ -132,8 +222,8 @@ _DOCS_START = (
 _SELF_ONLY = {"content-security-policy": "default-src 'self'; img-src 'self' data:"}
 
 
-def routes(api_routes: Sequence[BaseRoute]) -> list[BaseRoute]:
-    schema = build(api_routes)
+def routes(schema: dict[str, Any]) -> list[BaseRoute]:
+    """/openapi.json (the document `build` made of the API's routes) and /docs."""
 
     async def openapi(request: Request) -> Response:
         return JSON(schema)

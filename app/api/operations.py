@@ -13,7 +13,7 @@ from app.errors import Unavailable
 from app.models import HealthOut
 
 
-@documented("Liveness: 200 when the store answers", response=HealthOut, auth="none")
+@documented("Liveness: 200 when the store answers", response=HealthOut, auth="none", also=(503,))
 async def healthz(request: Request) -> Response:
     try:
         await hub(request).events.ping()

@@ -8,12 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.http import JSON, body, hub, page, paginated, path_id, tenant
-from app.api.openapi import documented
+from app.api.http import JSON, body, hub, page, paginated, path_id, query_int, tenant
+from app.api.openapi import PAGE, Param, documented
 from app.billing.models import PriceModelOut, PriceModelPage, PriceModelPatch, PriceModelSpec
 from app.clock import to_rfc3339
-from app.errors import ValidationFailed
 from app.records import PriceModel
+
+MAX_VERSION = 1_000_000
 
 
 def price_model_out(model: PriceModel) -> dict[str, Any]:
@@ -33,7 +34,7 @@ async def create(request: Request) -> Response:
     return JSON(price_model_out(model), status_code=201)
 
 
-@documented("List price models (latest versions)", response=PriceModelPage)
+@documented("List price models (latest versions)", response=PriceModelPage, query=PAGE)
 async def list_(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)
@@ -41,13 +42,14 @@ async def list_(request: Request) -> Response:
     return paginated(items, limit, price_model_out, lambda m: m.id)
 
 
-@documented("Get a price model: the latest version, or ?version=n", response=PriceModelOut)
+@documented(
+    "Get a price model: the latest version, or ?version=n",
+    response=PriceModelOut,
+    query=(Param("version", {"type": "integer", "minimum": 1, "maximum": MAX_VERSION}),),
+)
 async def get(request: Request) -> Response:
     tenant_id = await tenant(request)
-    raw = request.query_params.get("version")
-    if raw is not None and not raw.isdigit():
-        raise ValidationFailed.field("version", "must be a version number")
-    version = int(raw) if raw is not None else None
+    version = query_int(request, "version", 1, MAX_VERSION)
     model = await hub(request).price_models.get(tenant_id, path_id(request), version)
     return JSON(price_model_out(model))
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.http import JSON, body, hub, page, paginated, parse_time, path_id, tenant
-from app.api.openapi import documented
+from app.api.openapi import PAGE, documented
 from app.clock import to_rfc3339
 from app.models import ReplayCount, ReplayCreate, ReplayOut, ReplayPage
 from app.replays import Progress
@@ -35,10 +35,11 @@ def replay_out(p: Progress) -> dict[str, Any]:
 
 
 @documented(
-    "Start a replay (or, with dry_run, count what it would send)",
+    "Start a replay (or, with dry_run, count what it would send: 200)",
     request=ReplayCreate,
     response=ReplayOut,
     status=202,
+    other=((200, ReplayCount),),
 )
 async def create(request: Request) -> Response:
     tenant_id = await tenant(request)
@@ -58,7 +59,7 @@ async def create(request: Request) -> Response:
     return JSON(replay_out(await replays.progress(tenant_id, started.id)), status_code=202)
 
 
-@documented("List replays, newest first", response=ReplayPage)
+@documented("List replays, newest first", response=ReplayPage, query=PAGE)
 async def list_(request: Request) -> Response:
     tenant_id = await tenant(request)
     cursor, limit = page(request)
@@ -73,7 +74,10 @@ async def get(request: Request) -> Response:
 
 
 @documented(
-    "Cancel a replay: nothing more is enqueued, what is pending is cancelled", response=ReplayOut
+    "Cancel a replay: nothing more is enqueued, what it enqueued and is pending is cancelled "
+    "(422 when it is not running)",
+    response=ReplayOut,
+    also=(422,),
 )
 async def cancel(request: Request) -> Response:
     tenant_id = await tenant(request)

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.http import JSON, admin, body, hub, page, paginated, path_id
-from app.api.openapi import documented
+from app.api.openapi import PAGE, documented
 from app.clock import to_rfc3339
 from app.models import KeyOut, TenantCreate, TenantOut, TenantPage
 from app.records import Tenant
@@ -25,6 +25,7 @@ def _tenant_out(t: Tenant) -> dict[str, object]:
     response=TenantOut,
     status=201,
     auth="admin",
+    also=(409,),
 )
 async def create(request: Request) -> Response:
     admin(request)
@@ -40,7 +41,7 @@ async def create(request: Request) -> Response:
     return JSON(out.model_dump(), status_code=201)
 
 
-@documented("List tenants", response=TenantPage, auth="admin")
+@documented("List tenants", response=TenantPage, auth="admin", query=PAGE)
 async def list_(request: Request) -> Response:
     admin(request)
     cursor, limit = page(request)

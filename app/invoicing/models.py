@@ -5,16 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from app.fields import Input, Name, Number, Output, Quantity
-
-
-def _positive(value: Decimal) -> Decimal:
-    if value <= 0:
-        raise ValueError("must be greater than zero")
-    return value
-
+from app.fields import Input, Name, Output, Positive, Quantity
 
 Moment = Annotated[str, StringConstraints(strict=True, min_length=10, max_length=40)]
 Country = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{2}$")]
@@ -34,9 +27,9 @@ class CreditItem(Input):
     """A line of the invoice and how much of it: a quantity, a gross amount, or (neither) all
     that remains of it."""
 
-    line: Annotated[int, Field(strict=True, ge=1)]
+    line: Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
     quantity: Quantity | None = None
-    amount: Annotated[Number, AfterValidator(_positive)] | None = None
+    amount: Positive | None = None
 
     @model_validator(mode="after")
     def _one_measure(self) -> CreditItem:
