@@ -15,7 +15,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
 MIN_SECRET_LENGTH = 16  # API keys and the admin token: long enough not to be guessed
-DATABASE_SCHEMES = ("sqlite:///",)
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 
@@ -73,7 +73,10 @@ class Settings(BaseModel):
     @classmethod
     def _database(cls, value: str) -> str:
         if not value.startswith(DATABASE_SCHEMES) or value in DATABASE_SCHEMES:
-            raise ValueError(f"unsupported database URL {value!r}: use sqlite:///path/to/file.db")
+            raise ValueError(
+                f"unsupported database URL {value!r}: use sqlite:///path/to/file.db or "
+                "postgresql://user@host:5432/dbname"
+            )
         return value
 
     @field_validator("egress_allow", mode="before")

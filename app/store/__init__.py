@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.store import queries
 from app.store.billing import BillingInformation, Counters, PriceModels, Subscriptions
-from app.store.connector import Connector, IntegrityError, StoreMissing
+from app.store.connector import Connector, IntegrityError, StoreMissing, StoreUnavailable
 from app.store.deliveries import Deliveries
 from app.store.endpoints import Endpoints
 from app.store.events import Events
@@ -13,7 +13,14 @@ from app.store.replays import Replays
 from app.store.retention import Retention
 from app.store.tenants import Tenants
 
-__all__ = ["IntegrityError", "Store", "StoreMissing", "connector_for", "open_store"]
+__all__ = [
+    "IntegrityError",
+    "Store",
+    "StoreMissing",
+    "StoreUnavailable",
+    "connector_for",
+    "open_store",
+]
 
 
 class Store:
@@ -48,7 +55,11 @@ def connector_for(url: str, create: bool = True) -> Connector:
         from app.store.sqlite import SqliteConnector
 
         return SqliteConnector(url.removeprefix("sqlite:///"), create)
-    raise ValueError(f"unsupported database URL {url!r} (use sqlite:///path)")
+    if url.startswith(("postgresql://", "postgres://")):
+        from app.store.postgres import PostgresConnector
+
+        return PostgresConnector(url, create)
+    raise ValueError(f"unsupported database URL {url!r} (use sqlite:///path or postgresql://…)")
 
 
 async def open_store(url: str, *, migrate_now_ms: int | None = None, create: bool = True) -> Store:

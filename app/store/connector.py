@@ -17,6 +17,7 @@ class Tx(Protocol):
     async def executemany(self, name: str, rows: Sequence[Params]) -> None: ...
     async def fetch(self, name: str, params: Params | None = None) -> list[Row]: ...
     async def fetchrow(self, name: str, params: Params | None = None) -> Row | None: ...
+    def ids(self, values: Sequence[str]) -> Any: ...
 
 
 Work = Callable[[Tx], Awaitable[R]]
@@ -36,6 +37,11 @@ class Connector(Protocol):
 
 class StoreMissing(Exception):
     """There is no database where the URL points (and it was not to be created)."""
+
+
+class StoreUnavailable(Exception):
+    """The database does not answer (restarting, unreachable): the API answers 503 with
+    Retry-After, the worker waits and tries again; nothing is half-written."""
 
 
 class IntegrityError(Exception):

@@ -86,6 +86,8 @@ async def insert_events(
     await tx.executemany("event_insert", events)
     await tx.executemany("delivery_insert", deliveries)
     await tx.executemany("billing_insert", billing)
+    if deliveries:
+        await tx.execute("notify_due")
     return results
 
 
@@ -96,6 +98,8 @@ async def insert_deliveries(tx: Tx, batch: Sequence[NewEvent]) -> None:
     for new in batch:
         rows += await _delivery_rows(tx, new, busy)
     await tx.executemany("delivery_insert", rows)
+    if rows:
+        await tx.execute("notify_due")
 
 
 async def _delivery_rows(tx: Tx, new: NewEvent, busy: set[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -111,11 +115,23 @@ async def _waits(tx: Tx, d: NewDelivery, busy: set[tuple[str, str]]) -> bool:
     key = (d.endpoint_id, d.ordering_key)
     if key not in busy:
         params = {"endpoint_id": d.endpoint_id, "key": d.ordering_key}
+        await tx.execute("ordered_lock", params)
         if await tx.fetchrow("ordered_busy", params) is None:
             busy.add(key)
             return False
     busy.add(key)
     return True
+
+
+async def promote_next(
+    tx: Tx, endpoint_id: str, key: str, due: int | None, now: int
+) -> None:
+    """Its head finished: the next delivery of an ordering key goes (due at `due`, or held).
+    Locked like the check-then-insert above, so a delivery an API process is queueing behind
+    the head right now is seen and promoted, never left waiting for a head that is gone."""
+    params = {"endpoint_id": endpoint_id, "key": key, "due": due, "now": now}
+    await tx.execute("ordered_lock", params)
+    await tx.execute("ordered_promote", params)
 
 
 class Events:

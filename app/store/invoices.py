@@ -126,6 +126,7 @@ class Invoices:
 
         async def work(tx: Tx) -> Written | None:
             params = {"tenant_id": tenant_id, "number": invoice_number}
+            await tx.execute("invoice_lock", params)  # one credit note of it at a time
             row = await tx.fetchrow("invoice_get", params)
             if row is None:
                 return None

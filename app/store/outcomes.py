@@ -12,14 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
-
 from app.fanout import deliveries_for, operational
 from app.health import Health, Result, Verdict
 from app.records import Finished, NewEvent
 from app.store.connector import Row, Tx
 from app.store.endpoints import endpoint_from_row
-from app.store.events import insert_events
+from app.store.events import insert_events, promote_next
 
 Judge = Callable[[Health, Sequence[Result], Sequence[int]], Verdict]
 
@@ -53,7 +51,7 @@ async def _verdicts(
     results: dict[str, list[Result]] = defaultdict(list)
     for f in finished:
         results[f.job.endpoint_id].append(_result(f))
-    rows = await tx.fetch("endpoint_health", {"ids": orjson.dumps(list(results)).decode()})
+    rows = await tx.fetch("endpoint_health", {"ids": tx.ids(sorted(results))})
     before = {row["id"]: _health(row) for row in rows}
     verdicts = {
         endpoint_id: rules.judge(health, results[endpoint_id], rules.backoff_ms)
@@ -117,6 +115,7 @@ async def _apply(tx: Tx, before: dict[str, Health], verdicts: dict[str, Verdict]
             await tx.execute("deliveries_hold_for_endpoint", scope)
         if verdict.release_all:
             await tx.execute("deliveries_release_for_endpoint", scope)
+            await tx.execute("notify_due")
         if _stale(before.get(endpoint_id), h):
             updates.append(_health_row(h, now))
         changed = changed or verdict.hold_all or verdict.release_all
@@ -165,13 +164,8 @@ async def _promote(
         if f.job.ordering_key is None or f.status not in ("succeeded", "failed"):
             continue
         accepting = not verdicts[f.job.endpoint_id].holding
-        params = {
-            "endpoint_id": f.job.endpoint_id,
-            "key": f.job.ordering_key,
-            "due": now if accepting else None,
-            "now": now,
-        }
-        await tx.execute("ordered_promote", params)
+        due = now if accepting else None
+        await promote_next(tx, f.job.endpoint_id, f.job.ordering_key, due, now)
 
 
 def _attempt_row(f: Finished) -> dict[str, Any]:

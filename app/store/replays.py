@@ -9,7 +9,7 @@ import orjson
 
 from app.records import Event, NewEvent, Replay
 from app.store.connector import Connector, Row, Tx
-from app.store.events import insert_deliveries
+from app.store.events import insert_deliveries, promote_next
 
 
 def _replay(row: Row) -> Replay:
@@ -196,11 +196,8 @@ class Replays:
             await tx.execute("replay_release_adopted", {"id": replay_id})
             cancelled = await tx.fetch("replay_cancel_deliveries", {"id": replay_id, "now": now})
             keys = {(r["endpoint_id"], r["ordering_key"]) for r in cancelled if r["ordering_key"]}
-            for endpoint_id, key in keys:
-                await tx.execute(
-                    "ordered_promote",
-                    {"endpoint_id": endpoint_id, "key": key, "due": now, "now": now},
-                )
+            for endpoint_id, key in sorted(keys):
+                await promote_next(tx, endpoint_id, key, now, now)
             return True
 
         return await self._db.transact(work)

@@ -70,6 +70,9 @@ class _Tx:
         rows = await self.fetch(name, params)
         return rows[0] if rows else None
 
+    def ids(self, values: Sequence[str]) -> Any:
+        return _json_list(values)
+
     async def _run(self, method: Any, name: str, params: Any) -> Any:
         try:
             return await method(self._sql[name].sql, params)
@@ -160,8 +163,7 @@ class SqliteConnector:
         return rows[0] if rows else None
 
     def ids(self, values: Sequence[str]) -> Any:
-        """A list parameter: SQLite reads it back with json_each(:ids)."""
-        return orjson.dumps(list(values)).decode()
+        return _json_list(values)
 
     async def migrate(self, scripts: Sequence[tuple[int, str, str]], now_ms: int) -> list[int]:
         async with self._lock:
@@ -194,3 +196,8 @@ class SqliteConnector:
             )
             applied.append(version)
         return applied
+
+
+def _json_list(values: Sequence[str]) -> str:
+    """A list parameter: SQLite reads it back with json_each(:ids)."""
+    return orjson.dumps(list(values)).decode()

@@ -169,7 +169,7 @@ WHERE id = (
     SELECT id FROM deliveries
     WHERE endpoint_id = :endpoint_id AND ordering_key = :key AND ordering_key IS NOT NULL
       AND status IN ('pending', 'delivering') AND queued = 1
-    ORDER BY rowid LIMIT 1)
+    ORDER BY id LIMIT 1)
   AND NOT EXISTS (
     SELECT 1 FROM deliveries
     WHERE endpoint_id = :endpoint_id AND ordering_key = :key AND ordering_key IS NOT NULL
@@ -350,18 +350,6 @@ UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at =
 WHERE replay_id = :id AND status = 'pending' AND trigger = 'replay'
 RETURNING endpoint_id, ordering_key;
 
--- name: replay_adopt_held
--- What the circuit holds: everything not final of a failing or disabled endpoint (the one
--- probe out now included).
-UPDATE deliveries SET replay_id = :replay_id
-WHERE endpoint_id = :endpoint_id AND status IN ('pending', 'delivering')
-  AND replay_id IS NULL AND event_id >= :since_id AND event_id < :until_id
-  AND EXISTS (SELECT 1 FROM endpoints ep WHERE ep.id = :endpoint_id
-              AND (ep.health = 'failing' OR ep.status = 'disabled'))
-  AND (:types IS NULL OR EXISTS (
-        SELECT 1 FROM events e WHERE e.id = deliveries.event_id
-          AND e.type IN (SELECT value FROM json_each(:types))));
-
 -- name: replay_release_adopted
 UPDATE deliveries SET replay_id = NULL
 WHERE replay_id = :id AND status IN ('pending', 'delivering') AND trigger <> 'replay';
@@ -403,7 +391,7 @@ GROUP BY e.type, e.customer_number, e.external_contract_id, e.about_endpoint_id;
 
 -- name: endpoint_attempt_stats
 SELECT count(*) AS attempts, coalesce(sum(CASE WHEN error IS NULL THEN 1 ELSE 0 END), 0) AS ok,
-       avg(duration_ms) AS avg_ms
+       CAST(avg(duration_ms) AS DOUBLE PRECISION) AS avg_ms
 FROM attempts WHERE endpoint_id = :endpoint_id AND started_at >= :since;
 
 -- name: endpoint_attempt_duration_at
@@ -468,7 +456,9 @@ LIMIT :limit;
 SELECT b.id, b.transaction_id, b.event_id, e.body, b.memo, b.metadata
 FROM billing_information b JOIN events e ON e.id = b.event_id
 WHERE b.tenant_id = :tenant_id AND b.status = 'open' AND b.customer_number = :customer_number
-  AND b.external_contract_id IS :external_contract_id AND b.currency = :currency
+  AND (b.external_contract_id = :external_contract_id
+       OR (b.external_contract_id IS NULL AND :external_contract_id IS NULL))
+  AND b.currency = :currency
   AND b.created_at <= :up_to AND (:only IS NULL OR b.event_id = :only)
 ORDER BY b.created_at, b.id;
 
@@ -476,7 +466,7 @@ ORDER BY b.created_at, b.id;
 -- The next number of a series, in the caller's transaction: a rollback gives it back.
 INSERT INTO document_counters (tenant_id, series, year, last)
 VALUES (:tenant_id, :series, :year, 1)
-ON CONFLICT (tenant_id, series, year) DO UPDATE SET last = last + 1
+ON CONFLICT (tenant_id, series, year) DO UPDATE SET last = document_counters.last + 1
 RETURNING last;
 
 -- name: invoice_insert
@@ -501,23 +491,24 @@ WHERE id = :id AND status = 'open'
 RETURNING id;
 
 -- name: invoice_get
-SELECT i.*, coalesce((SELECT sum(c.gross_minor) FROM credit_notes c
-                      WHERE c.tenant_id = i.tenant_id AND c.invoice_number = i.number), 0)
-           AS credited_minor
+SELECT i.*, CAST(coalesce((SELECT sum(c.gross_minor) FROM credit_notes c
+                           WHERE c.tenant_id = i.tenant_id AND c.invoice_number = i.number), 0)
+                 AS BIGINT) AS credited_minor
 FROM invoices i WHERE i.tenant_id = :tenant_id AND i.number = :number;
 
 -- name: invoice_list
 SELECT * FROM (
-    SELECT i.*, coalesce((SELECT sum(c.gross_minor) FROM credit_notes c
-                          WHERE c.tenant_id = i.tenant_id AND c.invoice_number = i.number), 0)
-               AS credited_minor
+    SELECT i.*, CAST(coalesce((SELECT sum(c.gross_minor) FROM credit_notes c
+                               WHERE c.tenant_id = i.tenant_id AND c.invoice_number = i.number),
+                              0) AS BIGINT) AS credited_minor
     FROM invoices i
     WHERE i.tenant_id = :tenant_id AND (:cursor IS NULL OR i.id < :cursor)
-      AND (:customer_number IS NULL OR i.customer_number = :customer_number))
-WHERE :status IS NULL
-   OR (:status = 'finalized' AND credited_minor = 0)
-   OR (:status = 'partially_credited' AND credited_minor > 0 AND credited_minor < gross_minor)
-   OR (:status = 'credited' AND credited_minor >= gross_minor)
+      AND (:customer_number IS NULL OR i.customer_number = :customer_number)) AS listed
+WHERE CAST(:status AS TEXT) IS NULL
+   OR (CAST(:status AS TEXT) = 'finalized' AND credited_minor = 0)
+   OR (CAST(:status AS TEXT) = 'partially_credited' AND credited_minor > 0
+       AND credited_minor < gross_minor)
+   OR (CAST(:status AS TEXT) = 'credited' AND credited_minor >= gross_minor)
 ORDER BY id DESC LIMIT :limit;
 
 -- name: credit_notes_of_invoice

@@ -55,3 +55,26 @@ WHERE EXISTS (
   AND NOT EXISTS (
         SELECT 1 FROM deliveries d WHERE d.event_id = e.value AND d.endpoint_id = :endpoint_id
           AND d.status IN ('succeeded', 'pending', 'delivering'));
+
+-- name: replay_adopt_held
+-- What the circuit holds: everything not final of a failing or disabled endpoint (the one
+-- probe out now included).
+UPDATE deliveries SET replay_id = :replay_id
+WHERE endpoint_id = :endpoint_id AND status IN ('pending', 'delivering')
+  AND replay_id IS NULL AND event_id >= :since_id AND event_id < :until_id
+  AND EXISTS (SELECT 1 FROM endpoints ep WHERE ep.id = :endpoint_id
+              AND (ep.health = 'failing' OR ep.status = 'disabled'))
+  AND (:types IS NULL OR EXISTS (
+        SELECT 1 FROM events e WHERE e.id = deliveries.event_id
+          AND e.type IN (SELECT value FROM json_each(:types))));
+
+-- name: ordered_lock
+-- SQLite has one writer: an ordered key's check-then-insert cannot race another process.
+SELECT 1 AS locked;
+
+-- name: invoice_lock
+SELECT id FROM invoices WHERE tenant_id = :tenant_id AND number = :number;
+
+-- name: notify_due
+-- One process per SQLite file: its worker is woken in memory (EventService.on_commit).
+SELECT 1 AS notified;

@@ -1,0 +1,232 @@
+"""PostgreSQL through asyncpg: a pool shared by every store verb, any number of processes.
+
+The named SQL of sql/common.sql runs here too (rewritten to `$1…$n` once, at load), with
+sql/postgres.sql for what differs: `FOR UPDATE SKIP LOCKED` claims, row locks where a
+read-modify-write must not interleave, advisory locks for ordered keys, arrays instead of
+json_each. `durable=False` commits with `synchronous_commit = off` (the worker's bookkeeping),
+never what a 2xx promised. Lost connections and serialization failures retry the whole
+transaction briefly; past that, StoreUnavailable (the API answers 503 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from app.store import queries
+from app.store.connector import (
+    IntegrityError,
+    Params,
+    R,
+    Row,
+    StoreMissing,
+    StoreUnavailable,
+    Work,
+    retrying,
+)
+
+log = logging.getLogger("billhook.store")
+
+MIGRATION_LOCK = 0x62696C6C686F6F6B  # "billhookk": one migrating process at a time
+_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    ConnectionError,
+    OSError,
+)
+_CONFLICT = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, _LOST + _CONFLICT)
+
+
+class _Tx:
+    def __init__(self, conn: asyncpg.Connection, sql: dict[str, queries.Query]) -> None:
+        self._conn = conn
+        self._sql = sql
+
+    async def execute(self, name: str, params: Params | None = None) -> None:
+        query = self._sql[name]
+        with _integrity():
+            await self._conn.execute(query.sql, *_args(query, params))
+
+    async def executemany(self, name: str, rows: Sequence[Params]) -> None:
+        if rows:
+            query = self._sql[name]
+            with _integrity():
+                await self._conn.executemany(query.sql, [_args(query, r) for r in rows])
+
+    async def fetch(self, name: str, params: Params | None = None) -> list[Row]:
+        query = self._sql[name]
+        with _integrity():
+            found: list[Row] = await self._conn.fetch(query.sql, *_args(query, params))
+        return found
+
+    async def fetchrow(self, name: str, params: Params | None = None) -> Row | None:
+        rows = await self.fetch(name, params)
+        return rows[0] if rows else None
+
+    def ids(self, values: Sequence[str]) -> Any:
+        return list(values)
+
+
+def _args(query: queries.Query, params: Params | None) -> list[Any]:
+    values = params or {}
+    return [values[name] for name in query.params]
+
+
+@contextlib.contextmanager
+def _integrity() -> Iterator[None]:
+    """A unique or foreign key refusal is the same IntegrityError on every backend."""
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(str(exc)) from exc
+
+
+class PostgresConnector:
+    dialect = "postgres"
+
+    def __init__(self, url: str, create: bool = True, pool_size: int = 10) -> None:
+        self.url = url
+        self.create = create
+        self._pool_size = pool_size
+        self._sql = queries.load("postgres")
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self._pool_size,
+                statement_cache_size=512,
+                max_inactive_connection_lifetime=60,
+            )
+        except asyncpg.InvalidCatalogNameError as exc:
+            raise StoreMissing(f"no database at {_redacted(self.url)}") from exc
+        except _LOST as exc:
+            raise StoreUnavailable(f"cannot reach {_redacted(self.url)}: {exc}") from exc
+        if not self.create and not await self._migrated():
+            await self.close()
+            raise StoreMissing(f"no billhook schema at {_redacted(self.url)}")
+
+    async def _migrated(self) -> bool:
+        row = await self.pool.fetchrow("SELECT to_regclass('schema_migrations') IS NOT NULL AS ok")
+        return bool(row and row["ok"])
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        return self._pool
+
+    async def transact(self, work: Work[R], durable: bool = True) -> R:
+        try:
+            async for attempt in retrying(_transient):
+                with attempt:
+                    return await self._transact_once(work, durable)
+        except _LOST as exc:
+            raise StoreUnavailable(f"the database does not answer: {exc}") from exc
+        raise AssertionError("unreachable: tenacity re-raises")
+
+    async def _transact_once(self, work: Work[R], durable: bool) -> R:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not durable:
+                await conn.execute("SET LOCAL synchronous_commit = off")
+            return await work(_Tx(conn, self._sql))
+
+    async def fetch(self, name: str, params: Params | None = None) -> list[Row]:
+        try:
+            async for attempt in retrying(_transient):
+                with attempt:
+                    async with self.pool.acquire() as conn:
+                        return await _Tx(conn, self._sql).fetch(name, params)
+        except _LOST as exc:
+            raise StoreUnavailable(f"the database does not answer: {exc}") from exc
+        raise AssertionError("unreachable: tenacity re-raises")
+
+    async def fetchrow(self, name: str, params: Params | None = None) -> Row | None:
+        rows = await self.fetch(name, params)
+        return rows[0] if rows else None
+
+    def ids(self, values: Sequence[str]) -> Any:
+        """A list parameter: PostgreSQL reads it as an array (`= ANY(:ids)`)."""
+        return list(values)
+
+    async def migrate(self, scripts: Sequence[tuple[int, str, str]], now_ms: int) -> list[int]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, name, script in scripts:
+                if version in done:
+                    continue
+                await conn.execute(script)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES ($1, $2, $3)", version, name, now_ms
+                )
+                applied.append(version)
+            return applied
+
+    def listen(self, channel: str, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever any process NOTIFYs `channel`, on a connection of its own,
+        reconnecting after a loss (polling covers the gap)."""
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(channel, wake), name="pg-listen")
+
+    async def _listen(self, channel: str, wake: Callable[[], None]) -> None:
+        while True:
+            try:
+                await self._listen_once(channel, wake)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("LISTEN %s lost (%s); polling until it is back", channel, exc)
+            await asyncio.sleep(1.0)
+
+    async def _listen_once(self, channel: str, wake: Callable[[], None]) -> None:
+        """Until the connection is lost; each notification wakes (and the wake-up after a
+        reconnect catches what was committed meanwhile)."""
+        conn = await asyncpg.connect(self.url)
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _: lost.set())
+        try:
+            await conn.add_listener(channel, lambda *_: wake())
+            wake()
+            await lost.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

@@ -1,0 +1,109 @@
+-- PostgreSQL specifics. List parameters arrive as text[] (`= ANY(:ids)`); claims lock what they
+-- take with FOR UPDATE SKIP LOCKED, so any number of workers in any number of processes claim
+-- disjoint rows; read-modify-writes lock the rows they read.
+
+-- name: events_by_keys
+SELECT * FROM events
+WHERE tenant_id = :tenant_id AND idempotency_key = ANY(:keys::text[]);
+
+-- name: deliveries_claim
+-- First attempts and replays (lane 0) before retries (lane 1), oldest first, at most `room`
+-- per endpoint (its free slots in this worker, or :cap), skipping :excluded endpoints and rows
+-- another worker is claiming right now.
+WITH due AS (
+    SELECT id, endpoint_id, lane, next_attempt_at FROM deliveries
+    WHERE lane IN (0, 1) AND status IN ('pending', 'delivering')
+      AND next_attempt_at IS NOT NULL AND next_attempt_at <= :now
+      AND NOT (endpoint_id = ANY(:excluded::text[]))
+    ORDER BY lane, next_attempt_at
+    LIMIT :scan
+    FOR UPDATE SKIP LOCKED),
+ranked AS (
+    SELECT id, lane, next_attempt_at,
+           row_number() OVER (PARTITION BY endpoint_id ORDER BY lane, next_attempt_at) AS n,
+           coalesce((:free::jsonb ->> endpoint_id)::int, :cap) AS room
+    FROM due),
+chosen AS (
+    SELECT id FROM ranked WHERE n <= room ORDER BY lane, next_attempt_at LIMIT :limit)
+UPDATE deliveries d SET status = 'delivering', next_attempt_at = :lease_until, updated_at = :now
+FROM chosen WHERE d.id = chosen.id
+RETURNING d.id;
+
+-- name: jobs_by_ids
+SELECT d.id AS delivery_id, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.trigger,
+       d.next_attempt_at AS lease_until, d.ordering_key, e.type AS event_type, e.body, p.url,
+       p.secret, p.previous_secret, p.previous_secret_expires_at, p.rate_limit_per_s
+FROM deliveries d
+JOIN events e ON e.id = d.event_id
+JOIN endpoints p ON p.id = d.endpoint_id
+WHERE d.id = ANY(:ids::text[]);
+
+-- name: endpoint_health
+-- Locked for the rest of the turn: two workers judging one endpoint's results take turns, in
+-- id order (no deadlock between them).
+SELECT id, tenant_id, url, status, health, consecutive_failures, failing_since,
+       last_success_at, probe_at, probes_failed, disabled_reason
+FROM endpoints WHERE id = ANY(:ids::text[])
+ORDER BY id
+FOR UPDATE;
+
+-- name: subscriptions_claim
+UPDATE subscriptions SET next_bill_at = :lease_until, updated_at = :now
+WHERE id IN (
+    SELECT id FROM subscriptions
+    WHERE status = 'active' AND next_bill_at <= :now
+    ORDER BY next_bill_at LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+RETURNING *;
+
+-- name: replays_claim
+UPDATE replays SET next_run_at = :lease_until
+WHERE id IN (
+    SELECT id FROM replays WHERE status = 'running' AND next_run_at <= :now
+    ORDER BY next_run_at LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+RETURNING *;
+
+-- name: endpoints_probe_due
+UPDATE endpoints SET probe_at = :lease_until
+WHERE id IN (
+    SELECT id FROM endpoints
+    WHERE health = 'failing' AND status = 'active' AND deleted_at IS NULL AND probe_at <= :now
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+RETURNING id;
+
+-- name: replay_failed_filter
+-- Of these events, the ones whose deliveries to the endpoint all ended without success.
+SELECT e.id FROM unnest(:ids::text[]) AS e(id)
+WHERE EXISTS (
+        SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.endpoint_id = :endpoint_id
+          AND d.status IN ('failed', 'cancelled'))
+  AND NOT EXISTS (
+        SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.endpoint_id = :endpoint_id
+          AND d.status IN ('succeeded', 'pending', 'delivering'));
+
+-- name: replay_adopt_held
+-- What the circuit holds: everything not final of a failing or disabled endpoint (the one
+-- probe out now included).
+UPDATE deliveries SET replay_id = :replay_id
+WHERE endpoint_id = :endpoint_id AND status IN ('pending', 'delivering')
+  AND replay_id IS NULL AND event_id >= :since_id AND event_id < :until_id
+  AND EXISTS (SELECT 1 FROM endpoints ep WHERE ep.id = :endpoint_id
+              AND (ep.health = 'failing' OR ep.status = 'disabled'))
+  AND (:types::text[] IS NULL OR EXISTS (
+        SELECT 1 FROM events e WHERE e.id = deliveries.event_id
+          AND e.type = ANY(:types::text[])));
+
+-- name: ordered_lock
+-- Two API processes must not both release a head of one ordering key: the check-then-insert
+-- of ordered deliveries holds this lock for the rest of the transaction.
+SELECT pg_advisory_xact_lock(hashtextextended(:endpoint_id || '/' || :key, 0));
+
+-- name: invoice_lock
+-- A credit note reads the invoice's earlier credit notes and must not race another one.
+SELECT id FROM invoices WHERE tenant_id = :tenant_id AND number = :number FOR UPDATE;
+
+-- name: notify_due
+-- Wakes idle workers in every process once the transaction commits (they LISTEN).
+SELECT pg_notify('billhook_due', '');
