@@ -1,8 +1,10 @@
-"""Shared fixtures: a real hub on SQLite in tmp_path, an HTTP client, real loopback receivers."""
+"""Shared fixtures: a real hub on each backend (SQLite in tmp_path; PostgreSQL in a schema of its
+own when BILLHOOK_TEST_POSTGRES_URL is set), an HTTP client, real loopback receivers."""
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -43,9 +45,55 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
     return {"uvloop": uvloop.new_event_loop}
 
 
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+# -- CI: with BILLHOOK_TEST_POSTGRES_URL set, a skipped PostgreSQL test fails the run ----------
+
+_SKIPPED_POSTGRES: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "postgres" in report.keywords:
+        _SKIPPED_POSTGRES.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if postgres_url() and _SKIPPED_POSTGRES:
+        print(f"\n{len(_SKIPPED_POSTGRES)} PostgreSQL test(s) skipped although "
+              f"BILLHOOK_TEST_POSTGRES_URL is set, e.g. {_SKIPPED_POSTGRES[0]}")  # fmt: skip
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def in_schema(url: str, schema: str) -> str:
+    """The URL with a search_path: asyncpg passes unknown query parameters as settings."""
+    return f"{url}{'&' if '?' in url else '?'}search_path={schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """SQLite in tmp_path, or a fresh PostgreSQL schema dropped after the test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/billhook.db"
+        return
+    base = postgres_url()
+    if base is None:
+        pytest.skip("PostgreSQL tests run when BILLHOOK_TEST_POSTGRES_URL is set")
+    import asyncpg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(base)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        yield in_schema(base, schema)
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url=database_url)
 
 
 class HubClient:
@@ -80,14 +128,16 @@ HubFactory = Callable[..., Any]
 
 
 @pytest.fixture
-async def hub_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """Start hubs with setting overrides (and an optional clock); all are stopped at the end."""
+async def hub_factory(tmp_path: Path, database_url: str) -> AsyncIterator[Callable[..., Any]]:
+    """Start hubs with setting overrides (and an optional clock) on the test's backend; all are
+    stopped at the end."""
     import contextlib
 
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(clock: FrozenClock | None = None, **overrides: Any) -> HubClient:
-            app = create_app(make_settings(tmp_path, **overrides), clock)
+            values = {"database_url": database_url, **overrides}
+            app = create_app(make_settings(tmp_path, **values), clock)
             await stack.enter_async_context(app.router.lifespan_context(app))
             client = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app),

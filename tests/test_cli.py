@@ -43,9 +43,11 @@ class Merchant:
         return PlainTextResponse("ok")
 
 
-async def billhook(db: Path, *args: str) -> tuple[int, str]:
-    """Run a `billhook` command on `db`; its exit code and its output."""
-    env = {**os.environ, "BILLHOOK_DATABASE_URL": f"sqlite:///{db}", "COLUMNS": "200"}
+async def billhook(db: Path | str, *args: str) -> tuple[int, str]:
+    """Run a `billhook` command on `db` (a SQLite file or a database URL); its exit code and
+    its output."""
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
+    env = {**os.environ, "BILLHOOK_DATABASE_URL": url, "COLUMNS": "200"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -145,7 +147,7 @@ async def test_cancel_pending_drops_what_a_disabled_endpoint_kept(hub: HubClient
     kept = [(await hub.publish("t", {"n": n}))["id"] for n in range(3)]
     assert await hub.drain() == 0  # held, not sent
 
-    code, out = await billhook(tmp_path / "billhook.db", "cancel-pending", endpoint["id"])
+    code, out = await billhook(hub.hub.settings.database_url, "cancel-pending", endpoint["id"])
     assert code == 0 and "3 pending" in out, out
 
     await hub.http.patch(f"/v1/endpoints/{endpoint['id']}", json={"status": "active"})
@@ -159,7 +161,7 @@ async def test_invoices_finalize_list_and_show(hub: HubClient, tmp_path: Path):
     """The operator finalizes from the command line; the document and its e-invoice show."""
     await seller(hub)
     await complete(hub, items=[item("11.90")])  # net 10.00: a float would print 10.0
-    db = tmp_path / "billhook.db"
+    db = hub.hub.settings.database_url
     code, out = await billhook(db, "invoices", "finalize")
     assert code == 0 and "INV-2026-000001" in out and "1 invoice(s) finalized" in out, out
     code, out = await billhook(db, "invoices", "finalize")

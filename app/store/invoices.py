@@ -56,7 +56,7 @@ CreditBuilder = Callable[[Document, list[Document], int], Awaitable[Written]]
 
 
 def _document(row: Row) -> Document:
-    keys = row.keys()
+    keys = set(row.keys())
     return Document(
         id=row["id"],
         tenant_id=row["tenant_id"],

@@ -1,4 +1,6 @@
 -- Named statements shared by every backend. `:name` parameters; dialect files override names.
+-- Portable on purpose: a nullable parameter tested on its own is CAST (PostgreSQL must know
+-- its type), no rowid, no `IS :param`, upserts name their table, subqueries have aliases.
 
 -- name: counter_get
 SELECT value FROM counters WHERE name = :name;
@@ -21,7 +23,7 @@ SELECT id, name, created_at FROM tenants WHERE name = :name;
 
 -- name: tenant_list
 SELECT id, name, created_at FROM tenants
-WHERE (:cursor IS NULL OR id < :cursor) ORDER BY id DESC LIMIT :limit;
+WHERE (CAST(:cursor AS TEXT) IS NULL OR id < :cursor) ORDER BY id DESC LIMIT :limit;
 
 -- name: key_insert
 INSERT INTO api_keys (id, tenant_id, key_hash, source, created_at)
@@ -60,7 +62,7 @@ SELECT * FROM endpoints WHERE id = :id AND tenant_id = :tenant_id AND deleted_at
 
 -- name: endpoint_list
 SELECT * FROM endpoints
-WHERE tenant_id = :tenant_id AND deleted_at IS NULL AND (:cursor IS NULL OR id < :cursor)
+WHERE tenant_id = :tenant_id AND deleted_at IS NULL AND (CAST(:cursor AS TEXT) IS NULL OR id < :cursor)
 ORDER BY id DESC LIMIT :limit;
 
 -- name: endpoints_of_tenant
@@ -181,11 +183,11 @@ SELECT * FROM events WHERE id = :id AND tenant_id = :tenant_id;
 -- name: event_list
 SELECT * FROM events
 WHERE tenant_id = :tenant_id
-  AND (:cursor IS NULL OR id < :cursor)
-  AND (:since_id IS NULL OR id >= :since_id)
-  AND (:until_id IS NULL OR id < :until_id)
-  AND (:type IS NULL OR type = :type)
-  AND (:customer_number IS NULL OR customer_number = :customer_number)
+  AND (CAST(:cursor AS TEXT) IS NULL OR id < :cursor)
+  AND (CAST(:since_id AS TEXT) IS NULL OR id >= :since_id)
+  AND (CAST(:until_id AS TEXT) IS NULL OR id < :until_id)
+  AND (CAST(:type AS TEXT) IS NULL OR type = :type)
+  AND (CAST(:customer_number AS TEXT) IS NULL OR customer_number = :customer_number)
 ORDER BY id DESC LIMIT :limit;
 
 -- name: event_by_key
@@ -202,7 +204,7 @@ SELECT * FROM deliveries WHERE id = :id AND tenant_id = :tenant_id;
 
 -- name: attempts_of_delivery
 SELECT * FROM attempts
-WHERE delivery_id = :delivery_id AND tenant_id = :tenant_id AND (:cursor IS NULL OR id < :cursor)
+WHERE delivery_id = :delivery_id AND tenant_id = :tenant_id AND (CAST(:cursor AS TEXT) IS NULL OR id < :cursor)
 ORDER BY id DESC LIMIT :limit;
 
 -- name: attempt_insert
@@ -256,7 +258,7 @@ SELECT * FROM price_models WHERE id = :id AND tenant_id = :tenant_id AND version
 
 -- name: price_model_list
 SELECT p.* FROM price_models p
-WHERE p.tenant_id = :tenant_id AND (:cursor IS NULL OR p.id < :cursor)
+WHERE p.tenant_id = :tenant_id AND (CAST(:cursor AS TEXT) IS NULL OR p.id < :cursor)
   AND p.version = (SELECT max(q.version) FROM price_models q WHERE q.id = p.id)
 ORDER BY p.id DESC LIMIT :limit;
 
@@ -295,7 +297,7 @@ SELECT * FROM subscriptions WHERE tenant_id = :tenant_id AND transaction_id = :t
 
 -- name: subscription_list
 SELECT * FROM subscriptions
-WHERE tenant_id = :tenant_id AND (:cursor IS NULL OR id < :cursor)
+WHERE tenant_id = :tenant_id AND (CAST(:cursor AS TEXT) IS NULL OR id < :cursor)
 ORDER BY id DESC LIMIT :limit;
 
 -- name: subscription_advance
@@ -321,7 +323,7 @@ SELECT * FROM replays WHERE id = :id AND tenant_id = :tenant_id;
 
 -- name: replay_list
 SELECT * FROM replays
-WHERE tenant_id = :tenant_id AND (:cursor IS NULL OR id < :cursor)
+WHERE tenant_id = :tenant_id AND (CAST(:cursor AS TEXT) IS NULL OR id < :cursor)
 ORDER BY id DESC LIMIT :limit;
 
 -- name: replay_progress
@@ -439,8 +441,8 @@ SELECT * FROM replays WHERE id = :id;
 SELECT customer_number, external_contract_id, currency, min(created_at) AS oldest
 FROM billing_information
 WHERE tenant_id = :tenant_id AND status = 'open' AND created_at <= :up_to
-  AND (:customer_number IS NULL OR customer_number = :customer_number)
-  AND (:external_contract_id IS NULL OR external_contract_id = :external_contract_id)
+  AND (CAST(:customer_number AS TEXT) IS NULL OR customer_number = :customer_number)
+  AND (CAST(:external_contract_id AS TEXT) IS NULL OR external_contract_id = :external_contract_id)
 GROUP BY customer_number, external_contract_id, currency
 ORDER BY oldest LIMIT :limit;
 
@@ -457,9 +459,9 @@ SELECT b.id, b.transaction_id, b.event_id, e.body, b.memo, b.metadata
 FROM billing_information b JOIN events e ON e.id = b.event_id
 WHERE b.tenant_id = :tenant_id AND b.status = 'open' AND b.customer_number = :customer_number
   AND (b.external_contract_id = :external_contract_id
-       OR (b.external_contract_id IS NULL AND :external_contract_id IS NULL))
+       OR (b.external_contract_id IS NULL AND CAST(:external_contract_id AS TEXT) IS NULL))
   AND b.currency = :currency
-  AND b.created_at <= :up_to AND (:only IS NULL OR b.event_id = :only)
+  AND b.created_at <= :up_to AND (CAST(:only AS TEXT) IS NULL OR b.event_id = :only)
 ORDER BY b.created_at, b.id;
 
 -- name: document_number
@@ -502,8 +504,8 @@ SELECT * FROM (
                                WHERE c.tenant_id = i.tenant_id AND c.invoice_number = i.number),
                               0) AS BIGINT) AS credited_minor
     FROM invoices i
-    WHERE i.tenant_id = :tenant_id AND (:cursor IS NULL OR i.id < :cursor)
-      AND (:customer_number IS NULL OR i.customer_number = :customer_number)) AS listed
+    WHERE i.tenant_id = :tenant_id AND (CAST(:cursor AS TEXT) IS NULL OR i.id < :cursor)
+      AND (CAST(:customer_number AS TEXT) IS NULL OR i.customer_number = :customer_number)) AS listed
 WHERE CAST(:status AS TEXT) IS NULL
    OR (CAST(:status AS TEXT) = 'finalized' AND credited_minor = 0)
    OR (CAST(:status AS TEXT) = 'partially_credited' AND credited_minor > 0
