@@ -310,3 +310,39 @@ async def test_bad_invoice_requests_are_4xx_and_change_nothing(hub: HubClient, t
         assert set(answer.json()["error"]) == {"code", "message", "details"}
     assert await numbers(hub) == []
     assert (await hub.http.get("/v1/seller")).json()["vatId"] == SELLER["vatId"]
+
+
+async def test_finalizations_racing_from_two_processes_stay_gapless(hub_factory):
+    """Two hubs on one database (two processes on PostgreSQL) finalize at once: numbers come
+    from a counter row locked in the finalizing transaction, so they stay gapless, and every
+    billing information is invoiced exactly once."""
+    one, two = await hub_factory(), await hub_factory()
+    await seller(one)
+    for n in range(12):
+        await complete(one, transactionId=f"t{n}", customerNumber=f"C-{n % 6}")
+    results = await asyncio.gather(*(finalize(h) for h in (one, two) * 3))
+    made = [i for _, invoices in results for i in invoices]
+    assert sorted(i["number"] for i in made) == [f"INV-2026-{n:06d}" for n in range(1, 7)]
+    assert await numbers(one) == sorted(i["number"] for i in made)
+    sources = [s["transactionId"] for i in made
+               for s in i["document"]["invoice"]["preliminary"]["billingInformation"]]  # fmt: skip
+    assert sorted(sources) == sorted(f"t{n}" for n in range(12))
+
+
+async def test_credit_notes_racing_from_two_processes_never_exceed_the_invoice(hub_factory):
+    """Each credit note reads the invoice's earlier ones: the invoice row is locked while it
+    does, so six notes of 2.00 racing from two hubs on a 10.00 invoice make exactly five."""
+    one, two = await hub_factory(), await hub_factory()
+    await seller(one)
+    await complete(one, items=[item("10.00")])
+    _, [invoice] = await finalize(one)
+    body = jsoncodec.dumps({"items": [{"line": 1, "amount": Decimal("2.00")}], "reason": "r"})
+    answers = await asyncio.gather(*(
+        h.http.post(f"/v1/invoices/{invoice['number']}/credit-notes", content=body)
+        for h in (one, two) * 3
+    ))  # fmt: skip
+    assert sorted(a.status_code for a in answers) == [201] * 5 + [409]
+    state = (await one.http.get(f"/v1/invoices/{invoice['number']}")).json()
+    assert (state["status"], state["creditedAmount"]) == ("credited", 10.0)
+    numbers_ = sorted(a.json()["number"] for a in answers if a.status_code == 201)
+    assert numbers_ == [f"CN-2026-{n:06d}" for n in range(1, 6)]  # no gap from the refusal

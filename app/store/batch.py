@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from app.store.connector import Connector, Tx
+from app.store.connector import Connector, IntegrityError, Tx
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -17,7 +17,9 @@ class GroupCommit(Generic[T, R]):
 
     No timer: while one transaction commits, the next batch accumulates by itself, so an idle
     hub answers at once and a busy one amortises each fsync over many callers. A batch that
-    fails is retried item by item, so one bad item cannot fail its neighbours.
+    fails is retried item by item, so one bad item cannot fail its neighbours; an item refused
+    by a unique index is tried once more, since another process may just have committed the
+    same idempotency key (the retry reads it, and answers a repeat).
     """
 
     def __init__(
@@ -54,7 +56,7 @@ class GroupCommit(Generic[T, R]):
             del self._queue[: self._max_batch]
             await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+    async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]], again: bool = True) -> None:
         items = [item for item, _ in batch]
 
         async def work(tx: Tx) -> list[R]:
@@ -66,6 +68,9 @@ class GroupCommit(Generic[T, R]):
             if len(batch) > 1:
                 for one in batch:
                     await self._commit([one])
+                return
+            if again and isinstance(exc, IntegrityError):
+                await self._commit(batch, again=False)
                 return
             if not batch[0][1].done():
                 batch[0][1].set_exception(exc)

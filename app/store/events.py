@@ -123,9 +123,7 @@ async def _waits(tx: Tx, d: NewDelivery, busy: set[tuple[str, str]]) -> bool:
     return True
 
 
-async def promote_next(
-    tx: Tx, endpoint_id: str, key: str, due: int | None, now: int
-) -> None:
+async def promote_next(tx: Tx, endpoint_id: str, key: str, due: int | None, now: int) -> None:
     """Its head finished: the next delivery of an ordering key goes (due at `due`, or held).
     Locked like the check-then-insert above, so a delivery an API process is queueing behind
     the head right now is seen and promoted, never left waiting for a head that is gone."""
