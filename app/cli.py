@@ -49,8 +49,21 @@ def serve(
     ] = False,
 ) -> None:
     """Run the HTTP API and (unless BILLHOOK_WORKER=off) the delivery worker in one process."""
-    settings = _settings()
+    _serve(_settings(), show_key)
+
+
+@cli.command()
+def api() -> None:
+    """Run only the HTTP API (the role of an API process beside separate workers)."""
+    _serve(_settings(run_worker=False), show_key=False)
+
+
+def _serve(settings: Settings, show_key: bool) -> None:
     _logging()
+    if not settings.run_api and not settings.run_worker:
+        typer.echo("configuration error: BILLHOOK_API and BILLHOOK_WORKER are both off: "
+                   "nothing to run", err=True)  # fmt: skip
+        raise typer.Exit(2)
     if not settings.run_api:
         _run_worker(settings)
         return

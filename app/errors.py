@@ -97,3 +97,12 @@ class RateLimited(ApiError):
 
 class Unavailable(ApiError):
     status, code = 503, "unavailable"
+    retry_after_s = 1
+
+
+class StoreUnavailable(Unavailable):
+    """The database does not answer (restarting, unreachable): a 503 with Retry-After to the
+    client, a pause to the worker; nothing is half-written and nothing 2xx was lost."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"the database is not reachable, try again shortly ({message})")

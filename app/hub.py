@@ -15,7 +15,7 @@ from app.egress import EgressPolicy
 from app.endpoints import EndpointService, endpoint_cache
 from app.events import EventService
 from app.invoicing.service import InvoiceService
-from app.periodic import Periodic
+from app.periodic import Job, Periodic
 from app.replays import ReplayService
 from app.retention import RetentionService
 from app.store import Store, open_store
@@ -57,6 +57,8 @@ class Hub:
         events = EventService(store, clock, cache)
         worker = Worker(store, deliverer, clock, settings)
         events.on_commit = worker.notify
+        if settings.run_worker:
+            store.on_due(worker.notify)  # commits of other processes wake it too
         events.rules = rules_for(settings)
         worker.on_endpoints_changed = cache.invalidate
         price_models = PriceModelService(store, clock)
@@ -75,15 +77,18 @@ class Hub:
 
         replays = ReplayService(store, clock)
         replays.on_enqueue = worker.notify
+        retention = RetentionService(store, clock, settings.retention_days)
         periodic = Periodic(
             [
-                ("subscriptions", bills.run_due),
-                ("invoices", invoices.run_due),
-                ("replays", replays.run_due),
-                ("probes", probes),
-                ("retention", RetentionService(store, clock, settings.retention_days).run_due),
+                Job("subscriptions", bills.run_due),
+                Job("invoices", invoices.run_due, every_ms=60_000),
+                Job("replays", replays.run_due),
+                Job("probes", probes),
+                Job("retention", retention.run_due, every_ms=60_000),
             ],
             settings.poll_interval,
+            clock,
+            store.jobs.claim,
         )
         return cls(
             settings,

@@ -11,27 +11,47 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from app.clock import Clock
 
 log = logging.getLogger("billhook.periodic")
 
-Job = tuple[str, Callable[[], Awaitable[int]]]
+Claim = Callable[[str, int, int], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """`every_ms`: runs at most that often across all workers (one of them runs it, through a
+    lease in the store); None: every turn of every worker (the job claims its own rows)."""
+
+    name: str
+    run: Callable[[], Awaitable[int]]
+    every_ms: int | None = None
 
 
 class Periodic:
-    def __init__(self, jobs: Sequence[Job], interval_s: float) -> None:
+    def __init__(self, jobs: Sequence[Job], interval_s: float, clock: Clock, claim: Claim) -> None:
         self._jobs = list(jobs)
         self._interval = interval_s
+        self._clock = clock
+        self._claim = claim
         self._stop = asyncio.Event()
 
     async def run_once(self) -> dict[str, int]:
-        """Each job once; how much each did. A failing job is logged, not fatal to the rest."""
+        """Each job that is due, once; what each that ran did (a job leased to another worker
+        is absent). A failing job is logged, not fatal to the rest."""
         done: dict[str, int] = {}
-        for name, job in self._jobs:
+        for job in self._jobs:
             try:
-                done[name] = await job()
+                if job.every_ms is not None and not await self._claim(
+                    job.name, self._clock.now_ms(), job.every_ms
+                ):
+                    continue
+                done[job.name] = await job.run()
             except Exception:
-                log.exception("periodic job %s failed", name)
-                done[name] = 0
+                log.exception("periodic job %s failed", job.name)
+                done[job.name] = 0
         return done
 
     async def run(self) -> None:

@@ -30,7 +30,7 @@ from app.config import Settings
 from app.delivery import Deliverer
 from app.records import Finished, Job
 from app.settle import settle
-from app.store import Store
+from app.store import Store, StoreUnavailable
 from app.store.deliveries import Claim
 from app.store.outcomes import Rules
 
@@ -232,8 +232,12 @@ class Worker:
             turn = await self._store.deliveries.turn(
                 finished, now, now + self._lease_ms, self._claim(want, driven), self._rules
             )
-        except Exception:
+        except StoreUnavailable as exc:
             # Unrecorded attempts stay leased; they are sent again when the lease runs out.
+            log.warning("the store is away (%s): %d attempts unrecorded", exc, len(finished))
+            await asyncio.sleep(self._poll)
+            return []
+        except Exception:
             log.exception("recording %d attempts or claiming failed", len(finished))
             return []
         if turn.endpoints_changed:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.http import JSON
-from app.errors import ApiError
+from app.errors import ApiError, Unavailable
 
 log = logging.getLogger("billhook.api")
 
@@ -18,7 +18,11 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 
 def extra_headers(exc: ApiError) -> dict[str, str]:
-    return {"www-authenticate": "Bearer"} if exc.status == 401 else {}
+    if exc.status == 401:
+        return {"www-authenticate": "Bearer"}
+    if isinstance(exc, Unavailable):
+        return {"retry-after": str(exc.retry_after_s)}
+    return {}
 
 
 async def api_error(request: Request, exc: Exception) -> Response:

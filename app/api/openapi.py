@@ -122,7 +122,7 @@ def error_statuses(route: Route, doc: Doc) -> set[int]:
     plumbing follows (app/api/http.py), so the document cannot drift from it."""
     statuses = set(doc.also)
     if doc.auth != "none":
-        statuses |= {400, 401}
+        statuses |= {400, 401, 503}  # 503: the database is away for a moment (Retry-After)
     if doc.auth == "admin":
         statuses.add(403)
     if doc.request is not None:

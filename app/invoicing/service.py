@@ -36,7 +36,6 @@ from app.store.invoices import GroupKey, OpenItem, Stale, Written
 log = logging.getLogger("billhook.invoicing")
 
 PAGE = 100  # groups looked up at a time
-EVERY_MS = 60_000  # the automatic run looks at most once a minute: the grace period is hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +59,6 @@ class InvoiceService:
         self._events = events
         self._today = today  # in the business time zone
         self._after_ms = None if finalize_after_s is None else round(finalize_after_s * 1000)
-        self._looked_at: int | None = None
 
     async def finalize(self, tenant_id: str, filters: Filters) -> list[Document]:
         """Every open group the filters select becomes an invoice (none open: an empty list)."""
@@ -124,11 +122,8 @@ class InvoiceService:
     async def run_due(self) -> int:
         """The periodic job: groups whose oldest open item is older than the grace period."""
         now = self._clock.now_ms()
-        if self._after_ms is None or (
-            self._looked_at is not None and now - self._looked_at < EVERY_MS
-        ):
+        if self._after_ms is None:
             return 0
-        self._looked_at = now
         done = 0
         for tenant_id, key in await self._store.invoices.due_groups(now - self._after_ms, PAGE):
             seller = await self._store.tenants.seller(tenant_id)

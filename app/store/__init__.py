@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from app.errors import StoreUnavailable
 from app.store import queries
 from app.store.billing import BillingInformation, Counters, PriceModels, Subscriptions
-from app.store.connector import Connector, IntegrityError, StoreMissing, StoreUnavailable
+from app.store.connector import Connector, IntegrityError, StoreMissing
 from app.store.deliveries import Deliveries
 from app.store.endpoints import Endpoints
 from app.store.events import Events
 from app.store.invoices import Invoices
+from app.store.jobs import Jobs
 from app.store.replays import Replays
 from app.store.retention import Retention
 from app.store.tenants import Tenants
@@ -37,10 +41,16 @@ class Store:
         self.replays = Replays(connector)
         self.retention = Retention(connector)
         self.invoices = Invoices(connector)
+        self.jobs = Jobs(connector)
 
     async def migrate(self, now_ms: int) -> list[int]:
         """Apply pending forward-only migrations; returns the versions applied."""
         return await self.db.migrate(queries.migrations(self.db.dialect), now_ms)
+
+    def on_due(self, wake: Callable[[], None]) -> None:
+        """Call `wake` when any process commits deliveries that are due (PostgreSQL: LISTEN;
+        SQLite: nothing to do, one process writes the file)."""
+        self.db.listen("billhook_due", wake)
 
     async def ping(self) -> None:
         await self.db.fetch("ping")

@@ -33,15 +33,11 @@ class Connector(Protocol):
     async def fetch(self, name: str, params: Params | None = None) -> list[Row]: ...
     async def fetchrow(self, name: str, params: Params | None = None) -> Row | None: ...
     def ids(self, values: Sequence[str]) -> Any: ...
+    def listen(self, channel: str, wake: Callable[[], None]) -> None: ...
 
 
 class StoreMissing(Exception):
     """There is no database where the URL points (and it was not to be created)."""
-
-
-class StoreUnavailable(Exception):
-    """The database does not answer (restarting, unreachable): the API answers 503 with
-    Retry-After, the worker waits and tries again; nothing is half-written."""
 
 
 class IntegrityError(Exception):

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from app.errors import StoreUnavailable
 from app.store import queries
 from app.store.connector import (
     IntegrityError,
@@ -26,7 +27,6 @@ from app.store.connector import (
     R,
     Row,
     StoreMissing,
-    StoreUnavailable,
     Work,
     retrying,
 )

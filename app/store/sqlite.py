@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,9 @@ class SqliteConnector:
 
     def ids(self, values: Sequence[str]) -> Any:
         return _json_list(values)
+
+    def listen(self, channel: str, wake: Callable[[], None]) -> None:
+        """One process per SQLite file: its commits wake its worker in memory already."""
 
     async def migrate(self, scripts: Sequence[tuple[int, str, str]], now_ms: int) -> list[int]:
         async with self._lock:

@@ -525,3 +525,10 @@ SELECT seller FROM tenants WHERE id = :tenant_id;
 
 -- name: tenant_seller_set
 UPDATE tenants SET seller = :seller WHERE id = :tenant_id;
+
+-- name: job_claim
+-- The job is due (or has never run): move its due time on and run it. Of several workers
+-- asking at the same moment exactly one gets a row back.
+INSERT INTO job_runs (name, due_at) VALUES (:name, :next)
+ON CONFLICT (name) DO UPDATE SET due_at = :next WHERE job_runs.due_at <= :now
+RETURNING name;
