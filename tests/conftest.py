@@ -3,6 +3,8 @@ own when BILLHOOK_TEST_POSTGRES_URL is set), an HTTP client, real loopback recei
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -76,6 +78,19 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/billhook.db"
         return
+    async with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema for tests that only make sense there (several processes)."""
+    async with postgres_schema() as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema() -> AsyncIterator[str]:
     base = postgres_url()
     if base is None:
         pytest.skip("PostgreSQL tests run when BILLHOOK_TEST_POSTGRES_URL is set")
@@ -85,10 +100,29 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     admin = await asyncpg.connect(base)
     try:
         await admin.execute(f"CREATE SCHEMA {schema}")
+    finally:
+        await admin.close()
+    try:
         yield in_schema(base, schema)
     finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await admin.close()
+        await _drop(base, schema)
+
+
+async def _drop(base: str, schema: str) -> None:
+    """On a connection of its own: the test's may have been cut by a database restart."""
+    import asyncpg
+
+    for _ in range(60):
+        try:
+            conn = await asyncpg.connect(base)
+        except (OSError, asyncpg.PostgresError):
+            await asyncio.sleep(0.5)  # PostgreSQL restarting (the restart test)
+            continue
+        try:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        finally:
+            await conn.close()
+        return
 
 
 @pytest.fixture
@@ -131,8 +165,6 @@ HubFactory = Callable[..., Any]
 async def hub_factory(tmp_path: Path, database_url: str) -> AsyncIterator[Callable[..., Any]]:
     """Start hubs with setting overrides (and an optional clock) on the test's backend; all are
     stopped at the end."""
-    import contextlib
-
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(clock: FrozenClock | None = None, **overrides: Any) -> HubClient:

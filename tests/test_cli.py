@@ -19,7 +19,7 @@ from starlette.routing import Route
 from app import jsoncodec
 from app.testing import Receiver
 from tests.conftest import HubClient
-from tests.test_crash import KEY, hub_process
+from tests.processes import KEY, hub_process
 from tests.test_einvoice import valid
 from tests.test_invoices import complete, item, seller
 
@@ -85,8 +85,8 @@ async def test_an_endpoint_down_then_back_recovers_everything_with_one_command(t
     # Two attempts per delivery: what fails stays failed until someone replays it.
     async with (
         Receiver(merchant.app, "/hook") as server,
-        hub_process(db, BILLHOOK_RETRY_SCHEDULE="0s") as (_, url),
-        httpx.AsyncClient(base_url=url, headers=headers) as hub,
+        hub_process(f"sqlite:///{db}", BILLHOOK_RETRY_SCHEDULE="0s") as process,
+        httpx.AsyncClient(base_url=str(process.url), headers=headers) as hub,
     ):
         endpoint = (await hub.post("/v1/endpoints", json={"url": server.url})).json()
         await _post(hub, db, range(2))  # four failures: both run out of attempts

@@ -7,13 +7,8 @@ only for deliveries that were in flight (leased, unrecorded) at the moment of th
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import sys
-from asyncio.subprocess import DEVNULL, PIPE
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -25,9 +20,9 @@ from starlette.routing import Route
 from app.testing import Receiver
 from subscribers.receiver import Inbox
 from subscribers.verify import Verifier
+from tests.processes import KEY, hub_process, until
 
 EVENTS = 500
-KEY = "bh_crash_test_key"
 
 
 class SlowReceiver:
@@ -46,56 +41,6 @@ class SlowReceiver:
         await asyncio.sleep(0.04)  # the receiver's own processing time
         self.inbox.add(webhook_id, "t", body)
         return JSONResponse({"ok": True})
-
-
-@asynccontextmanager
-async def hub_process(
-    db: Path, **overrides: str
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """A real `billhook serve` on `db` and a free port; `overrides` are more BILLHOOK_ settings."""
-    env = {
-        **os.environ,
-        "BILLHOOK_DATABASE_URL": f"sqlite:///{db}",
-        "BILLHOOK_PORT": "0",
-        "BILLHOOK_API_KEY": KEY,
-        "BILLHOOK_EGRESS_ALLOW": "127.0.0.0/8",
-        "BILLHOOK_RETRY_SCHEDULE": "1s,1s,1s",
-        "BILLHOOK_REQUEST_TIMEOUT": "2s",
-        "BILLHOOK_CONNECT_TIMEOUT": "1s",
-        "BILLHOOK_WORKER_CONCURRENCY": "8",
-        "BILLHOOK_POLL_INTERVAL": "100ms",
-        **overrides,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app", "serve", env=env, stderr=PIPE, stdout=DEVNULL
-    )
-    drain = None
-    try:
-        url = await asyncio.wait_for(_serving_url(proc), timeout=30)
-        assert proc.stderr is not None
-        drain = asyncio.create_task(proc.stderr.read())  # never let a full pipe block the hub
-        yield proc, url
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await asyncio.wait_for(proc.wait(), 30)
-        if drain is not None:
-            await drain
-
-
-async def _serving_url(proc: asyncio.subprocess.Process) -> str:
-    assert proc.stderr is not None
-    while line := (await proc.stderr.readline()).decode():
-        if "serving on " in line:
-            return line.split("serving on ", 1)[1].strip()
-    raise AssertionError(f"hub exited with {await proc.wait()} before serving")
-
-
-async def _until(condition, seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 def _in_flight(db: Path) -> set[str]:
@@ -121,20 +66,21 @@ async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path):
     db = tmp_path / "crash.db"
     receiver = SlowReceiver()
     async with Receiver(receiver.app, "/hook") as server:
-        async with hub_process(db) as (proc, url):
+        async with hub_process(f"sqlite:///{db}", BILLHOOK_WORKER_CONCURRENCY="8") as hub:
+            proc, url = hub.proc, hub.url
             async with httpx.AsyncClient(
-                base_url=url, headers={"authorization": f"Bearer {KEY}"}
+                base_url=str(url), headers={"authorization": f"Bearer {KEY}"}
             ) as c:
                 endpoint = (await c.post("/v1/endpoints", json={"url": server.url})).json()
                 receiver.verifier = Verifier(endpoint["secret"])
                 accepted = await _post_events(c)
-            await _until(lambda: receiver.inbox.count() >= 150, 30)
+            await until(lambda: receiver.inbox.count() >= 150, 30)
             proc.send_signal(signal.SIGKILL)
             await asyncio.wait_for(proc.wait(), 10)
         received_at_kill = receiver.inbox.count()
         assert received_at_kill < EVENTS, "the kill must land mid-delivery"
         in_flight = _in_flight(db)
-        async with hub_process(db):
-            await _until(lambda: receiver.inbox.ids() >= set(accepted), 60)
+        async with hub_process(f"sqlite:///{db}", BILLHOOK_WORKER_CONCURRENCY="8"):
+            await until(lambda: receiver.inbox.ids() >= set(accepted), 60)
     assert receiver.inbox.ids() == set(accepted)
     assert set(receiver.inbox.duplicates()) <= in_flight

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from app.errors import StoreUnavailable
 from app.store.connector import Connector, IntegrityError, Tx
 
 T = TypeVar("T")
@@ -64,6 +65,11 @@ class GroupCommit(Generic[T, R]):
 
         try:
             results = await self._connector.transact(work)
+        except StoreUnavailable as exc:  # perhaps committed: a retry here could write twice
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
         except Exception as exc:
             if len(batch) > 1:
                 for one in batch:

@@ -38,12 +38,19 @@ _LOST = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # a pooled connection left mid-operation by a loss
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     ConnectionError,
     OSError,
 )
 _CONFLICT = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+class _CommitUnknown(Exception):
+    """The connection was lost during COMMIT: the transaction may have committed. Running the
+    work again could do it twice (a second credit note), so it is not retried: the caller gets
+    a 503 and retries with its idempotency key."""
 
 
 def _transient(exc: BaseException) -> bool:
@@ -143,26 +150,51 @@ class PostgresConnector:
         return self._pool
 
     async def transact(self, work: Work[R], durable: bool = True) -> R:
+        """Run `work` in a transaction, again from the start after a lost connection or a
+        serialization failure before COMMIT (nothing of it was kept); never after a COMMIT
+        whose outcome is unknown."""
         try:
             async for attempt in retrying(_transient):
                 with attempt:
                     return await self._transact_once(work, durable)
+        except _CommitUnknown as exc:
+            raise StoreUnavailable(f"the connection was lost while committing: {exc}") from exc
         except _LOST as exc:
             raise StoreUnavailable(f"the database does not answer: {exc}") from exc
         raise AssertionError("unreachable: tenacity re-raises")
 
     async def _transact_once(self, work: Work[R], durable: bool) -> R:
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not durable:
-                await conn.execute("SET LOCAL synchronous_commit = off")
-            return await work(_Tx(conn, self._sql))
+        async with self.pool.acquire() as conn:
+            transaction = conn.transaction()
+            try:
+                await transaction.start()
+                if not durable:
+                    await conn.execute("SET LOCAL synchronous_commit = off")
+                result = await work(_Tx(conn, self._sql))
+            except _LOST:
+                conn.terminate()  # never handed out again half-broken
+                raise
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await transaction.rollback()
+                raise
+            try:
+                await transaction.commit()
+            except _LOST as exc:
+                conn.terminate()
+                raise _CommitUnknown(str(exc)) from exc
+            return result
 
     async def fetch(self, name: str, params: Params | None = None) -> list[Row]:
         try:
             async for attempt in retrying(_transient):
                 with attempt:
                     async with self.pool.acquire() as conn:
-                        return await _Tx(conn, self._sql).fetch(name, params)
+                        try:
+                            return await _Tx(conn, self._sql).fetch(name, params)
+                        except _LOST:
+                            conn.terminate()
+                            raise
         except _LOST as exc:
             raise StoreUnavailable(f"the database does not answer: {exc}") from exc
         raise AssertionError("unreachable: tenacity re-raises")

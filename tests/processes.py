@@ -1,0 +1,85 @@
+"""Real hub processes for tests: `billhook serve | api | worker` on a database, with the
+BILLHOOK_* settings a test needs; stopped (or found killed) at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from asyncio.subprocess import DEVNULL, PIPE
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+KEY = "bh_process_test_key"
+FAST = {
+    "BILLHOOK_EGRESS_ALLOW": "127.0.0.0/8",
+    "BILLHOOK_RETRY_SCHEDULE": "1s,1s,1s",
+    "BILLHOOK_REQUEST_TIMEOUT": "2s",
+    "BILLHOOK_CONNECT_TIMEOUT": "1s",
+    "BILLHOOK_POLL_INTERVAL": "100ms",
+}
+
+
+@dataclass
+class HubProcess:
+    proc: asyncio.subprocess.Process
+    url: str | None  # None for a worker: it serves nothing
+    said: list[bytes]  # what it wrote to stderr so far (logs)
+
+
+@asynccontextmanager
+async def hub_process(
+    database_url: str, role: str = "serve", **overrides: str
+) -> AsyncIterator[HubProcess]:
+    """`billhook <role>` on `database_url` and a free port; `overrides`: more BILLHOOK_ vars."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")},
+        "BILLHOOK_DATABASE_URL": database_url,
+        "BILLHOOK_PORT": "0",
+        "BILLHOOK_API_KEY": KEY,
+        **FAST,
+        **overrides,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", role, env=env, stderr=PIPE, stdout=DEVNULL
+    )
+    drain = None
+    try:
+        url = await asyncio.wait_for(_ready(proc), timeout=30)
+        hub = HubProcess(proc, url, [])
+        drain = asyncio.create_task(_drain(proc, hub.said))  # a full pipe would block the hub
+        yield hub
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 30)
+        if drain is not None:
+            await drain
+
+
+async def _drain(proc: asyncio.subprocess.Process, said: list[bytes]) -> None:
+    assert proc.stderr is not None
+    while line := await proc.stderr.readline():
+        said.append(line)
+
+
+async def _ready(proc: asyncio.subprocess.Process) -> str | None:
+    """The URL once the process serves; None once a worker runs."""
+    assert proc.stderr is not None
+    said = ""
+    while line := (await proc.stderr.readline()).decode():
+        said += line
+        if "serving on " in line:
+            return line.split("serving on ", 1)[1].strip()
+        if "worker running" in line:
+            return None
+    raise AssertionError(f"the hub exited with {await proc.wait()} before it ran:\n{said}")
+
+
+async def until(condition: object, seconds: float, interval: float = 0.05) -> None:
+    """Poll `condition()` until it holds, failing after `seconds`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(interval)
