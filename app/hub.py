@@ -16,6 +16,7 @@ from app.endpoints import EndpointService, endpoint_cache
 from app.events import EventService
 from app.invoicing.service import InvoiceService
 from app.periodic import Job, Periodic
+from app.replay_runner import ReplayRunner
 from app.replays import ReplayService
 from app.retention import RetentionService
 from app.store import Store, open_store
@@ -77,12 +78,14 @@ class Hub:
 
         replays = ReplayService(store, clock)
         replays.on_enqueue = worker.notify
+        runner = ReplayRunner(store, clock)
+        runner.on_enqueue = worker.notify
         retention = RetentionService(store, clock, settings.retention_days)
         periodic = Periodic(
             [
                 Job("subscriptions", bills.run_due),
                 Job("invoices", invoices.run_due, every_ms=60_000),
-                Job("replays", replays.run_due),
+                Job("replays", runner.run_due),
                 Job("probes", probes),
                 Job("retention", retention.run_due, every_ms=60_000),
             ],

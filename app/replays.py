@@ -4,7 +4,8 @@ A replay job is a cursor over the tenant's events in a time window. The worker a
 batches, keeping about a second of work enqueued, each delivery due at its own paced moment
 (`rate_per_s`, default 250/s) so the sending is even and live traffic keeps its latency; each
 batch's deliveries and the moved cursor are one transaction, so a restarted hub resumes exactly
-where it was. Replayed deliveries keep the event id as `webhook-id` and have the trigger `replay`.
+where it was (app/replay_runner.py). Replayed deliveries keep the event id as `webhook-id` and
+have the trigger `replay`. This module holds the use cases the API and the CLI call.
 
 A replay of what failed also takes in what the endpoint's circuit holds (deliveries still
 pending, waiting for a probe to succeed): they count in its dry run and its progress, and go
@@ -13,8 +14,6 @@ out as soon as the endpoint answers again (starting a replay probes it at once).
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -25,15 +24,7 @@ from app.ids import id_floor, new_id
 from app.records import Endpoint, Event, NewDelivery, NewEvent, Replay
 from app.store import Store
 
-log = logging.getLogger("billhook.replays")
-
 DEFAULT_RATE = 250
-# Small steps keep each one to a few milliseconds, so live traffic interleaves with a replay.
-BATCH = 100  # events enqueued per transaction at most
-SCAN = 1000  # events looked at per batch at most (a filter may select few of them)
-AHEAD_MS = 1000  # a running job keeps about this much of its paced work enqueued
-MAX_SLICES = 20  # batches per run, so one job never holds the periodic loop for long
-LEASE_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +83,7 @@ class ReplayService:
             groups = await self._store.replays.counts(
                 tenant_id, endpoint.id, since_id, until_id, which
             )
-            total += sum(n for event, n in groups if _selected(event, endpoint, request))
+            total += sum(n for event, n in groups if selected(event, endpoint, request))
         return total
 
     async def start(self, tenant_id: str, request: Request) -> Replay:
@@ -147,92 +138,6 @@ class ReplayService:
             raise ValidationFailed.field("status", "the replay is not running")
         return await self.progress(tenant_id, replay_id)
 
-    async def run_due(self) -> int:
-        """Advance every replay that is due by about a second of paced work (the worker's
-        periodic loop calls this)."""
-        now = self._clock.now_ms()
-        due = await self._store.replays.claim(now, now + LEASE_MS, 20)
-        for replay in due:
-            try:
-                await self._advance(replay, now)
-            except Exception:
-                log.exception("replay %s failed; retried after its lease", replay.id)
-        return len(due)
-
-    async def _advance(self, replay: Replay, now: int) -> None:
-        """Enqueue the job's next second of work in batches, each delivery due at its paced
-        moment (stored, so pacing survives a restart and the worker sends them evenly)."""
-        lease = replay.next_run_at
-        endpoint = await self._store.endpoints.get(replay.tenant_id, replay.endpoint_id)
-        if endpoint is None:  # deleted meanwhile: nothing left to send to
-            await self._store.replays.advance(replace(replay, status="cancelled"), lease, [], now)
-            return
-        request = _request(replay)
-        spacing = 1000 / replay.rate_per_s
-        at = float(max(now, replay.paced_until or now))
-        horizon = now + AHEAD_MS
-        for _ in range(MAX_SLICES):
-            room = max(1, min(BATCH, math.ceil((horizon - at) / spacing)))
-            batch, replay = await self._slice(replay, endpoint, request, room, at, now)
-            at += len(batch) * spacing
-            ahead = replay.status == "running" and at < horizon
-            replay = replace(
-                replay,
-                paced_until=round(at),
-                next_run_at=lease if ahead else max(now, round(at) - AHEAD_MS // 2),
-            )
-            if not await self._store.replays.advance(replay, lease, batch, now):
-                return  # cancelled, or another worker took the job over
-            if batch:
-                self.on_enqueue()
-            if not ahead:
-                return
-        await self._store.replays.advance(replace(replay, next_run_at=now), lease, [], now)
-
-    async def _slice(
-        self, replay: Replay, endpoint: Endpoint, request: Request, room: int, at: float, now: int
-    ) -> tuple[list[NewEvent], Replay]:
-        """Up to `room` selected events after the cursor, with their paced deliveries, and the
-        job moved past them (done when the window is exhausted)."""
-        since_id, until_id = self._window(request)
-        after = replay.cursor or since_id
-        scan = min(SCAN, 2 * room + 16)  # enough for the room when most events are selected
-        events = await self._store.replays.candidates(replay.tenant_id, after, until_id, scan)
-        chosen, cursor, early = await self._choose(events, endpoint, request, room, after)
-        spacing = 1000 / replay.rate_per_s
-        batch = [
-            NewEvent(
-                e,
-                (
-                    delivery_to(
-                        e,
-                        endpoint,
-                        now,
-                        trigger="replay",
-                        replay_id=replay.id,
-                        due=round(at + n * spacing),
-                    ),
-                ),
-            )
-            for n, e in enumerate(chosen)
-        ]
-        status = "running" if early or len(events) == scan else "done"
-        moved = replace(replay, cursor=cursor, enqueued=replay.enqueued + len(batch), status=status)
-        return batch, moved
-
-    async def _choose(
-        self, events: list[Event], endpoint: Endpoint, request: Request, limit: int, after: str
-    ) -> tuple[list[Event], str, bool]:
-        """Up to `limit` selected events, the cursor after the last event used, and whether
-        it stopped early (more were selected than the pace allows)."""
-        selected = [e for e in events if _selected(e, endpoint, request)]
-        if request.only_failed and selected:
-            failed = await self._store.replays.failed_among(endpoint.id, [e.id for e in selected])
-            selected = [e for e in selected if e.id in failed]
-        if len(selected) > limit:
-            return selected[:limit], selected[limit - 1].id, True
-        return selected, events[-1].id if events else after, False
-
     async def _probe_now(self, endpoint: Endpoint, now: int) -> None:
         """Whoever replays to a failing endpoint says it is back: probe it now, so what the
         circuit holds (the replay included) goes as soon as it answers, not at the next step."""
@@ -240,8 +145,7 @@ class ReplayService:
             await self._store.endpoints.probe_now(endpoint.id, now)
 
     def _window(self, request: Request) -> tuple[str, str]:
-        until = request.until if request.until is not None else self._clock.now_ms()
-        return id_floor("evt", request.since), id_floor("evt", until)
+        return window(request, self._clock.now_ms())
 
     async def _endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint:
         endpoint = await self._store.endpoints.get(tenant_id, endpoint_id)
@@ -250,7 +154,13 @@ class ReplayService:
         return endpoint
 
 
-def _request(replay: Replay) -> Request:
+def window(request: Request, now: int) -> tuple[str, str]:
+    """The event-id range of the request's time window (until: now when open)."""
+    until = request.until if request.until is not None else now
+    return id_floor("evt", request.since), id_floor("evt", until)
+
+
+def request_of(replay: Replay) -> Request:
     return Request(
         replay.endpoint_id,
         replay.since,
@@ -261,7 +171,7 @@ def _request(replay: Replay) -> Request:
     )
 
 
-def _selected(event: Event, endpoint: Endpoint, request: Request) -> bool:
+def selected(event: Event, endpoint: Endpoint, request: Request) -> bool:
     """Of the request's event types (else those the endpoint subscribes to now), never about
     the endpoint itself; a backfill also keeps to the endpoint's filter, while a failed
     delivery matched it once already."""

@@ -21,13 +21,13 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 
 from app import health, metrics
 from app.clock import Clock
 from app.config import Settings
 from app.delivery import Deliverer
+from app.lanes import Lanes
 from app.records import Finished, Job
 from app.settle import settle
 from app.store import Store, StoreUnavailable
@@ -38,34 +38,11 @@ log = logging.getLogger("billhook.worker")
 
 CLAIM_BATCH = 512
 MIN_CLAIM = 32
-QUEUE_SECONDS = 2.0  # an endpoint's local queue holds about this much of its work
-MAX_DEPTH = 64  # … and at most this many times its concurrency
-LATENCY_WEIGHT = 0.2
 
 
 def rules_for(settings: Settings) -> Rules:
     """Endpoint health rules; a failing endpoint's probes follow the retry schedule."""
     return Rules(health.judge, tuple(round(s * 1000) for s in settings.retry_schedule))
-
-
-class Bucket:
-    """A token bucket for an endpoint's `rate_limit_per_s` (burst: one second's worth)."""
-
-    def __init__(self, rate: float, now: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self._now = now
-        self.at = now()
-
-    def available(self) -> float:
-        now = self._now()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        return self.tokens
-
-    def wait(self) -> float:
-        """Seconds until a token is there."""
-        return max(0.0, (1 - self.available()) / self.rate)
 
 
 class Worker:
@@ -90,17 +67,14 @@ class Worker:
         self._rng = rng or random.Random()
         self._rules = rules_for(settings)
         self._sending: dict[asyncio.Task[None], Job] = {}
-        self._busy: Counter[str] = Counter()
-        self._queues: defaultdict[str, deque[Job]] = defaultdict(deque)
-        self._buckets: dict[str, Bucket] = {}
-        self._latency: dict[str, float] = {}  # seconds per attempt, smoothed, per endpoint
+        self.monotonic: Callable[[], float] = time.monotonic  # rate limits' time; tests freeze it
+        self.lanes = Lanes(lambda: self.monotonic())  # per endpoint: slots, queue, rate, latency
         self._results: list[Finished] = []
         self._handed_back: list[Job] = []
         self._wake = asyncio.Event()
         self._stopping = False
         self._backlog = False
         self.on_endpoints_changed: Callable[[], None] = lambda: None
-        self.monotonic: Callable[[], float] = time.monotonic  # rate limits' time; tests freeze it
 
     def notify(self) -> None:
         """New work was committed in this process: claim now rather than at the next poll."""
@@ -149,32 +123,21 @@ class Worker:
         self._stopping = True
         self._wake.set()
 
-    def _held(self) -> int:
-        return len(self._sending) + sum(len(q) for q in self._queues.values())
-
     def _room(self) -> int:
         """How many to claim: in chunks, not one row per completed attempt."""
-        free = self._capacity - self._held()
+        free = self._capacity - self.lanes.held()
         if free < min(self._capacity, MIN_CLAIM) and self._sending:
             return 0
         return min(free, CLAIM_BATCH)
-
-    def _depth(self, endpoint_id: str) -> int:
-        """Queue depth: ~QUEUE_SECONDS of the endpoint's work, between 1× and 64× its
-        concurrency; an endpoint not seen yet gets 2×."""
-        latency = self._latency.get(endpoint_id)
-        if latency is None:
-            return 2 * self._cap
-        return self._cap * max(1, min(MAX_DEPTH, int(QUEUE_SECONDS / max(latency, 1e-3))))
 
     def _claim(self, want: int, driven: bool = False) -> Claim:
         """Room per endpoint: its queue depth less what this worker holds for it."""
         if driven:  # tests: one attempt per slot, nothing queued
             return Claim(want, self._cap)
+        self.lanes.forget_idle()
         excluded, free = [], {}
-        for endpoint_id in set(self._busy) | set(self._queues) | set(self._latency):
-            room = self._depth(endpoint_id) - self._busy[endpoint_id]
-            room -= len(self._queues.get(endpoint_id, ()))
+        for endpoint_id, lane in self.lanes.items():
+            room = lane.depth(self._cap) - lane.busy - len(lane.queue)
             if room <= 0:
                 excluded.append(endpoint_id)
             else:
@@ -183,40 +146,28 @@ class Worker:
 
     def _queue(self, jobs: list[Job]) -> None:
         for job in jobs:
-            self._queues[job.endpoint_id].append(job)
+            self.lanes[job.endpoint_id].queue.append(job)
         for endpoint_id in {job.endpoint_id for job in jobs}:
             self._pump(endpoint_id)
         metrics.IN_FLIGHT.set(len(self._sending))
 
     def _pump(self, endpoint_id: str) -> None:
         """Start queued attempts while the endpoint has slots (and rate) for them."""
-        queue = self._queues[endpoint_id]
-        while queue and self._busy[endpoint_id] < self._cap and not self._stopping:
-            job = queue[0]
-            if job.rate_limit_per_s and not self._token(job):
+        lane = self.lanes[endpoint_id]
+        while lane.queue and lane.busy < self._cap and not self._stopping:
+            job = lane.queue[0]
+            if job.rate_limit_per_s and not lane.token(job.rate_limit_per_s, self.monotonic):
+                assert lane.bucket is not None
+                asyncio.get_running_loop().call_later(lane.bucket.wait(), self._pump, endpoint_id)
                 return
-            queue.popleft()
+            lane.queue.popleft()
             if job.lease_until - self._clock.now_ms() < self._send_ms:
                 self._handed_back.append(job)  # too late to finish inside the lease
                 continue
-            self._busy[endpoint_id] += 1
+            lane.busy += 1
             task = asyncio.create_task(self._send(job))
             self._sending[task] = job
             task.add_done_callback(self._sent)
-        if not queue:
-            self._queues.pop(endpoint_id, None)
-
-    def _token(self, job: Job) -> bool:
-        assert job.rate_limit_per_s
-        bucket = self._buckets.setdefault(
-            job.endpoint_id, Bucket(job.rate_limit_per_s, self.monotonic)
-        )
-        bucket.rate = job.rate_limit_per_s
-        if bucket.available() >= 1:
-            bucket.tokens -= 1
-            return True
-        asyncio.get_running_loop().call_later(bucket.wait(), self._pump, job.endpoint_id)
-        return False
 
     async def _sleep(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -252,9 +203,7 @@ class Worker:
 
     async def _send(self, job: Job) -> None:
         finished = await self._attempt(job)
-        seconds = finished.attempt.duration_ms / 1000
-        before = self._latency.get(job.endpoint_id, seconds)
-        self._latency[job.endpoint_id] = before + LATENCY_WEIGHT * (seconds - before)
+        self.lanes[job.endpoint_id].observe(finished.attempt.duration_ms / 1000)
         # Not `self._results.append(await …)`: that binds the list before the await, and the
         # loop may have swapped it out meanwhile, losing the result.
         self._results.append(finished)
@@ -264,16 +213,17 @@ class Worker:
         job = self._sending.pop(task, None)
         if job is None:
             return
-        self._busy[job.endpoint_id] -= 1
-        if not self._busy[job.endpoint_id]:
-            del self._busy[job.endpoint_id]
-        if job.endpoint_id in self._queues:
+        lane = self.lanes[job.endpoint_id]
+        lane.busy -= 1
+        if lane.queue:
             self._pump(job.endpoint_id)  # the next one goes now, not at the next turn
 
     async def _shutdown(self) -> None:
         """Give in-flight attempts a grace period, hand the rest back, record everything."""
-        queued = [job for queue in self._queues.values() for job in queue]
-        self._queues.clear()
+        queued: list[Job] = []
+        for _, lane in self.lanes.items():
+            queued += lane.queue
+            lane.queue.clear()
         unsent: list[Job] = queued + self._handed_back
         self._handed_back = []
         if self._sending:

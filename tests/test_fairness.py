@@ -10,10 +10,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.delivery import Outcome
+from app.lanes import Bucket
 from app.settle import settle
 from app.store.deliveries import Claim
 from app.testing import FrozenClock, Receiver
-from app.worker import Bucket
 from tests.conftest import START_MS, HubClient
 from tests.test_e2e import Recorder, _until
 
@@ -113,7 +113,8 @@ async def test_rate_limited_endpoint_is_sent_no_faster_than_its_rate(hub_factory
             await hub.publish("t", {"n": n})
 
         def waiting() -> int:
-            return len(worker._queues.get(endpoint["id"], ()))
+            lane = worker.lanes.get(endpoint["id"])
+            return len(lane.queue) if lane else 0
 
         await _until(lambda: len(recorder.requests) == 5 and waiting() == 5 and not worker._sending)
         now[0] += 0.5  # two and a half tokens' worth

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app import replays
+from app import replay_runner
 from app.testing import FrozenClock
 from tests.conftest import START_MS, HubClient
 from tests.test_e2e import Recorder
@@ -148,8 +148,8 @@ async def test_replay_is_paced_by_rate_per_s(hub_factory):
 async def test_a_large_replay_is_streamed_in_batches(hub_factory, monkeypatch):
     """A run enqueues a bounded number of bounded batches, whatever the window holds: memory
     stays flat, and the job resumes from its cursor at the next run."""
-    monkeypatch.setattr(replays, "BATCH", 10)
-    monkeypatch.setattr(replays, "MAX_SLICES", 3)
+    monkeypatch.setattr(replay_runner, "BATCH", 10)
+    monkeypatch.setattr(replay_runner, "MAX_SLICES", 3)
     clock = FrozenClock(START_MS)
     hub: HubClient = await hub_factory(clock=clock)
     replay_id = await _replay_of_stored(hub, clock, 45, rate=100_000)
