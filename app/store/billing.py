@@ -6,84 +6,40 @@ from decimal import Decimal
 from typing import Any
 
 from app import jsoncodec
+from app.money import plain
 from app.records import BillingRecord, PriceModel, Subscription
 from app.store.connector import Connector, IntegrityError, Row, Tx
+from app.store.rows import from_row, to_row
 
 
 def billing_columns(b: BillingRecord) -> dict[str, Any]:
-    return {
-        "id": b.id,
-        "tenant_id": b.tenant_id,
-        "event_id": b.event_id,
-        "source": b.source,
-        "transaction_id": b.transaction_id,
-        "customer_number": b.customer_number,
-        "external_contract_id": b.external_contract_id,
-        "currency": b.currency,
-        "total_gross": str(b.total_gross),
-        "total_net": str(b.total_net),
-        "invoice_date": b.invoice_date,
-        "request": b.request,
-        "price_models": jsoncodec.dumps([list(p) for p in b.price_models]).decode(),
-        "subscription_id": b.subscription_id,
-        "memo": b.memo,
-        "metadata": jsoncodec.dumps(b.metadata).decode(),
-        "created_at": b.created_at,
-    }
+    return to_row(
+        b,
+        total_gross=plain(b.total_gross),
+        total_net=plain(b.total_net),
+        price_models=jsoncodec.dumps([list(p) for p in b.price_models]).decode(),
+        metadata=jsoncodec.dumps(b.metadata).decode(),
+    )
 
 
 def billing_from_row(row: Row) -> BillingRecord:
-    return BillingRecord(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        event_id=row["event_id"],
-        source=row["source"],
-        transaction_id=row["transaction_id"],
-        customer_number=row["customer_number"],
-        external_contract_id=row["external_contract_id"],
-        currency=row["currency"],
+    return from_row(
+        BillingRecord,
+        row,
         total_gross=Decimal(row["total_gross"]),
         total_net=Decimal(row["total_net"]),
-        invoice_date=row["invoice_date"],
         request=bytes(row["request"]),
-        created_at=row["created_at"],
         price_models=tuple((p[0], int(p[1])) for p in jsoncodec.loads(row["price_models"])),
-        subscription_id=row["subscription_id"],
-        memo=row["memo"],
         metadata=jsoncodec.loads(row["metadata"]),
-        status=row["status"],
-        invoice_number=row["invoice_number"],
     )
 
 
 def _price_model(row: Row) -> PriceModel:
-    return PriceModel(
-        id=row["id"],
-        version=row["version"],
-        tenant_id=row["tenant_id"],
-        spec=jsoncodec.loads(row["spec"]),
-        created_at=row["created_at"],
-    )
+    return from_row(PriceModel, row, spec=jsoncodec.loads(row["spec"]))
 
 
 def subscription_from_row(row: Row) -> Subscription:
-    return Subscription(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        transaction_id=row["transaction_id"],
-        customer_number=row["customer_number"],
-        external_contract_id=row["external_contract_id"],
-        product_id=row["product_id"],
-        price_model_id=row["price_model_id"],
-        price_model_version=row["price_model_version"],
-        terms=jsoncodec.loads(row["terms"]),
-        status=row["status"],
-        next_period_start=row["next_period_start"],
-        next_bill_at=row["next_bill_at"],
-        cycles_billed=row["cycles_billed"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return from_row(Subscription, row, terms=jsoncodec.loads(row["terms"]))
 
 
 class Counters:
@@ -234,18 +190,4 @@ class Subscriptions:
 
 
 def _subscription_columns(sub: Subscription) -> dict[str, Any]:
-    return {
-        "id": sub.id,
-        "tenant_id": sub.tenant_id,
-        "transaction_id": sub.transaction_id,
-        "customer_number": sub.customer_number,
-        "external_contract_id": sub.external_contract_id,
-        "product_id": sub.product_id,
-        "price_model_id": sub.price_model_id,
-        "price_model_version": sub.price_model_version,
-        "terms": jsoncodec.dumps(sub.terms).decode(),
-        "status": sub.status,
-        "next_period_start": sub.next_period_start,
-        "next_bill_at": sub.next_bill_at,
-        "created_at": sub.created_at,
-    }
+    return to_row(sub, terms=jsoncodec.dumps(sub.terms).decode())

@@ -12,37 +12,15 @@ from app.records import Attempt, Delivery, Finished, Job
 from app.store import outcomes
 from app.store.connector import Connector, Row, Tx
 from app.store.outcomes import Rules
+from app.store.rows import from_row
 
 
 def delivery_from_row(row: Row) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        event_id=row["event_id"],
-        endpoint_id=row["endpoint_id"],
-        status=row["status"],
-        trigger=row["trigger"],
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        last_status_code=row["last_status_code"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return from_row(Delivery, row)
 
 
 def attempt_from_row(row: Row) -> Attempt:
-    return Attempt(
-        id=row["id"],
-        delivery_id=row["delivery_id"],
-        attempt=row["attempt"],
-        trigger=row["trigger"],
-        started_at=row["started_at"],
-        duration_ms=row["duration_ms"],
-        status_code=row["status_code"],
-        error=row["error"],
-        response_body=row["response_body"],
-    )
+    return from_row(Attempt, row)
 
 
 def job_from_row(row: Row, now: int) -> Job:

@@ -9,6 +9,7 @@ import orjson
 from app import jsoncodec
 from app.records import Endpoint
 from app.store.connector import Connector, Row, Tx
+from app.store.rows import from_row, to_row
 
 
 def endpoint_from_row(row: Row) -> Endpoint:
@@ -18,65 +19,24 @@ def endpoint_from_row(row: Row) -> Endpoint:
         filter_["customerNumber"] = row["filter_customer_number"]
     if row["filter_external_contract_id"] is not None:
         filter_["externalContractId"] = row["filter_external_contract_id"]
-    return Endpoint(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        url=row["url"],
-        secret=row["secret"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        description=row["description"],
+    return from_row(
+        Endpoint,
+        row,
         event_types=tuple(orjson.loads(event_types)) if event_types is not None else None,
         filter=filter_,
         metadata=jsoncodec.loads(row["metadata"]),
-        rate_limit_per_s=row["rate_limit_per_s"],
         ordered=bool(row["ordered"]),
-        status=row["status"],
-        disabled_reason=row["disabled_reason"],
-        previous_secret=row["previous_secret"],
-        previous_secret_expires_at=row["previous_secret_expires_at"],
-        health=row["health"],
-        consecutive_failures=row["consecutive_failures"],
-        failing_since=row["failing_since"],
-        last_success_at=row["last_success_at"],
     )
 
 
 def _columns(ep: Endpoint) -> dict[str, Any]:
-    return {
-        "id": ep.id,
-        "tenant_id": ep.tenant_id,
-        "url": ep.url,
-        "description": ep.description,
-        "event_types": None if ep.event_types is None else orjson.dumps(ep.event_types).decode(),
-        "filter_customer_number": ep.filter.get("customerNumber"),
-        "filter_external_contract_id": ep.filter.get("externalContractId"),
-        "metadata": jsoncodec.dumps(ep.metadata).decode(),
-        "rate_limit_per_s": ep.rate_limit_per_s,
-        "ordered": ep.ordered,
-        "status": ep.status,
-        "disabled_reason": ep.disabled_reason,
-        "secret": ep.secret,
-        "created_at": ep.created_at,
-        "updated_at": ep.updated_at,
-    }
-
-
-_UPDATE_COLUMNS = [
-    "id",
-    "tenant_id",
-    "url",
-    "description",
-    "event_types",
-    "filter_customer_number",
-    "filter_external_contract_id",
-    "metadata",
-    "rate_limit_per_s",
-    "ordered",
-    "status",
-    "disabled_reason",
-    "updated_at",
-]
+    return to_row(
+        ep,
+        event_types=None if ep.event_types is None else orjson.dumps(ep.event_types).decode(),
+        filter_customer_number=ep.filter.get("customerNumber"),
+        filter_external_contract_id=ep.filter.get("externalContractId"),
+        metadata=jsoncodec.dumps(ep.metadata).decode(),
+    )
 
 
 class Endpoints:
@@ -175,7 +135,7 @@ class Endpoints:
 
         async def work(tx: Tx) -> None:
             columns = _columns(after)
-            await tx.execute("endpoint_update", {k: columns[k] for k in _UPDATE_COLUMNS})
+            await tx.execute("endpoint_update", columns)
             await tx.execute("counter_bump", {"name": "endpoints"})
             scope = {"endpoint_id": after.id, "now": after.updated_at}
             if before.status != "disabled" and after.status == "disabled":

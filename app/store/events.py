@@ -10,38 +10,15 @@ from app.records import Event, Inserted, NewDelivery, NewEvent
 from app.store.batch import GroupCommit
 from app.store.billing import billing_columns
 from app.store.connector import Connector, Row, Tx
+from app.store.rows import from_row, to_row
 
 
 def event_from_row(row: Row) -> Event:
-    return Event(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        type=row["type"],
-        body=bytes(row["body"]),
-        created_at=row["created_at"],
-        request_hash=row["request_hash"],
-        idempotency_key=row["idempotency_key"],
-        customer_number=row["customer_number"],
-        external_contract_id=row["external_contract_id"],
-        ordering_key=row["ordering_key"],
-        about_endpoint_id=row["about_endpoint_id"],
-    )
+    return from_row(Event, row, body=bytes(row["body"]))
 
 
 def _event_columns(e: Event) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "tenant_id": e.tenant_id,
-        "type": e.type,
-        "idempotency_key": e.idempotency_key,
-        "request_hash": e.request_hash,
-        "customer_number": e.customer_number,
-        "external_contract_id": e.external_contract_id,
-        "ordering_key": e.ordering_key,
-        "body": e.body,
-        "created_at": e.created_at,
-        "about_endpoint_id": e.about_endpoint_id,
-    }
+    return to_row(e)
 
 
 def delivery_row(new: NewEvent, d: NewDelivery, queued: bool) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 from app.records import Document, NewEvent
 from app.store.connector import Connector, Row, Tx
 from app.store.events import insert_events
+from app.store.rows import from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,20 +57,12 @@ CreditBuilder = Callable[[Document, list[Document], int], Awaitable[Written]]
 
 
 def _document(row: Row) -> Document:
-    keys = set(row.keys())
-    return Document(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        number=row["number"],
+    return from_row(
+        Document,
+        row,
         document=bytes(row["document"]),
         total_gross=Decimal(row["total_gross"]),
         total_net=Decimal(row["total_net"]),
-        event_id=row["event_id"],
-        created_at=row["created_at"],
-        customer_number=row["customer_number"] if "customer_number" in keys else "",
-        invoice_number=row["invoice_number"] if "invoice_number" in keys else None,
-        credited_minor=row["credited_minor"] if "credited_minor" in keys else 0,
-        gross_minor=row["gross_minor"],
     )
 
 

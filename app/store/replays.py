@@ -10,27 +10,16 @@ import orjson
 from app.records import Event, NewEvent, Replay
 from app.store.connector import Connector, Row, Tx
 from app.store.events import insert_deliveries, promote_next
+from app.store.rows import from_row
 
 
 def _replay(row: Row) -> Replay:
     types = row["event_types"]
-    return Replay(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        endpoint_id=row["endpoint_id"],
-        since=row["since"],
-        until=row["until"],
+    return from_row(
+        Replay,
+        row,
         only_failed=bool(row["only_failed"]),
         event_types=None if types is None else tuple(orjson.loads(types)),
-        rate_per_s=row["rate_per_s"],
-        status=row["status"],
-        matched=row["matched"],
-        enqueued=row["enqueued"],
-        cursor=row["cursor"],
-        next_run_at=row["next_run_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        paced_until=row["paced_until"],
     )
 
 
