@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import signal
 import socket
 import sys
@@ -14,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from app import operator, serving
+from app import logs, operator, serving
 from app.clock import SystemClock, from_datetime
 from app.config import ConfigError, Settings
 from app.hub import Hub
@@ -38,8 +37,8 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _logging(settings: Settings, role: str) -> None:
+    logs.configure(role, settings.log_format)
 
 
 @cli.command()
@@ -49,17 +48,17 @@ def serve(
     ] = False,
 ) -> None:
     """Run the HTTP API and (unless BILLHOOK_WORKER=off) the delivery worker in one process."""
-    _serve(_settings(), show_key)
+    _serve(_settings(), show_key, "serve")
 
 
 @cli.command()
 def api() -> None:
     """Run only the HTTP API (the role of an API process beside separate workers)."""
-    _serve(_settings(run_worker=False), show_key=False)
+    _serve(_settings(run_worker=False), show_key=False, role="api")
 
 
-def _serve(settings: Settings, show_key: bool) -> None:
-    _logging()
+def _serve(settings: Settings, show_key: bool, role: str) -> None:
+    _logging(settings, role if settings.run_api else "worker")
     if not settings.run_api and not settings.run_worker:
         typer.echo("configuration error: BILLHOOK_API and BILLHOOK_WORKER are both off: "
                    "nothing to run", err=True)  # fmt: skip
@@ -91,7 +90,7 @@ def _listen(settings: Settings) -> socket.socket:
 def worker() -> None:
     """Run only the delivery worker (scale it apart from the API)."""
     settings = _settings(run_api=False)
-    _logging()
+    _logging(settings, "worker")
     _run_worker(settings)
 
 

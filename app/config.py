@@ -6,7 +6,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -68,6 +68,7 @@ class Settings(BaseModel):
     poll_interval: float = Field(0.5, gt=0)
     shutdown_grace: float = Field(10.0, ge=0)
     read_timeout: float = Field(10.0, gt=0)  # a request's headers and body, each request
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("database_url")
     @classmethod
@@ -190,5 +191,6 @@ _ENV: dict[str, tuple[str, Any]] = {
     "BILLHOOK_POLL_INTERVAL": ("poll_interval", parse_duration),
     "BILLHOOK_SHUTDOWN_GRACE": ("shutdown_grace", parse_duration),
     "BILLHOOK_READ_TIMEOUT": ("read_timeout", parse_duration),
+    "BILLHOOK_LOG_FORMAT": ("log_format", _text),
 }
 _VARIABLE = {field: var for var, (field, _) in _ENV.items()}

@@ -50,7 +50,7 @@ class Periodic:
                     continue
                 done[job.name] = await job.run()
             except Exception:
-                log.exception("periodic job %s failed", job.name)
+                log.exception("periodic job failed", extra={"job": job.name})
                 done[job.name] = 0
         return done
 

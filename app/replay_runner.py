@@ -45,7 +45,11 @@ class ReplayRunner:
             try:
                 await self._advance(replay, now)
             except Exception:
-                log.exception("replay %s failed; retried after its lease", replay.id)
+                log.exception(
+                    "advancing a replay failed; retried after its lease",
+                    extra={"tenant_id": replay.tenant_id, "replay_id": replay.id,
+                           "endpoint_id": replay.endpoint_id},
+                )  # fmt: skip
         return len(due)
 
     async def _advance(self, replay: Replay, now: int) -> None:

@@ -185,11 +185,17 @@ class Worker:
             )
         except StoreUnavailable as exc:
             # Unrecorded attempts stay leased; they are sent again when the lease runs out.
-            log.warning("the store is away (%s): %d attempts unrecorded", exc, len(finished))
+            log.warning(
+                "the store is away (%s): attempts unrecorded, resent after their lease",
+                exc,
+                extra={"attempts": len(finished)},
+            )
             await asyncio.sleep(self._poll)
             return []
         except Exception:
-            log.exception("recording %d attempts or claiming failed", len(finished))
+            log.exception(
+                "recording attempts or claiming failed", extra={"attempts": len(finished)}
+            )
             return []
         if turn.endpoints_changed:
             self.on_endpoints_changed()

@@ -55,7 +55,11 @@ INTERNAL_ERROR = {"error": {"code": "internal_error", "message": "internal error
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.exception(
+        "unhandled error",
+        exc_info=exc,
+        extra={"method": request.method, "path": request.url.path},
+    )
     return JSON(INTERNAL_ERROR, status_code=500)
 
 

@@ -56,7 +56,9 @@ class HotEndpoint:
             await _respond(send, exc.status, exc.body(), extra_headers(exc))
             return
         except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            log.exception(
+                "unhandled error", extra={"method": scope["method"], "path": scope["path"]}
+            )
             await _respond(send, 500, INTERNAL_ERROR)
             return
         await _respond(send, status, answer)

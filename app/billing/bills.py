@@ -301,7 +301,10 @@ class BillService:
                 if sub.terms.get("draft") is False:
                     await self._final_cycle(sub, recorded)
             except Exception:
-                log.exception("billing subscription %s failed; retried after its lease", sub.id)
+                log.exception(
+                    "billing a subscription cycle failed; retried after its lease",
+                    extra={"tenant_id": sub.tenant_id, "subscription_id": sub.id},
+                )
         return len(due)
 
     async def _final_cycle(self, sub: Subscription, recorded: Recorded) -> None:
@@ -311,7 +314,10 @@ class BillService:
         try:
             await self._final(sub.tenant_id, recorded, currency)
         except SellerMissing:
-            log.warning("subscription %s: no seller details, its cycle stays open", sub.id)
+            log.warning(
+                "no seller details: the subscription's cycle stays open",
+                extra={"tenant_id": sub.tenant_id, "subscription_id": sub.id},
+            )
 
 
 def _cycle_fields(sub: Subscription, today: date) -> BillingFields:

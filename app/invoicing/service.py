@@ -128,8 +128,8 @@ class InvoiceService:
         for tenant_id, key in await self._store.invoices.due_groups(now - self._after_ms, PAGE):
             seller = await self._store.tenants.seller(tenant_id)
             if seller is None:
-                log.warning("tenant %s has open billing information but no seller details "
-                            "(PUT /v1/seller): not finalized", tenant_id)  # fmt: skip
+                log.warning("open billing information but no seller details (PUT /v1/seller): "
+                            "not finalized", extra={"tenant_id": tenant_id})  # fmt: skip
                 continue
             done += await self.finalize_group(tenant_id, key, now, seller) is not None
         return done

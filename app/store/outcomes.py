@@ -7,6 +7,7 @@ Health rules are not decided here: the worker passes `judge` (app/health.py, pur
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ from app.store.connector import Row, Tx
 from app.store.endpoints import endpoint_from_row
 from app.store.events import insert_events, promote_next
 
+log = logging.getLogger("billhook.health")
 Judge = Callable[[Health, Sequence[Result], Sequence[int]], Verdict]
 
 
@@ -153,6 +155,9 @@ async def _raise(tx: Tx, tenant_id: str, notices: Sequence[Any], now: int) -> No
     for notice in notices:
         event = operational(tenant_id, notice.type, notice.parameters, now)
         batch.append(NewEvent(event, deliveries_for(event, endpoints, now)))
+        if notice.type.startswith("endpoint."):  # health changes, for whoever reads the logs
+            ids = {"tenant_id": tenant_id, "endpoint_id": event.about_endpoint_id}
+            log.info(notice.type, extra={**ids, "event_id": event.id})
     await insert_events(tx, batch, {})
 
 

@@ -1,0 +1,29 @@
+"""Logs are JSON lines that carry the process role and the ids a line is about."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from app import logs
+
+
+def test_a_log_line_is_one_json_object_with_role_and_ids(capsys: pytest.CaptureFixture[str]):
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.configure("worker")
+        logging.getLogger("billhook.replays").warning(
+            "advancing a replay failed", extra={"replay_id": "rp_1", "tenant_id": "tn_1"}
+        )
+        logging.getLogger("uvicorn.error").info("a library's line")
+    finally:
+        root.handlers[:], root.level = handlers, level
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    mine, theirs = lines
+    assert mine["event"] == "advancing a replay failed" and mine["level"] == "warning"
+    assert (mine["role"], mine["replay_id"], mine["tenant_id"]) == ("worker", "rp_1", "tn_1")
+    assert mine["logger"] == "billhook.replays" and "timestamp" in mine and "pid" in mine
+    assert theirs["logger"] == "uvicorn.error" and theirs["role"] == "worker"
