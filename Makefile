@@ -54,13 +54,14 @@ typecheck: $(VENV)/.installed-dev
 pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
-## make bench: every scenario, 3 runs each, with peers and ceilings (docs/performance.md)
+## make bench: every scenario, 3 runs each, with peers and ceilings (docs/performance.md);
+## make bench DB=postgres: PostgreSQL beside SQLite in the same run (this machine's PostgreSQL)
 bench: $(VENV)/.installed-bench wrk
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(DB),--db $(DB))
 
 ## make bench-quick: small sizes, one run each (< 60 s), a sanity check
 bench-quick: $(VENV)/.installed-bench wrk
-	$(BIN)/python -m bench --quick
+	$(BIN)/python -m bench --quick $(if $(DB),--db $(DB))
 
 # wrk (Debian package) is the closed-loop load generator; without it the bench uses its own.
 wrk:

@@ -17,7 +17,7 @@ from typing import Any
 from bench.load import have_wrk
 from bench.procs import AUXILIARY, UNDER_TEST, Receiver
 from bench.report import markdown, ratios, summarise, targets
-from bench.scenarios import SCENARIOS, Env
+from bench.scenarios import POSTGRES_SCENARIOS, SCENARIOS, Env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -39,15 +39,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (< 60 s)")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument(
+        "--db", choices=("sqlite", "postgres"), default="sqlite",
+        help="postgres: the PostgreSQL scenarios beside their SQLite counterparts",
+    )  # fmt: skip
     args = parser.parse_args()
     runs = args.runs or (1 if args.quick else 3)
-    names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
+    scenarios = POSTGRES_SCENARIOS if args.db == "postgres" else SCENARIOS
+    names = [n for n in args.only.split(",") if n] or list(scenarios)
     workdir = Path(tempfile.mkdtemp(prefix="billhook-bench-"))
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": machine(),
         "conditions": (
-            f"SQLite, default settings, 1 KiB events; hub on CPU {sorted(UNDER_TEST or [])}, "
+            f"{'SQLite and PostgreSQL 15 side by side' if args.db == 'postgres' else 'SQLite'}, "
+            f"default settings, 1 KiB events; hub on CPU {sorted(UNDER_TEST or [])} "
+            "(PostgreSQL and several worker processes unpinned), "
             f"receiver and load generators on CPU {sorted(AUXILIARY or [])}; "
             f"load generator: {'wrk' if have_wrk() else 'python'}; "
             f"{'quick' if args.quick else 'full'} sizes, {runs} run(s)"
@@ -61,7 +68,7 @@ def main() -> None:
             for run in range(1, runs + 1):
                 started = time.monotonic()
                 try:
-                    figures = SCENARIOS[name](env)
+                    figures = scenarios[name](env)
                 except Exception as exc:  # one broken scenario must not lose the others
                     traceback.print_exc()
                     figures = {"error": f"{type(exc).__name__}: {exc}"}
@@ -84,7 +91,7 @@ def main() -> None:
     }
     (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=1))
     text = markdown(summary, meta)
-    (RESULTS / "latest.md").write_text(text)
+    (RESULTS / f"latest{'-postgres' if args.db == 'postgres' else ''}.md").write_text(text)
     print(text)
 
 

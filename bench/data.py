@@ -1,4 +1,5 @@
-"""Large stores for the growth scenario, written straight into SQLite.
+"""Large stores for the growth, replay and retention scenarios, written straight into the
+database (SQLite or PostgreSQL).
 
 A million deliveries through the API would take minutes per run; these rows have the shapes
 the API writes (the schema is the migrated one), and the hub under test reads them as its own.
@@ -6,74 +7,107 @@ the API writes (the schema is the migrated one), and the hub under test reads th
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
-from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
 
 TENANT = "tn_default"
 BATCH = 20_000
+EVENT_COLUMNS = ("id", "tenant_id", "type", "request_hash", "customer_number",
+                 "external_contract_id", "body", "created_at")  # fmt: skip
+DELIVERY_COLUMNS = ("id", "tenant_id", "event_id", "endpoint_id", "status", "trigger",
+                    "attempts", "next_attempt_at", "last_status_code", "created_at",
+                    "updated_at")  # fmt: skip
+ATTEMPT_COLUMNS = ("id", "delivery_id", "tenant_id", "attempt", "trigger", "started_at",
+                   "duration_ms", "status_code", "response_body")  # fmt: skip
+Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
 def _id(prefix: str, millis: int) -> str:
     return f"{prefix}_{millis.to_bytes(6, 'big').hex()}{os.urandom(10).hex()}"
 
 
-def seed(db: Path, endpoint_ids: list[str], events: int, body: bytes, finished: bool) -> int:
-    """`events` events with one delivery per endpoint: finished ones (succeeded, with an attempt
-    each) make history; unfinished ones are pending and due now (a backlog). Returns how many
-    deliveries were written."""
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=OFF")
-    now = int(time.time() * 1000) - 86_400_000  # a day old, so backlog rows are due
-    written = 0
+def _batches(
+    endpoint_ids: list[str], events: int, body: bytes, finished: bool, age_ms: int
+) -> Iterator[Rows]:
+    """Events with one delivery per endpoint: finished ones (succeeded, with an attempt each)
+    make history; unfinished ones are pending and due now (a backlog)."""
+    now = int(time.time() * 1000) - age_ms
     for start in range(0, events, BATCH):
-        rows_e, rows_d, rows_a = [], [], []
+        rows_e: list[tuple[Any, ...]] = []
+        rows_d: list[tuple[Any, ...]] = []
+        rows_a: list[tuple[Any, ...]] = []
         for _ in range(min(BATCH, events - start)):
             event_id = _id("evt", now)
             rows_e.append((event_id, TENANT, "t", "", "C1", "K1", body, now))
             for endpoint_id in endpoint_ids:
                 delivery_id = _id("dlv", now)
-                status = "succeeded" if finished else "pending"
-                rows_d.append(
-                    (
-                        delivery_id,
-                        TENANT,
-                        event_id,
-                        endpoint_id,
-                        status,
-                        "scheduled",
-                        1 if finished else 0,
-                        None if finished else now,
-                        200 if finished else None,
-                        now,
-                        now,
-                    )
-                )
+                rows_d.append((delivery_id, TENANT, event_id, endpoint_id,
+                               "succeeded" if finished else "pending", "scheduled",
+                               1 if finished else 0, None if finished else now,
+                               200 if finished else None, now, now))  # fmt: skip
                 if finished:
-                    rows_a.append(
-                        (_id("att", now), delivery_id, TENANT, 1, "scheduled", now, 3, 200, "ok")
-                    )
+                    rows_a.append((_id("att", now), delivery_id, TENANT, 1, "scheduled", now,
+                                   3, 200, "ok"))  # fmt: skip
+        yield rows_e, rows_d, rows_a
+
+
+def seed(
+    db: str,
+    endpoint_ids: list[str],
+    events: int,
+    body: bytes,
+    finished: bool,
+    age_ms: int = 86_400_000,  # a day old by default, so backlog rows are due
+) -> int:
+    """Write them into the database at `db` (a URL); how many deliveries were written."""
+    batches = _batches(endpoint_ids, events, body, finished, age_ms)
+    if db.startswith("sqlite:///"):
+        return _seed_sqlite(db.removeprefix("sqlite:///"), batches)
+    return asyncio.run(_seed_postgres(db, batches))
+
+
+def _seed_sqlite(path: str, batches: Iterator[Rows]) -> int:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")
+    written = 0
+    for rows_e, rows_d, rows_a in batches:
         conn.execute("BEGIN")
-        conn.executemany(
-            "INSERT INTO events (id, tenant_id, type, request_hash, customer_number, "
-            "external_contract_id, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows_e,
-        )
-        conn.executemany(
-            "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, status, trigger, "
-            "attempts, next_attempt_at, last_status_code, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows_d,
-        )
-        conn.executemany(
-            "INSERT INTO attempts (id, delivery_id, tenant_id, attempt, trigger, started_at, "
-            "duration_ms, status_code, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows_a,
-        )
+        for table, columns, rows in (("events", EVENT_COLUMNS, rows_e),
+                                     ("deliveries", DELIVERY_COLUMNS, rows_d),
+                                     ("attempts", ATTEMPT_COLUMNS, rows_a)):  # fmt: skip
+            marks = ", ".join("?" for _ in columns)
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+            conn.executemany(sql, rows)
         conn.execute("COMMIT")
         written += len(rows_d)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+    return written
+
+
+async def _seed_postgres(url: str, batches: Iterator[Rows]) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    written = 0
+    try:
+        [schema] = [r[0] for r in await conn.fetch("SELECT current_schema()")]
+        for rows_e, rows_d, rows_a in batches:
+            async with conn.transaction():
+                for table, columns, rows in (("events", EVENT_COLUMNS, rows_e),
+                                             ("deliveries", DELIVERY_COLUMNS, rows_d),
+                                             ("attempts", ATTEMPT_COLUMNS, rows_a)):  # fmt: skip
+                    if rows:
+                        await conn.copy_records_to_table(
+                            table, records=rows, columns=columns, schema_name=schema
+                        )
+            written += len(rows_d)
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
     return written

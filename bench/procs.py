@@ -136,25 +136,42 @@ class Receiver:
 
 @dataclass
 class Hub:
-    """A real `billhook serve` process on its own SQLite file."""
+    """A real `billhook serve` process (or `billhook worker`: `role`) on a database."""
 
     workdir: Path
-    db: Path
+    db: str  # BILLHOOK_DATABASE_URL
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
+    role: str = "serve"
+    cpus: set[int] | None = field(default_factory=lambda: UNDER_TEST)
+    _mark: int = 0
 
     def start(self) -> Hub:
-        log = self.workdir / "hub.log"
-        mark = log.stat().st_size if log.exists() else 0
+        self.launch()
+        return self.ready()
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"hub-{self.role}-{id(self)}.log"
+
+    def launch(self) -> None:
+        log = self.log
         env = {
-            "BILLHOOK_DATABASE_URL": f"sqlite:///{self.db}",
+            "BILLHOOK_DATABASE_URL": self.db,
             "BILLHOOK_PORT": "0",
             "BILLHOOK_API_KEY": API_KEY,
             "BILLHOOK_EGRESS_ALLOW": "127.0.0.0/8",
             **self.env,
         }
-        self.proc = spawn([sys.executable, "-m", "app", "serve"], log, UNDER_TEST, env)
+        self._mark = log.stat().st_size if log.exists() else 0
+        self.proc = spawn([sys.executable, "-m", "app", self.role], log, self.cpus, env)
+
+    def ready(self) -> Hub:
+        log, mark = self.log, self._mark
+        if self.role == "worker":
+            wait_until(lambda: b"worker running" in log.read_bytes()[mark:], 30, "worker")
+            return self
         wait_until(lambda: self._serving(log, mark), 30, "hub")
         wait_until(lambda: httpx.get(f"{self.url}/healthz").status_code == 200, 30, "hub")
         return self

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import statistics
 import subprocess
 import sys
 import time
-import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import data
+from bench import data, databases
 from bench.load import have_wrk, run_loader, wrk, wrk_script
 from bench.procs import (
     API_KEY,
@@ -37,9 +36,20 @@ class Env:
     workdir: Path
     receiver: Receiver
     quick: bool
+    backend: str = "sqlite"  # where scenarios keep their data: sqlite | postgres
+    workers: int = 1  # worker processes draining a backlog (PostgreSQL can run several)
+    created: list[str] = field(default_factory=list)
 
-    def db(self, name: str) -> Path:
-        return self.workdir / f"{name}-{uuid.uuid4().hex[:6]}.db"
+    def db(self, name: str) -> str:
+        """A fresh database (URL) on this run's backend."""
+        url = databases.new_database(self.workdir, self.backend, name)
+        self.created.append(url)
+        return url
+
+    def cleanup(self) -> None:
+        for url in self.created:
+            databases.drop(url)
+        self.created.clear()
 
     def size(self, full: float, quick: float) -> float:
         return quick if self.quick else full
@@ -118,14 +128,13 @@ def accept_rated(env: Env) -> dict[str, Any]:
     return {"completions_per_s": result["per_s"], "non_2xx": result["non_2xx"]}
 
 
-def _count(db: Path) -> tuple[int, int]:
-    with sqlite3.connect(db) as conn:
-        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-        deliveries = conn.execute("SELECT count(*) FROM deliveries").fetchone()[0]
+def _count(db: str) -> tuple[int, int]:
+    [(events,)] = databases.query(db, "SELECT count(*) FROM events")
+    [(deliveries,)] = databases.query(db, "SELECT count(*) FROM deliveries")
     return int(events), int(deliveries)
 
 
-def _backlog(env: Env, db: Path, endpoints: int, events: int) -> None:
+def _backlog(env: Env, db: str, endpoints: int, events: int) -> None:
     """`events` events through the API (worker off), one delivery per endpoint each; the
     first call registers `endpoints` endpoints, a later one on the same store passes 0."""
     hub = Hub(env.workdir, db, {"BILLHOOK_WORKER": "off"}).start()
@@ -147,10 +156,18 @@ def _backlog(env: Env, db: Path, endpoints: int, events: int) -> None:
         hub.stop()
 
 
-def _drain(env: Env, db: Path, expected: int, timeout: float) -> dict[str, Any]:
-    """Start the hub with its worker on the backlog; the receiver's arrival times give the rate."""
+def _drain(env: Env, db: str, expected: int, timeout: float) -> dict[str, Any]:
+    """Start the hub with its worker (or `env.workers` worker processes) on the backlog; the
+    receiver's arrival times give the rate."""
     env.receiver.reset()
-    hub = Hub(env.workdir, db).start()
+    if env.workers == 1:
+        hubs = [Hub(env.workdir, db).start()]
+    else:  # several processes, unpinned (the point is to use both CPUs), started together
+        hubs = [Hub(env.workdir, db, role="worker", cpus=None) for _ in range(env.workers)]
+        for hub in hubs:
+            hub.launch()
+        for hub in hubs:
+            hub.ready()
     started = time.time()
     try:
         deadline = time.monotonic() + timeout
@@ -158,9 +175,10 @@ def _drain(env: Env, db: Path, expected: int, timeout: float) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        rss = peak_rss_mb(hub.proc.pid) if hub.proc else float("nan")
+        rss = max(peak_rss_mb(h.proc.pid) for h in hubs if h.proc)
     finally:
-        hub.stop()
+        for hub in hubs:
+            hub.stop()
     spread = (stats["last"] or started) - (stats["first"] or started)
     return {
         "delivered": stats["count"],
@@ -417,6 +435,57 @@ def _replay_memory(hub: Hub, endpoint_id: str, stored: int, timeout: float) -> d
     }
 
 
+def retention(env: Env) -> dict[str, Any]:
+    """2,000,000 finished deliveries (with their attempts) past the retention period are purged
+    in batches by another process while live traffic flows at 300 events/s: live p99 quiet and
+    while purging, rows purged per second, and the tables' size after seeding, after the purge
+    (and VACUUM, as autovacuum would), and after as much new traffic again (space reused, or
+    the tables grow)."""
+    events = int(env.size(400_000, 10_000))  # × 5 endpoints
+    db = env.db("retention")
+    hub = Hub(env.workdir, db, {"BILLHOOK_WORKER": "off"}).start()
+    old = {"customerNumber": "C1"}
+    ids = _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(6)],
+                     [old] * 5 + [{"customerNumber": "live"}])  # fmt: skip
+    hub.stop()
+    body = event_template().replace("%s", "old").encode()
+    written = data.seed(db, ids[:5], events, body, True, age_ms=40 * 86_400_000)
+    tables = ("events", "deliveries", "attempts")
+    seeded_mb = databases.table_mb(db, *tables)
+    window = env.size(20, 3)
+    hub = Hub(env.workdir, db).start()
+    try:
+        live = event_template("live")
+        quiet = _latency(env, hub, rate=300, seconds=window, template=live)
+        purger = subprocess.Popen(
+            [sys.executable, "-m", "bench.purge", db, "30"], cwd=ROOT, stdout=subprocess.PIPE
+        )
+        busy = _latency(env, hub, rate=300, seconds=window, template=live)
+        out, _ = purger.communicate(timeout=3600)
+    finally:
+        hub.stop()
+    purge = json.loads(out)
+    purged_mb = databases.table_mb(db, *tables)
+    for _ in range(2):  # what autovacuum does over time: a second pass recycles index pages
+        for table in tables:
+            databases.query(db, f"VACUUM ANALYZE {table}")
+    vacuumed_mb = databases.table_mb(db, *tables)
+    data.seed(db, ids[:5], events, body, True, age_ms=0)  # as much traffic again, recent
+    refilled_mb = databases.table_mb(db, *tables)
+    return {
+        "finished_deliveries": written,
+        "live_p99_ms_quiet": quiet["p99_ms"],
+        "live_p99_ms_purging": busy["p99_ms"],
+        "live_p99_ratio_purging": busy["p99_ms"] / max(quiet["p99_ms"], 1e-9),
+        "purged_rows_per_s": purge["removed"] / max(purge["seconds"], 1e-9),
+        "tables_mb_seeded": seeded_mb,
+        "tables_mb_after_purge": purged_mb,
+        "tables_mb_after_vacuum": vacuumed_mb,
+        "tables_mb_refilled": refilled_mb,
+        "refilled_over_seeded": refilled_mb / max(seeded_mb, 1e-9),
+    }
+
+
 # -- ceilings and peers ---------------------------------------------------------------------------
 
 
@@ -497,6 +566,23 @@ def arq(env: Env) -> dict[str, Any]:
     return _peer(env, "arq", command, int(env.size(5000, 500)))
 
 
+Scenario = Callable[[Env], dict[str, Any]]
+
+
+def on_postgres(scenario: Scenario, workers: int = 1) -> Scenario:
+    """The same scenario with its data in PostgreSQL (and `workers` worker processes)."""
+
+    def run(env: Env) -> dict[str, Any]:
+        pg = replace(env, backend="postgres", workers=workers, created=[])
+        try:
+            return scenario(pg)
+        finally:
+            pg.cleanup()
+
+    run.__doc__ = f"{scenario.__doc__} (PostgreSQL, {workers} worker process(es))"
+    return run
+
+
 SCENARIOS = {
     "receiver_ceiling": receiver_ceiling,
     "accept_events": accept_events,
@@ -508,4 +594,18 @@ SCENARIOS = {
     "replay": replay,
     "celery": celery,
     "arq": arq,
+}
+
+# `python -m bench --db postgres`: SQLite and PostgreSQL side by side in one run.
+POSTGRES_SCENARIOS = {
+    "receiver_ceiling": receiver_ceiling,
+    "accept_events": accept_events,
+    "deliver": deliver,
+    "mixed": mixed,
+    "accept_events@postgres": on_postgres(accept_events),
+    "deliver@postgres": on_postgres(deliver),
+    "deliver@postgres×2": on_postgres(deliver, workers=2),
+    "mixed@postgres": on_postgres(mixed),
+    "growth@postgres": on_postgres(growth),
+    "retention@postgres": on_postgres(retention),
 }

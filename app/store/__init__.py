@@ -60,7 +60,7 @@ class Store:
         await self.db.close()
 
 
-def connector_for(url: str, create: bool = True) -> Connector:
+def connector_for(url: str, create: bool = True, pool_size: int = 10) -> Connector:
     if url.startswith("sqlite:///"):
         from app.store.sqlite import SqliteConnector
 
@@ -68,7 +68,7 @@ def connector_for(url: str, create: bool = True) -> Connector:
     if url.startswith(("postgresql://", "postgres://")):
         from app.store.postgres import PostgresConnector
 
-        return PostgresConnector(url, create)
+        return PostgresConnector(url, create, pool_size)
     raise ValueError(f"unsupported database URL {url!r} (use sqlite:///path or postgresql://…)")
 
 
