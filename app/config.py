@@ -48,6 +48,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     database_url: str = "sqlite:///./data/billhook.db"
+    database_pool: int = Field(10, ge=1, le=1000)  # PostgreSQL connections per process
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     api_key: str | None = Field(None, min_length=MIN_SECRET_LENGTH)
@@ -173,6 +174,7 @@ def _text(text: str) -> str:
 
 _ENV: dict[str, tuple[str, Any]] = {
     "BILLHOOK_DATABASE_URL": ("database_url", _text),
+    "BILLHOOK_DATABASE_POOL": ("database_pool", _integer),
     "BILLHOOK_HOST": ("host", _text),
     "BILLHOOK_PORT": ("port", _integer),
     "BILLHOOK_API_KEY": ("api_key", _text),

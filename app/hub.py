@@ -48,7 +48,10 @@ class Hub:
         """Open and migrate the store, seed the default tenant, build the services."""
         clock = clock or SystemClock()
         store = await open_store(
-            settings.database_url, migrate_now_ms=clock.now_ms(), create=create_store
+            settings.database_url,
+            migrate_now_ms=clock.now_ms(),
+            create=create_store,
+            pool_size=settings.database_pool,
         )
         tenancy = Tenancy(store, clock, settings.admin_token)
         await tenancy.bootstrap(settings.api_key)

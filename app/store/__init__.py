@@ -72,10 +72,12 @@ def connector_for(url: str, create: bool = True, pool_size: int = 10) -> Connect
     raise ValueError(f"unsupported database URL {url!r} (use sqlite:///path or postgresql://…)")
 
 
-async def open_store(url: str, *, migrate_now_ms: int | None = None, create: bool = True) -> Store:
+async def open_store(
+    url: str, *, migrate_now_ms: int | None = None, create: bool = True, pool_size: int = 10
+) -> Store:
     """Open (and, given a time, migrate) the store behind a BILLHOOK_DATABASE_URL; without
     `create`, a database that is not there is StoreMissing (operator commands)."""
-    connector = connector_for(url, create)
+    connector = connector_for(url, create, pool_size)
     await connector.open()
     store = Store(connector)
     if migrate_now_ms is not None:
