@@ -1,4 +1,6 @@
 # billhook hub: API + worker in one process, SQLite in the /data volume by default.
+# The same image runs any role: `billhook api`, `billhook worker` (or BILLHOOK_API /
+# BILLHOOK_WORKER), on PostgreSQL with BILLHOOK_DATABASE_URL=postgresql://… (compose.yaml).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -30,8 +30,9 @@ class RetentionService:
         deadline = time.monotonic() + budget_s
         removed = 0
         for table, prefix in (("attempts", "att"), ("deliveries", "dlv"), ("events", "evt")):
+            after, before = "", id_floor(prefix, cutoff)
             while time.monotonic() < deadline:
-                gone = await self._store.retention.purge(table, id_floor(prefix, cutoff), BATCH)
+                gone, after = await self._store.retention.purge(table, after, before, BATCH)
                 removed += gone
                 await asyncio.sleep(0)  # let requests in between batches
                 if gone < BATCH:

@@ -108,6 +108,7 @@ def config(app: Any, settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         http=protocol(settings.read_timeout),
+        log_config=None,  # uvicorn's loggers go through app/logs.py (JSON lines) like ours
         log_level="warning",
         access_log=False,
         timeout_keep_alive=5,

@@ -18,7 +18,7 @@ def test_a_log_line_is_one_json_object_with_role_and_ids(capsys: pytest.CaptureF
         logging.getLogger("billhook.replays").warning(
             "advancing a replay failed", extra={"replay_id": "rp_1", "tenant_id": "tn_1"}
         )
-        logging.getLogger("uvicorn.error").info("a library's line")
+        logging.getLogger("asyncpg.pool").warning("a library's line")
     finally:
         root.handlers[:], root.level = handlers, level
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
@@ -26,4 +26,4 @@ def test_a_log_line_is_one_json_object_with_role_and_ids(capsys: pytest.CaptureF
     assert mine["event"] == "advancing a replay failed" and mine["level"] == "warning"
     assert (mine["role"], mine["replay_id"], mine["tenant_id"]) == ("worker", "rp_1", "tn_1")
     assert mine["logger"] == "billhook.replays" and "timestamp" in mine and "pid" in mine
-    assert theirs["logger"] == "uvicorn.error" and theirs["role"] == "worker"
+    assert theirs["logger"] == "asyncpg.pool" and theirs["role"] == "worker"

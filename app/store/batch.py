@@ -17,7 +17,9 @@ class GroupCommit(Generic[T, R]):
     """Queue items; one task writes everything queued so far in a single transaction.
 
     No timer: while one transaction commits, the next batch accumulates by itself, so an idle
-    hub answers at once and a busy one amortises each fsync over many callers. A batch that
+    hub answers at once and a busy one amortises each fsync over many callers. A backend with
+    many writers (PostgreSQL: `connector.writers`) keeps several batches committing at once, so
+    one batch's fsync does not hold up the next; SQLite has one writer. A batch that
     fails is retried item by item, so one bad item cannot fail its neighbours; an item refused
     by a unique index is tried once more, since another process may just have committed the
     same idempotency key (the retry reads it, and answers a repeat).
@@ -36,6 +38,8 @@ class GroupCommit(Generic[T, R]):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._slots = asyncio.Semaphore(connector.writers)
+        self._committing: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: T) -> R:
         if self._closing:
@@ -53,9 +57,20 @@ class GroupCommit(Generic[T, R]):
                 await self._wake.wait()
                 self._wake.clear()
                 continue
+            await self._slots.acquire()  # a free writer: take what has queued up meanwhile
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
+            task = asyncio.create_task(self._commit_in_slot(batch))
+            self._committing.add(task)
+            task.add_done_callback(self._committing.discard)
+        if self._committing:
+            await asyncio.gather(*self._committing)
+
+    async def _commit_in_slot(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
             await self._commit(batch)
+        finally:
+            self._slots.release()
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]], again: bool = True) -> None:
         items = [item for item, _ in batch]

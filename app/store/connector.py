@@ -25,6 +25,7 @@ Work = Callable[[Tx], Awaitable[R]]
 
 class Connector(Protocol):
     dialect: str
+    writers: int  # transactions that may write at once (SQLite 1)
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

@@ -103,6 +103,7 @@ def _integrity() -> Iterator[None]:
 
 class PostgresConnector:
     dialect = "postgres"
+    writers = 4  # group commit keeps this many batches committing at once
 
     def __init__(self, url: str, create: bool = True, pool_size: int = 10) -> None:
         self.url = url

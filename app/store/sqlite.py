@@ -82,6 +82,7 @@ class _Tx:
 
 class SqliteConnector:
     dialect = "sqlite"
+    writers = 1  # SQLite has one writer: group commit runs one batch at a time
 
     def __init__(self, path: str, create: bool = True) -> None:
         self.path = path

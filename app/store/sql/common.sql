@@ -409,13 +409,13 @@ FROM deliveries WHERE endpoint_id = :endpoint_id AND status = 'pending';
 
 -- name: purge_attempts
 DELETE FROM attempts WHERE id IN (
-    SELECT id FROM attempts WHERE id < :before ORDER BY id LIMIT :limit)
+    SELECT id FROM attempts WHERE id > :after AND id < :before ORDER BY id LIMIT :limit)
 RETURNING id;
 
 -- name: purge_deliveries
 DELETE FROM deliveries WHERE id IN (
     SELECT d.id FROM deliveries d
-    WHERE d.id < :before AND d.status IN ('succeeded', 'failed', 'cancelled')
+    WHERE d.id > :after AND d.id < :before AND d.status IN ('succeeded', 'failed', 'cancelled')
       AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_id = d.id)
     ORDER BY d.id LIMIT :limit)
 RETURNING id;
@@ -425,7 +425,7 @@ RETURNING id;
 -- billing records, not traffic.
 DELETE FROM events WHERE id IN (
     SELECT e.id FROM events e
-    WHERE e.id < :before
+    WHERE e.id > :after AND e.id < :before
       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
       AND NOT EXISTS (SELECT 1 FROM billing_information b WHERE b.event_id = e.id)
       AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.event_id = e.id)
