@@ -62,12 +62,15 @@ def seed(
     body: bytes,
     finished: bool,
     age_ms: int = 86_400_000,  # a day old by default, so backlog rows are due
+    copy: bool = True,
 ) -> int:
-    """Write them into the database at `db` (a URL); how many deliveries were written."""
+    """Write them into the database at `db` (a URL); how many deliveries were written.
+    PostgreSQL: COPY, or (`copy=False`) INSERTs as the hub writes them, which fill the free
+    space VACUUM left where COPY's bulk writes may extend the table instead."""
     batches = _batches(endpoint_ids, events, body, finished, age_ms)
     if db.startswith("sqlite:///"):
         return _seed_sqlite(db.removeprefix("sqlite:///"), batches)
-    return asyncio.run(_seed_postgres(db, batches))
+    return asyncio.run(_seed_postgres(db, batches, copy))
 
 
 def _seed_sqlite(path: str, batches: Iterator[Rows]) -> int:
@@ -90,7 +93,7 @@ def _seed_sqlite(path: str, batches: Iterator[Rows]) -> int:
     return written
 
 
-async def _seed_postgres(url: str, batches: Iterator[Rows]) -> int:
+async def _seed_postgres(url: str, batches: Iterator[Rows], copy: bool) -> int:
     import asyncpg
 
     conn = await asyncpg.connect(url)
@@ -102,10 +105,14 @@ async def _seed_postgres(url: str, batches: Iterator[Rows]) -> int:
                 for table, columns, rows in (("events", EVENT_COLUMNS, rows_e),
                                              ("deliveries", DELIVERY_COLUMNS, rows_d),
                                              ("attempts", ATTEMPT_COLUMNS, rows_a)):  # fmt: skip
-                    if rows:
+                    if rows and copy:
                         await conn.copy_records_to_table(
                             table, records=rows, columns=columns, schema_name=schema
                         )
+                    elif rows:
+                        marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+                        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+                        await conn.executemany(sql, rows)
             written += len(rows_d)
         await conn.execute("ANALYZE")
     finally:

@@ -435,12 +435,37 @@ def _replay_memory(hub: Hub, endpoint_id: str, stored: int, timeout: float) -> d
     }
 
 
+def store_ceiling(env: Env) -> dict[str, Any]:
+    """What the database alone turns over: 1 and 4 processes claiming and recording deliveries
+    with the worker's store verbs, no HTTP (bench/store_ceiling.py), from a backlog of 200,000."""
+    events = int(env.size(40_000, 4_000))  # × 5 endpoints
+    figures: dict[str, Any] = {}
+    for processes in (1, 4):
+        db = env.db(f"ceiling{processes}")
+        hub = Hub(env.workdir, db, {"BILLHOOK_WORKER": "off"}).start()
+        ids = _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(5)])
+        hub.stop()
+        data.seed(db, ids, events, event_template().replace("%s", "c").encode(), False)
+        seconds = env.size(10, 2)
+        command = [sys.executable, "-m", "bench.store_ceiling", db, str(seconds)]
+        runs = [
+            subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE) for _ in range(processes)
+        ]
+        results = [json.loads(run.communicate(timeout=600)[0]) for run in runs]
+        finished = sum(r["finished"] for r in results)
+        figures[f"deliveries_per_s_{processes}_process"] = finished / max(
+            max(r["seconds"] for r in results), 1e-9
+        )
+    return figures
+
+
 def retention(env: Env) -> dict[str, Any]:
     """2,000,000 finished deliveries (with their attempts) past the retention period are purged
-    in batches by another process while live traffic flows at 300 events/s: live p99 quiet and
-    while purging, rows purged per second, and the tables' size after seeding, after the purge
-    (and VACUUM, as autovacuum would), and after as much new traffic again (space reused, or
-    the tables grow)."""
+    in batches by another process (the hub's retention job without its per-run budget: paced at
+    half the time) while live traffic flows at 300 events/s: live p99 quiet and while purging,
+    rows purged per second, and the tables' size after seeding, after the purge (and VACUUM, as
+    autovacuum would), and after as much new traffic again, inserted as the hub inserts (space
+    reused, or the tables grow)."""
     events = int(env.size(400_000, 10_000))  # × 5 endpoints
     db = env.db("retention")
     hub = Hub(env.workdir, db, {"BILLHOOK_WORKER": "off"}).start()
@@ -470,7 +495,7 @@ def retention(env: Env) -> dict[str, Any]:
         for table in tables:
             databases.query(db, f"VACUUM ANALYZE {table}")
     vacuumed_mb = databases.table_mb(db, *tables)
-    data.seed(db, ids[:5], events, body, True, age_ms=0)  # as much traffic again, recent
+    data.seed(db, ids[:5], events, body, True, age_ms=0, copy=False)  # as much traffic again
     refilled_mb = databases.table_mb(db, *tables)
     return {
         "finished_deliveries": written,
@@ -608,4 +633,6 @@ POSTGRES_SCENARIOS = {
     "mixed@postgres": on_postgres(mixed),
     "growth@postgres": on_postgres(growth),
     "retention@postgres": on_postgres(retention),
+    "store_ceiling": store_ceiling,
+    "store_ceiling@postgres": on_postgres(store_ceiling),
 }
