@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from typing import Any
 
@@ -11,7 +12,7 @@ from app.egress import EgressBlocked, EgressPolicy
 from app.errors import NotFound, ValidationFailed
 from app.ids import new_id
 from app.models import EndpointCreate, EndpointPatch
-from app.records import Endpoint
+from app.records import Delivery, Endpoint
 from app.signing import new_secret
 from app.store import Store
 
@@ -66,6 +67,10 @@ class EndpointService:
     async def list(self, tenant_id: str, cursor: str | None, limit: int) -> list[Endpoint]:
         return await self._store.endpoints.page(tenant_id, cursor, limit)
 
+    async def needing_attention(self, tenant_id: str, limit: int) -> builtins.list[Endpoint]:
+        """Failing or disabled endpoints (the overview shows them first)."""
+        return await self._store.endpoints.needing_attention(tenant_id, limit)
+
     async def update(self, tenant_id: str, endpoint_id: str, patch: EndpointPatch) -> Endpoint:
         before = await self.get(tenant_id, endpoint_id)
         changes = _changes(patch)
@@ -92,6 +97,25 @@ class EndpointService:
         await self._store.endpoints.rotate(endpoint, secret, now + ROTATION_OVERLAP_MS, now)
         self.cache.invalidate()
         return await self.get(tenant_id, endpoint_id)
+
+    async def deliveries(
+        self,
+        tenant_id: str,
+        endpoint_id: str,
+        status: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> builtins.list[Delivery]:
+        """Its deliveries newest first, of one status or all (keyset pages)."""
+        endpoint = await self.get(tenant_id, endpoint_id)
+        return await self._store.deliveries.of_endpoint(
+            tenant_id, endpoint.id, status, cursor, limit
+        )
+
+    async def backlog(self, endpoint: Endpoint, cap: int) -> tuple[int, int]:
+        """(pending, held) of an endpoint already read for its tenant, each counted up to
+        `cap`: what a list shows per row without reading a long queue whole."""
+        return await self._store.endpoints.backlog_capped(endpoint.id, cap)
 
     async def health(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
         """What /v1/endpoints/{id}/health answers (app/models.py: EndpointHealthOut)."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app import jsoncodec, metrics
+from app.activity import SAMPLE, Activity, bounds, summarise
 from app.cache import CounterCache
 from app.clock import Clock
 from app.delivery import Deliverer
@@ -30,6 +31,7 @@ from app.store import Store
 from app.store.outcomes import Rules
 
 TEST_EVENT_TYPE = "webhook.test"
+QUEUE_CAP = 100_000  # open deliveries a page counts at most ("100000+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,35 @@ class EventService:
     ) -> list[Attempt]:
         await self.delivery(tenant_id, delivery_id)  # 404 for an unknown or foreign one
         return await self._store.deliveries.attempts(tenant_id, delivery_id, cursor, limit)
+
+    async def activity(
+        self, tenant_id: str, window_ms: int, endpoint_id: str | None = None
+    ) -> Activity:
+        """Attempts over the last `window_ms`, in slices (app/activity.py: bounded reads)."""
+        until = self._clock.now_ms()
+        slices = [
+            await self._store.deliveries.activity(tenant_id, endpoint_id, lo, hi, SAMPLE)
+            for lo, hi in bounds(until - window_ms, until)
+        ]
+        return summarise(slices, until - window_ms, until)
+
+    async def queue(self, tenant_id: str) -> tuple[int, int | None]:
+        """Unfinished deliveries (counted up to QUEUE_CAP) and when the oldest was created."""
+        return await self._store.deliveries.queue(tenant_id, QUEUE_CAP)
+
+    async def search(
+        self, tenant_id: str, filters: dict[str, Any], transaction_id: str | None, limit: int
+    ) -> list[Event]:
+        """Events newest first by type, customer, contract and time; or the one event of a
+        billing transaction."""
+        if transaction_id:
+            found = await self._store.events.by_transaction(tenant_id, transaction_id)
+            return [found] if found else []
+        return await self._store.events.page(tenant_id, filters, limit)
+
+    async def types_of(self, tenant_id: str) -> list[str]:
+        """The event types the tenant has used lately."""
+        return await self._store.events.types_of(tenant_id)
 
     async def oldest_due(self, now: int) -> int | None:
         """When the longest-waiting due delivery became due (for /metrics)."""

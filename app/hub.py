@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from app.access import ConsoleAccess
 from app.billing.bills import BillService
 from app.billing.price_models import PriceModelService
 from app.billing.service import BillingService
@@ -40,6 +41,7 @@ class Hub:
     replays: ReplayService
     worker: Worker
     periodic: Periodic
+    access: ConsoleAccess
 
     @classmethod
     async def start(
@@ -111,6 +113,7 @@ class Hub:
             replays,
             worker,
             periodic,
+            ConsoleAccess(store, clock, tenancy, settings.admin_token),
         )
 
     async def run_background(self) -> None:

@@ -14,6 +14,8 @@ from app.api import HANDLERS, HOT, ROUTES
 from app.api.hot import HotRoutes
 from app.clock import Clock
 from app.config import Settings
+from app.console import ROUTES as CONSOLE
+from app.console.render import console_aware
 from app.hub import Hub
 
 log = logging.getLogger("billhook")
@@ -36,8 +38,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             await hub.close()
 
     return Starlette(
-        routes=ROUTES,
-        exception_handlers=HANDLERS,
+        routes=[*ROUTES, *CONSOLE],
+        exception_handlers=console_aware(HANDLERS),
         middleware=[Middleware(HotRoutes, routes=HOT)],
         lifespan=lifespan,
     )

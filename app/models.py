@@ -274,3 +274,22 @@ class EndpointHealthOut(Output):
     held: int
     oldest_pending_age_s: float | None
     blocked_ordering_keys: int
+
+
+class ConsoleLinkCreate(Input):
+    role: Literal["viewer", "operator", "admin"] = Field(
+        "viewer", description="viewer looks; operator also changes; admin: only the admin token"
+    )
+    tenant_id: Name | None = Field(
+        None, description="The tenant it opens (a tenant key: its own, the default)"
+    )
+    expires_in_s: Annotated[int, Field(strict=True, ge=60, le=86_400)] = 900
+
+
+class ConsoleLinkOut(Output):
+    """A one-time sign-in link: the first visit uses it up."""
+
+    url: str
+    role: str
+    tenant_id: str | None
+    expires_at: str

@@ -21,6 +21,8 @@ from app.clock import Clock
 from app.errors import NotFound, ValidationFailed
 from app.fanout import delivery_to, matching
 from app.ids import id_floor, new_id
+from app.inputs import parse_time
+from app.models import ReplayCreate
 from app.records import Endpoint, Event, NewDelivery, NewEvent, Replay
 from app.store import Store
 
@@ -44,6 +46,19 @@ class Request:
     only_failed: bool = False
     event_types: tuple[str, ...] | None = None
     rate_per_s: int | None = None
+
+
+def request_from(spec: ReplayCreate) -> Request:
+    """The API's checked body (or the console's form, checked by the same model) as the
+    service takes it."""
+    return Request(
+        endpoint_id=spec.endpoint_id,
+        since=parse_time("since", spec.since),
+        until=parse_time("until", spec.until) if spec.until else None,
+        only_failed=spec.status == "failed",
+        event_types=tuple(spec.event_types) if spec.event_types is not None else None,
+        rate_per_s=spec.rate_per_s,
+    )
 
 
 class ReplayService:

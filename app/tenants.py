@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import secrets
@@ -83,6 +84,13 @@ class Tenancy:
 
     async def list(self, cursor: str | None, limit: int) -> list[Tenant]:
         return await self._store.tenants.page(cursor, limit)
+
+    async def get(self, tenant_id: str) -> Tenant | None:
+        return await self._store.tenants.get(tenant_id)
+
+    async def keys(self, tenant_id: str) -> builtins.list[ApiKey]:
+        """A tenant's keys (their hashes stay in the store), revoked ones included."""
+        return await self._store.tenants.keys(tenant_id)
 
     async def add_key(self, tenant_id: str) -> tuple[ApiKey, str]:
         if await self._store.tenants.get(tenant_id) is None:

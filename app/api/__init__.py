@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from app.api import (
     billing,
+    console_links,
     endpoints,
     events,
     invoices,
@@ -26,6 +27,7 @@ _API: list[BaseRoute] = [
     *price_models.routes,
     *billing.routes,
     *invoices.routes,
+    *console_links.routes,
 ]
 OPENAPI = openapi.build(_API)
 ROUTES: list[BaseRoute] = [*_API, *openapi.routes(OPENAPI)]

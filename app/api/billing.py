@@ -10,8 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.hot import HotEndpoint
-from app.api.http import JSON, hub, page, paginated, parse, path_id, read_json, tenant
-from app.api.invoices import invoice_out
+from app.api.http import JSON, hub, page, paginated, path_id, read_json, tenant
 from app.api.openapi import PAGE, documented
 from app.billing.models import (
     Bill,
@@ -25,6 +24,8 @@ from app.billing.models import (
 from app.billing.service import Recorded
 from app.clock import to_rfc3339
 from app.hub import Hub
+from app.inputs import parse
+from app.invoicing.views import invoice_out
 from app.records import Subscription
 
 

@@ -10,18 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.hot import HotEndpoint
-from app.api.http import (
-    JSON,
-    body,
-    hub,
-    page,
-    paginated,
-    parse,
-    parse_time,
-    path_id,
-    query_text,
-    tenant,
-)
+from app.api.http import JSON, body, hub, page, paginated, path_id, query_text, tenant
 from app.api.openapi import MOMENT, PAGE, Param, documented
 from app.api.views import attempt_out, delivery_out
 from app.clock import to_rfc3339
@@ -29,6 +18,7 @@ from app.errors import ValidationFailed
 from app.events import parameters_of
 from app.hub import Hub
 from app.ids import id_floor
+from app.inputs import parse, parse_time
 from app.models import (
     AttemptPage,
     DeliveryOut,

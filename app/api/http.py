@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app import jsoncodec
-from app.clock import from_datetime
 from app.errors import (
     BadRequest,
     InvalidJson,
@@ -20,6 +18,7 @@ from app.errors import (
     ValidationFailed,
 )
 from app.hub import Hub
+from app.inputs import parse
 
 MAX_BODY_BYTES = 256 * 1024
 M = TypeVar("M", bound=BaseModel)
@@ -90,13 +89,6 @@ async def decode_json(
         raise InvalidJson(f"body is not valid JSON: {exc}") from exc
 
 
-def parse(model: type[M], data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailed.from_pydantic(exc) from exc
-
-
 async def body(request: Request, model: type[M]) -> M:
     return parse(model, await read_json(request))
 
@@ -132,15 +124,6 @@ def paginated(
     shown = items[:limit]
     more = len(items) > limit
     return JSON({"data": [out(i) for i in shown], "next_cursor": key(shown[-1]) if more else None})
-
-
-def parse_time(name: str, raw: str) -> int:
-    """An RFC 3339 time or a date (midnight UTC) → unix milliseconds; 422 naming the field."""
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValidationFailed.field(name, "must be an RFC 3339 time or a date") from exc
-    return from_datetime(moment)
 
 
 def path_id(request: Request, name: str = "id") -> str:

@@ -9,21 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.http import (
-    JSON,
-    body,
-    hub,
-    page,
-    paginated,
-    parse_time,
-    path_id,
-    query_text,
-    tenant,
-)
+from app.api.http import JSON, body, hub, page, paginated, path_id, query_text, tenant
 from app.api.openapi import PAGE, Param, documented
-from app.clock import to_rfc3339
 from app.errors import NotFound, ValidationFailed
-from app.invoicing import documents
+from app.inputs import parse_time
 from app.invoicing.documents import Credit
 from app.invoicing.models import (
     CreditNoteCreate,
@@ -35,48 +24,7 @@ from app.invoicing.models import (
     Seller,
 )
 from app.invoicing.service import Filters
-from app.money import minor_units, quantum
-from app.records import Document
-
-STATUSES = ("finalized", "partially_credited", "credited")
-
-
-def invoice_out(doc: Document, full: bool = False, notes: list[str] | None = None) -> Any:
-    params = documents.load(doc.document)
-    invoice = params["invoice"]
-    credited = doc.credited_minor * quantum(minor_units(invoice["currency"]))
-    out = {
-        "number": doc.number,
-        "status": _status(doc),
-        "customerNumber": params["customerNumber"],
-        "externalContractId": params["externalContractId"],
-        "currency": invoice["currency"],
-        "invoiceDate": invoice["invoiceDate"],
-        "totalGrossAmount": doc.total_gross,
-        "totalNetAmount": doc.total_net,
-        "creditedAmount": credited,
-        "event_id": doc.event_id,
-        "created_at": to_rfc3339(doc.created_at),
-    }
-    return {**out, "creditNotes": notes or [], "document": params} if full else out
-
-
-def credit_note_out(doc: Document) -> Any:
-    return {
-        "number": doc.number,
-        "invoiceNumber": doc.invoice_number,
-        "totalGrossAmount": doc.total_gross,
-        "totalNetAmount": doc.total_net,
-        "event_id": doc.event_id,
-        "created_at": to_rfc3339(doc.created_at),
-        "document": documents.load(doc.document),
-    }
-
-
-def _status(doc: Document) -> str:
-    if doc.credited_minor == 0:
-        return "finalized"
-    return "credited" if doc.credited_minor >= doc.gross_minor else "partially_credited"
+from app.invoicing.views import STATUSES, credit_note_out, invoice_out
 
 
 @documented(

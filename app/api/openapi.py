@@ -23,7 +23,7 @@ from app.errors import ValidationFailed
 from app.models import ErrorOut
 
 F = TypeVar("F", bound=Callable[..., Any])
-Auth = Literal["tenant", "admin", "none"]
+Auth = Literal["tenant", "admin", "either", "none"]  # either: a tenant key or the admin token
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ def _models(routes: Sequence[BaseRoute]) -> list[type[BaseModel]]:
 _ERRORS = {
     400: "invalid_json (not JSON), or bad_request (more than one Authorization header)",
     401: "unauthorized: no or unknown API key",
-    403: "forbidden: tenant administration is off (no BILLHOOK_ADMIN_TOKEN)",
+    403: "forbidden: tenant administration is off (no BILLHOOK_ADMIN_TOKEN), or another "
+    "tenant's resource",
     404: "not_found: no such resource for this tenant",
     409: "conflict: the request contradicts what is stored (the message says how)",
     413: "payload_too_large: more than 256 KiB",
@@ -123,7 +124,7 @@ def error_statuses(route: Route, doc: Doc) -> set[int]:
     statuses = set(doc.also)
     if doc.auth != "none":
         statuses |= {400, 401, 503}  # 503: the database is away for a moment (Retry-After)
-    if doc.auth == "admin":
+    if doc.auth in ("admin", "either"):
         statuses.add(403)
     if doc.request is not None:
         statuses |= {400, 413, 415, 422}
@@ -166,7 +167,12 @@ def _operation(route: Route, doc: Doc) -> dict[str, Any]:
     if doc.request is not None:
         operation["requestBody"] = {"required": True, **_content(doc.request)}
     if doc.auth != "none":
-        operation["security"] = [{"admin" if doc.auth == "admin" else "apiKey": []}]
+        operation["security"] = [
+            {name: []}
+            for name in {"tenant": ["apiKey"], "admin": ["admin"], "either": ["apiKey", "admin"]}[
+                doc.auth
+            ]
+        ]
     return operation
 
 

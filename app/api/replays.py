@@ -8,12 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.http import JSON, body, hub, page, paginated, parse_time, path_id, tenant
+from app.api.http import JSON, body, hub, page, paginated, path_id, tenant
 from app.api.openapi import PAGE, documented
 from app.clock import to_rfc3339
 from app.models import ReplayCount, ReplayCreate, ReplayOut, ReplayPage
-from app.replays import Progress
-from app.replays import Request as ReplayRequest
+from app.replays import Progress, request_from
 
 
 def replay_out(p: Progress) -> dict[str, Any]:
@@ -44,14 +43,7 @@ def replay_out(p: Progress) -> dict[str, Any]:
 async def create(request: Request) -> Response:
     tenant_id = await tenant(request)
     spec = await body(request, ReplayCreate)
-    wanted = ReplayRequest(
-        endpoint_id=spec.endpoint_id,
-        since=parse_time("since", spec.since),
-        until=parse_time("until", spec.until) if spec.until else None,
-        only_failed=spec.status == "failed",
-        event_types=tuple(spec.event_types) if spec.event_types is not None else None,
-        rate_per_s=spec.rate_per_s,
-    )
+    wanted = request_from(spec)
     replays = hub(request).replays
     if spec.dry_run:
         return JSON(ReplayCount(matched=await replays.count(tenant_id, wanted)).model_dump())

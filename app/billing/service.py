@@ -182,6 +182,13 @@ class BillingService:
             lines=tuple(lines),
         )
 
+    async def page(
+        self, tenant_id: str, filters: dict[str, str | None], cursor: str | None, limit: int
+    ) -> list[tuple[BillingRecord, dict[str, Any]]]:
+        """Billing information newest first (by customer, contract, open or invoiced), each with
+        the parameters it notified."""
+        return await self._store.billing.page(tenant_id, filters, cursor, limit)
+
     async def bill_to(self, tenant_id: str, fields: BillingFields) -> dict[str, Any]:
         """The request's billToAddress, else the customer's last known one."""
         if fields.billToAddress is not None:

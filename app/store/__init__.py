@@ -8,6 +8,7 @@ from app.errors import StoreUnavailable
 from app.store import queries
 from app.store.billing import BillingInformation, Counters, PriceModels, Subscriptions
 from app.store.connector import Connector, IntegrityError, StoreMissing
+from app.store.console import Console
 from app.store.deliveries import Deliveries
 from app.store.endpoints import Endpoints
 from app.store.events import Events
@@ -42,6 +43,7 @@ class Store:
         self.retention = Retention(connector)
         self.invoices = Invoices(connector)
         self.jobs = Jobs(connector)
+        self.console = Console(connector)
 
     async def migrate(self, now_ms: int) -> list[int]:
         """Apply pending forward-only migrations; returns the versions applied."""

@@ -123,6 +123,17 @@ class BillingInformation:
         row = await self._db.fetchrow("billing_by_event", {"event_id": event_id})
         return billing_from_row(row) if row else None
 
+    async def page(
+        self, tenant_id: str, filters: dict[str, str | None], cursor: str | None, limit: int
+    ) -> list[tuple[BillingRecord, dict[str, Any]]]:
+        """Newest first, each with the parameters it notified."""
+        params = {"tenant_id": tenant_id, "customer_number": None, "external_contract_id": None,
+                  "status": None, "cursor": cursor, "limit": limit, **filters}  # fmt: skip
+        rows = await self._db.fetch("billing_list", params)
+        return [
+            (billing_from_row(r), jsoncodec.loads(bytes(r["body"]))["parameters"]) for r in rows
+        ]
+
     async def latest_payload_of_customer(
         self, tenant_id: str, customer_number: str
     ) -> dict[str, Any] | None:

@@ -8,7 +8,9 @@ from typing import Any
 
 import orjson
 
-from app.records import Attempt, Delivery, Finished, Job
+from app.activity import Slice
+from app.ids import id_floor
+from app.records import DELIVERY_STATUSES, Attempt, Delivery, Finished, Job
 from app.store import outcomes
 from app.store.connector import Connector, Row, Tx
 from app.store.outcomes import Rules
@@ -131,6 +133,42 @@ class Deliveries:
         """When the longest-waiting due delivery became due (an index lookup, not a count)."""
         row = await self._db.fetchrow("oldest_due", {"now": now})
         return None if row is None or row["due"] is None else int(row["due"])
+
+    async def of_endpoint(
+        self, tenant_id: str, endpoint_id: str, status: str | None, cursor: str | None, limit: int
+    ) -> list[Delivery]:
+        """Newest first; every status is its own index range, merged here (a sort over all an
+        endpoint's deliveries would read a million rows for one page)."""
+        found: list[Delivery] = []
+        for one in (status,) if status else DELIVERY_STATUSES:
+            params = {"tenant_id": tenant_id, "endpoint_id": endpoint_id, "status": one,
+                      "cursor": cursor, "limit": limit}  # fmt: skip
+            rows = await self._db.fetch("deliveries_of_endpoint", params)
+            found.extend(delivery_from_row(r) for r in rows)
+        return sorted(found, key=lambda d: d.id, reverse=True)[:limit]
+
+    async def activity(
+        self, tenant_id: str, endpoint_id: str | None, lo: int, hi: int, sample: int
+    ) -> Slice:
+        """Attempts started in [lo, hi): the latest `sample` of them as (duration, ok), and
+        how many there were (counted from the index only when the sample is full)."""
+        if endpoint_id is None:
+            kind = "tenant"
+            params: dict[str, Any] = {"tenant_id": tenant_id, "lo": id_floor("att", lo),
+                                      "hi": id_floor("att", hi)}  # fmt: skip
+        else:
+            kind, params = "endpoint", {"endpoint_id": endpoint_id, "lo": lo, "hi": hi}
+        rows = await self._db.fetch(f"activity_sample_of_{kind}", {**params, "limit": sample})
+        count = len(rows)
+        if count >= sample:
+            row = await self._db.fetchrow(f"activity_count_of_{kind}", params)
+            count = int(row["n"]) if row else count
+        return Slice(lo, count, [(int(r["duration_ms"]), r["error"] is None) for r in rows])
+
+    async def queue(self, tenant_id: str, cap: int) -> tuple[int, int | None]:
+        """Deliveries not finished (counted up to `cap`), and when the oldest was created."""
+        row = await self._db.fetchrow("queue_of_tenant", {"tenant_id": tenant_id, "cap": cap})
+        return (0, None) if row is None else (int(row["pending"]), row["oldest"])
 
     async def of_event(self, tenant_id: str, event_id: str) -> list[Delivery]:
         params = {"tenant_id": tenant_id, "event_id": event_id}

@@ -60,6 +60,12 @@ class Endpoints:
         params = {"tenant_id": tenant_id, "cursor": cursor, "limit": limit}
         return [endpoint_from_row(r) for r in await self._db.fetch("endpoint_list", params)]
 
+    async def needing_attention(self, tenant_id: str, limit: int) -> list[Endpoint]:
+        """Failing or disabled, newest first."""
+        params = {"tenant_id": tenant_id, "limit": limit}
+        rows = await self._db.fetch("endpoints_needing_attention", params)
+        return [endpoint_from_row(r) for r in rows]
+
     async def probe(self, now: int, lease_until: int, limit: int = 100) -> int:
         """Failing endpoints whose probe is due: let one held delivery of each go now.
 
@@ -113,6 +119,12 @@ class Endpoints:
             )
             stats[name] = found["duration_ms"] if found else None
         return stats
+
+    async def backlog_capped(self, endpoint_id: str, cap: int) -> tuple[int, int]:
+        """(pending, held), each counted up to `cap`."""
+        row = await self._db.fetchrow("endpoint_backlog_capped",
+                                      {"endpoint_id": endpoint_id, "cap": cap})  # fmt: skip
+        return (0, 0) if row is None else (int(row["pending"]), int(row["held"]))
 
     async def backlog(self, endpoint_id: str) -> dict[str, Any]:
         """Pending deliveries: how many, how many held, the oldest, keys blocked (ordered)."""

@@ -157,7 +157,18 @@ class Events:
             "until_id": None,
             "type": None,
             "customer_number": None,
+            "contract": None,
             "limit": limit,
         }
         params.update(filters)
         return [event_from_row(r) for r in await self._db.fetch("event_list", params)]
+
+    async def by_transaction(self, tenant_id: str, transaction_id: str) -> Event | None:
+        """The event of the billing information with this transactionId."""
+        params = {"tenant_id": tenant_id, "transaction_id": transaction_id}
+        row = await self._db.fetchrow("event_by_transaction", params)
+        return event_from_row(row) if row else None
+
+    async def types_of(self, tenant_id: str) -> list[str]:
+        rows = await self._db.fetch("event_types_of_tenant", {"tenant_id": tenant_id})
+        return [str(r["type"]) for r in rows]

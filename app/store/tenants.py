@@ -9,6 +9,7 @@ import orjson
 from app.ids import new_id
 from app.records import ApiKey, Tenant
 from app.store.connector import Connector, IntegrityError, Row, Tx
+from app.store.rows import from_row
 
 
 def _tenant(row: Row) -> Tenant:
@@ -93,6 +94,10 @@ class Tenants:
             await tx.execute("tenant_seller_set", params)
 
         await self._db.transact(work)
+
+    async def keys(self, tenant_id: str) -> list[ApiKey]:
+        rows = await self._db.fetch("keys_of_tenant", {"tenant_id": tenant_id})
+        return [from_row(ApiKey, r) for r in rows]
 
     async def of_key(self, key_hash: str) -> str | None:
         row = await self._db.fetchrow("tenant_of_key", {"key_hash": key_hash})

@@ -65,6 +65,11 @@ SELECT * FROM endpoints
 WHERE tenant_id = :tenant_id AND deleted_at IS NULL AND (CAST(:cursor AS TEXT) IS NULL OR id < :cursor)
 ORDER BY id DESC LIMIT :limit;
 
+-- name: endpoints_needing_attention
+SELECT * FROM endpoints
+WHERE tenant_id = :tenant_id AND deleted_at IS NULL AND (health = 'failing' OR status = 'disabled')
+ORDER BY id DESC LIMIT :limit;
+
 -- name: endpoints_of_tenant
 SELECT * FROM endpoints WHERE tenant_id = :tenant_id AND deleted_at IS NULL;
 
@@ -188,6 +193,7 @@ WHERE tenant_id = :tenant_id
   AND (CAST(:until_id AS TEXT) IS NULL OR id < :until_id)
   AND (CAST(:type AS TEXT) IS NULL OR type = :type)
   AND (CAST(:customer_number AS TEXT) IS NULL OR customer_number = :customer_number)
+  AND (CAST(:contract AS TEXT) IS NULL OR external_contract_id = :contract)
 ORDER BY id DESC LIMIT :limit;
 
 -- name: event_by_key
@@ -407,6 +413,13 @@ SELECT count(*) AS pending,
        count(DISTINCT CASE WHEN queued = 1 THEN ordering_key END) AS blocked
 FROM deliveries WHERE endpoint_id = :endpoint_id AND status = 'pending';
 
+-- name: endpoint_backlog_capped
+-- Pending and held, read from at most :cap pending deliveries (a list page shows "1000+").
+SELECT count(*) AS pending,
+       coalesce(sum(CASE WHEN next_attempt_at IS NULL THEN 1 ELSE 0 END), 0) AS held
+FROM (SELECT next_attempt_at FROM deliveries
+      WHERE endpoint_id = :endpoint_id AND status = 'pending' LIMIT :cap) AS open_rows;
+
 -- name: purge_attempts
 DELETE FROM attempts WHERE id IN (
     SELECT id FROM attempts WHERE id > :after AND id < :before ORDER BY id LIMIT :limit)
@@ -532,3 +545,79 @@ UPDATE tenants SET seller = :seller WHERE id = :tenant_id;
 INSERT INTO job_runs (name, due_at) VALUES (:name, :next)
 ON CONFLICT (name) DO UPDATE SET due_at = :next WHERE job_runs.due_at <= :now
 RETURNING name;
+
+-- name: hub_secret_ensure
+INSERT INTO hub_secrets (name, value, created_at) VALUES (:name, :value, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: hub_secret_get
+SELECT value FROM hub_secrets WHERE name = :name;
+
+-- name: console_link_insert
+INSERT INTO console_links (id, token_hash, tenant_id, role, expires_at, created_at)
+VALUES (:id, :token_hash, :tenant_id, :role, :expires_at, :now);
+
+-- name: console_link_use
+-- One time: the first use marks it; an expired or used link answers nothing.
+UPDATE console_links SET used_at = :now
+WHERE token_hash = :token_hash AND used_at IS NULL AND expires_at > :now
+RETURNING tenant_id, role;
+
+-- name: activity_sample_of_tenant
+-- The latest attempts of one slice of a chart's window (a range of attempts_tenant), bounded.
+SELECT duration_ms, error FROM attempts
+WHERE tenant_id = :tenant_id AND id >= :lo AND id < :hi
+ORDER BY id DESC LIMIT :limit;
+
+-- name: activity_count_of_tenant
+SELECT count(*) AS n FROM attempts WHERE tenant_id = :tenant_id AND id >= :lo AND id < :hi;
+
+-- name: activity_sample_of_endpoint
+SELECT duration_ms, error FROM attempts
+WHERE endpoint_id = :endpoint_id AND started_at >= :lo AND started_at < :hi
+ORDER BY started_at DESC LIMIT :limit;
+
+-- name: activity_count_of_endpoint
+SELECT count(*) AS n FROM attempts
+WHERE endpoint_id = :endpoint_id AND started_at >= :lo AND started_at < :hi;
+
+-- name: queue_of_tenant
+-- Unfinished deliveries, counted up to :cap (a page must not count a million rows), and the
+-- creation time of the oldest: both read from the partial index of open deliveries.
+SELECT (SELECT count(*) FROM (
+            SELECT 1 FROM deliveries
+            WHERE tenant_id = :tenant_id AND status IN ('pending', 'delivering')
+            LIMIT :cap) AS open_rows) AS pending,
+       (SELECT min(created_at) FROM deliveries
+        WHERE tenant_id = :tenant_id AND status IN ('pending', 'delivering')) AS oldest;
+
+-- name: deliveries_of_endpoint
+-- One status at a time, so each page is one range of deliveries_endpoint (endpoint, status, id).
+SELECT * FROM deliveries
+WHERE endpoint_id = :endpoint_id AND status = :status AND tenant_id = :tenant_id
+  AND (CAST(:cursor AS TEXT) IS NULL OR id < :cursor)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: event_types_of_tenant
+-- The types a tenant has used lately (the latest 5,000 events): what an endpoint can pick.
+SELECT DISTINCT type FROM (
+    SELECT type FROM events WHERE tenant_id = :tenant_id ORDER BY id DESC LIMIT 5000) AS recent
+ORDER BY type;
+
+-- name: event_by_transaction
+SELECT e.* FROM billing_information b JOIN events e ON e.id = b.event_id
+WHERE b.tenant_id = :tenant_id AND b.transaction_id = :transaction_id;
+
+-- name: billing_list
+SELECT b.*, e.body FROM billing_information b JOIN events e ON e.id = b.event_id
+WHERE b.tenant_id = :tenant_id
+  AND (CAST(:customer_number AS TEXT) IS NULL OR b.customer_number = :customer_number)
+  AND (CAST(:external_contract_id AS TEXT) IS NULL
+       OR b.external_contract_id = :external_contract_id)
+  AND (CAST(:status AS TEXT) IS NULL OR b.status = :status)
+  AND (CAST(:cursor AS TEXT) IS NULL OR b.id < :cursor)
+ORDER BY b.id DESC LIMIT :limit;
+
+-- name: keys_of_tenant
+SELECT id, tenant_id, source, created_at, revoked_at FROM api_keys
+WHERE tenant_id = :tenant_id ORDER BY id DESC;

@@ -1,0 +1,141 @@
+"""Billing from the console: preliminary billing information per customer and contract,
+finalizing what is open, invoices with their lines, VAT breakdown and credit notes, the
+e-invoice to download, and credit notes under the API's own limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from app.console.guard import changing, form_text, viewing
+from app.console.render import page, to
+from app.console.session import Session
+from app.errors import Conflict, ValidationFailed
+from app.hub import Hub
+from app.inputs import parse
+from app.invoicing.documents import Credit
+from app.invoicing.models import CreditNoteCreate, Finalize
+from app.invoicing.service import Filters
+from app.invoicing.views import STATUSES, credit_note_out, invoice_out
+
+PAGE_SIZE = 50
+BILLING_STATUSES = ("open", "invoiced")
+
+
+def _filter(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
+    value = (request.query_params.get(name) or "").strip() or None
+    if value is not None and (len(value) > 255 or (allowed and value not in allowed)):
+        why = f"one of {', '.join(allowed)}" if allowed else "at most 255 characters"
+        raise ValidationFailed.field(name, why)
+    return value
+
+
+@viewing
+async def billing(request: Request, hub: Hub, found: Session) -> Response:
+    filters = {
+        "customer_number": _filter(request, "customer"),
+        "external_contract_id": _filter(request, "contract"),
+        "status": _filter(request, "status", BILLING_STATUSES),
+    }
+    cursor = request.query_params.get("cursor") or None
+    items = await hub.billing.page(found.tenant, filters, cursor, PAGE_SIZE + 1)
+    return page(
+        request, found, "billing.html",
+        rows=items[:PAGE_SIZE], filters=filters, statuses=BILLING_STATUSES,
+        next_cursor=items[PAGE_SIZE - 1][0].id if len(items) > PAGE_SIZE else None,
+        notice=request.query_params.get("notice"),
+    )  # fmt: skip
+
+
+@changing
+async def finalize(request: Request, hub: Hub, found: Session) -> Response:
+    """Open billing information of one customer (and contract), or all, into invoices."""
+    form = await request.form()
+    fields = {name: form_text(form, name) for name in ("customerNumber", "externalContractId")}
+    spec = parse(Finalize, fields)
+    made = await hub.invoices.finalize(
+        found.tenant, Filters(spec.customerNumber, spec.externalContractId)
+    )
+    if len(made) == 1:
+        return RedirectResponse(to(request, "console:invoice", number=made[0].number), 303)
+    notice = f"{len(made)} invoice{'s' if len(made) != 1 else ''} finalized"
+    url = to(request, "console:invoices").include_query_params(notice=notice)
+    return RedirectResponse(url, status_code=303)
+
+
+@viewing
+async def invoices(request: Request, hub: Hub, found: Session) -> Response:
+    filters = {"customer_number": _filter(request, "customer"),
+               "status": _filter(request, "status", STATUSES)}  # fmt: skip
+    cursor = request.query_params.get("cursor") or None
+    items = await hub.invoices.page(found.tenant, filters, cursor, PAGE_SIZE + 1)
+    return page(
+        request, found, "invoices.html",
+        rows=[invoice_out(d) for d in items[:PAGE_SIZE]], filters=filters, statuses=STATUSES,
+        next_cursor=items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None,
+        notice=request.query_params.get("notice"),
+    )  # fmt: skip
+
+
+@viewing
+async def invoice(request: Request, hub: Hub, found: Session) -> Response:
+    return await _invoice_page(request, hub, found)
+
+
+async def _invoice_page(
+    request: Request, hub: Hub, found: Session, status: int = 200, **extra: Any
+) -> Response:
+    doc = await hub.invoices.get(found.tenant, request.path_params["number"])
+    notes = await hub.invoices.credit_notes(found.tenant, doc.number)
+    return page(request, found, "invoice.html", status, invoice=invoice_out(doc, full=True),
+                notes=[credit_note_out(n) for n in notes], **extra)  # fmt: skip
+
+
+@viewing
+async def e_invoice(request: Request, hub: Hub, found: Session) -> Response:
+    number = request.path_params["number"]
+    xml = await hub.invoices.e_invoice(found.tenant, number)
+    headers = {"content-disposition": f'attachment; filename="{number}.xml"'}
+    return Response(xml, media_type="application/xml", headers=headers)
+
+
+@changing
+async def credit(request: Request, hub: Hub, found: Session) -> Response:
+    """The API's checks, then the service's: a refusal (409) re-shows the invoice with the
+    reason, and nothing is written."""
+    form = await request.form()
+    try:
+        spec = parse(CreditNoteCreate, _credit_fields(form))
+        credits = None if spec.items is None else [
+            Credit(i.line, i.quantity, i.amount) for i in spec.items
+        ]  # fmt: skip
+        await hub.invoices.credit(found.tenant, request.path_params["number"], credits,
+                                  spec.reason)  # fmt: skip
+    except (Conflict, ValidationFailed) as exc:
+        return await _invoice_page(request, hub, found, exc.status, error=_reason(exc),
+                                   sent=dict(form))  # fmt: skip
+    url = to(request, "console:invoice", number=request.path_params["number"])
+    return RedirectResponse(url.include_query_params(notice="credit note created"), 303)
+
+
+def _credit_fields(form: FormData) -> dict[str, Any]:
+    """Per line a quantity or an amount (or nothing: that line is not credited); no line
+    given and "all" chosen: everything that remains."""
+    if form.get("scope") == "all":
+        return {"reason": form_text(form, "reason") or ""}
+    items = []
+    for key in form:
+        if key.startswith("line_") and key.endswith("_measure"):
+            line = key.removeprefix("line_").removesuffix("_measure")
+            value = form_text(form, f"line_{line}_value")
+            if value is not None and line.isdigit():
+                items.append({"line": int(line), form.get(key) or "amount": value})
+    return {"items": items or None, "reason": form_text(form, "reason") or ""}
+
+
+def _reason(exc: Conflict | ValidationFailed) -> str:
+    msgs = [str(d.get("msg")) for d in exc.details if isinstance(d, dict) and d.get("msg")]
+    return exc.message + (": " + "; ".join(msgs) if msgs else "")

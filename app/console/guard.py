@@ -1,0 +1,86 @@
+"""Every console page goes through here: who the session is, and whether it may change things
+(operators and the admin, with the form's CSRF token). A foreign id is a 404 exactly as in the
+API, because the pages call the same services with the session's tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from app.console import session as sessions
+from app.console.render import page
+from app.console.session import Session
+from app.errors import ApiError
+from app.hub import Hub
+
+Page = Callable[[Request, Hub, Session], Awaitable[Response]]
+
+
+def hub_of(request: Request) -> Hub:
+    found: Hub = request.app.state.hub
+    return found
+
+
+async def current(request: Request) -> Session | None:
+    hub = hub_of(request)
+    return sessions.read(request, await hub.access.secret(), hub.clock.now_ms())
+
+
+def viewing(handler: Page) -> Callable[[Request], Awaitable[Response]]:
+    """A page anyone signed in may see."""
+
+    @wraps(handler)
+    async def run(request: Request) -> Response:
+        found = await current(request)
+        if found is None:
+            return RedirectResponse("/console/sign-in", status_code=303)
+        return await _handled(handler, request, found)
+
+    return run
+
+
+def changing(handler: Page) -> Callable[[Request], Awaitable[Response]]:
+    """A form that changes something: an operator's (or the admin's), with its CSRF token."""
+
+    @wraps(handler)
+    async def run(request: Request) -> Response:
+        found = await current(request)
+        if found is None:
+            return RedirectResponse("/console/sign-in", status_code=303)
+        form = await request.form()
+        if not sessions.same_token(form.get("csrf"), found.csrf):
+            return page(request, found, "error.html", 403, error="The form expired: reload it.")
+        if not found.grant.can_change:
+            return page(request, found, "error.html", 403,
+                        error="A viewer can look but not change anything.")  # fmt: skip
+        return await _handled(handler, request, found)
+
+    return run
+
+
+def admin_only(handler: Page) -> Page:
+    @wraps(handler)
+    async def run(request: Request, hub: Hub, found: Session) -> Response:
+        if not found.grant.is_admin:
+            return page(request, found, "error.html", 403, error="Only the admin sees this.")
+        return await handler(request, hub, found)
+
+    return run
+
+
+async def _handled(handler: Page, request: Request, found: Session) -> Response:
+    try:
+        return await handler(request, hub_of(request), found)
+    except ApiError as exc:  # the services' own refusals, shown as they are
+        details = "; ".join(str(d.get("msg", "")) for d in exc.details if isinstance(d, dict))
+        return page(request, found, "error.html", exc.status, error=exc.message,
+                    details=details)  # fmt: skip
+
+
+def form_text(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    return value.strip() or None if isinstance(value, str) else None

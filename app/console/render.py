@@ -1,0 +1,128 @@
+"""Rendering console pages: Jinja2 templates through Starlette's templating, the security
+headers every page carries (no inline script, nothing from another origin), and the filters
+the templates share (times, money as sent, pretty JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from jinja2 import pass_context
+from starlette.datastructures import URL
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+from app import __version__, jsoncodec
+from app.console.session import Session
+from app.errors import ApiError
+from app.money import plain
+
+HERE = Path(__file__).parent
+HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+}
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "—"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _money(value: Any) -> str:
+    return plain(value) if isinstance(value, Decimal) else str(value)
+
+
+def _pretty(raw: bytes | dict[str, Any]) -> str:
+    """JSON as sent, indented: numbers keep their digits (22.70 stays 22.70)."""
+    value = jsoncodec.loads(raw) if isinstance(raw, bytes) else raw
+    return jsoncodec.dumps(value, indent=True).decode()
+
+
+def _state(endpoint: Any) -> str:
+    """active, failing or disabled: one word for an endpoint's health."""
+    return "disabled" if endpoint.status == "disabled" else str(endpoint.health)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+templates.env.filters.update(when=_when, money=_money, pretty=_pretty, state=_state, age=_age)
+
+
+def to(request: Request, name: str, **params: Any) -> URL:
+    """A route's URL as a path: links and redirects stay right behind a proxy that changes the
+    host or the scheme."""
+    return URL(request.url_for(name, **params).path)
+
+
+@pass_context
+def _url_for(context: dict[str, Any], name: str, /, **params: Any) -> URL:
+    return to(context["request"], name, **params)
+
+
+def _older(request: Request, cursor: str) -> URL:
+    """This page's path and query, with the keyset cursor of the next page."""
+    here = URL(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    return here.include_query_params(cursor=cursor)
+
+
+templates.env.globals.update(version=__version__, url_for=_url_for, older=_older)
+
+
+def page(
+    request: Request, session: Session | None, template: str, status: int = 200, **context: Any
+) -> Response:
+    context = {"session": session, "message": None, "error": None, **context}
+    response = templates.TemplateResponse(request, template, context, status_code=status)
+    response.headers.update(HEADERS)
+    return response
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def console_aware(handlers: Mapping[Any, Handler]) -> dict[Any, Handler]:
+    """The API's error handlers, except that under /console an error is a page, not JSON."""
+
+    def wrap(api: Handler) -> Handler:
+        async def handle(request: Request, exc: Exception) -> Response:
+            if not request.url.path.startswith("/console"):
+                return await api(request, exc)
+            status = _status_of(exc)
+            message = getattr(exc, "message", None) or getattr(exc, "detail", None)
+            if status >= 500 and not isinstance(exc, ApiError):
+                await api(request, exc)  # logged as the API logs it
+                message = "Something went wrong on our side; it is logged."
+            return page(request, None, "error.html", status, error=str(message))
+
+        return handle
+
+    return {kind: wrap(handler) for kind, handler in handlers.items()}
+
+
+def _status_of(exc: Exception) -> int:
+    for name in ("status", "status_code"):
+        value = getattr(exc, name, None)
+        if isinstance(value, int):
+            return value
+    return 500

@@ -1,0 +1,30 @@
+"""Client input made into checked values, one way for the API and the console alike: a body or a
+form through the API's pydantic models, a moment in time from RFC 3339 or a date."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from app.clock import from_datetime
+from app.errors import ValidationFailed
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed.from_pydantic(exc) from exc
+
+
+def parse_time(name: str, raw: str) -> int:
+    """An RFC 3339 time or a date (midnight UTC) → unix milliseconds; 422 naming the field."""
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed.field(name, "must be an RFC 3339 time or a date") from exc
+    return from_datetime(moment)
