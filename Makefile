@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA := data
 RUN_ENV := BILLHOOK_EGRESS_ALLOW=$${BILLHOOK_EGRESS_ALLOW:-127.0.0.0/8,::1/128}
 
-.PHONY: run test lint typecheck pytest receiver bench bench-quick wrk clean
+.PHONY: run test lint typecheck pytest screenshots receiver bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "billhook needs Python >= 3.11"'
@@ -53,6 +53,10 @@ typecheck: $(VENV)/.installed-dev
 
 pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest
+
+## make screenshots: the browser test run that takes docs/console.png (the README's picture)
+screenshots: $(VENV)/.installed-dev
+	BILLHOOK_SCREENSHOTS=docs $(BIN)/pytest -q tests/test_console_browser.py -k outage
 
 ## make bench: every scenario, 3 runs each, with peers and ceilings (docs/performance.md);
 ## make bench DB=postgres: PostgreSQL beside SQLite in the same run (this machine's PostgreSQL)

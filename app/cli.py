@@ -70,6 +70,7 @@ def _serve(settings: Settings, show_key: bool, role: str) -> None:
     port = sock.getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     typer.echo(f"billhook serving on http://{host}:{port}", err=True)
+    typer.echo(f"  console: http://{host}:{port}/console/ (sign in with an API key)", err=True)
     if show_key and settings.api_key:
         typer.echo(f"  API key: {settings.api_key}", err=True)
         typer.echo(f"  try:     export BILLHOOK_API_KEY={settings.api_key}", err=True)

@@ -27,11 +27,13 @@ class Receiver:
     """An ASGI app (a webhook receiver, usually) served by real uvicorn on 127.0.0.1:<free port>,
     inside the running event loop, so tests drive real deliveries over real sockets."""
 
-    def __init__(self, app: Any, path: str = "", **options: Any) -> None:
+    def __init__(self, app: Any, path: str = "", port: int = 0, **options: Any) -> None:
+        """`port`: 0 for a free one; a given one to come back where a stopped receiver was."""
         self._app = app
         self._path = path
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
             app,

@@ -50,21 +50,31 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-# -- CI: with BILLHOOK_TEST_POSTGRES_URL set, a skipped PostgreSQL test fails the run ----------
+# -- CI: with BILLHOOK_TEST_POSTGRES_URL set, a skipped PostgreSQL test fails the run; with
+# BILLHOOK_TEST_BROWSER=required (.ci/run), a skipped browser test does -----------------------
 
-_SKIPPED_POSTGRES: list[str] = []
+_SKIPPED: dict[str, list[str]] = {"postgres": [], "browser": []}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and "postgres" in report.keywords:
-        _SKIPPED_POSTGRES.append(report.nodeid)
+    for kind, skipped in _SKIPPED.items():
+        if report.skipped and kind in report.keywords:
+            skipped.append(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if postgres_url() and _SKIPPED_POSTGRES:
-        print(f"\n{len(_SKIPPED_POSTGRES)} PostgreSQL test(s) skipped although "
-              f"BILLHOOK_TEST_POSTGRES_URL is set, e.g. {_SKIPPED_POSTGRES[0]}")  # fmt: skip
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    required = {
+        "postgres": ("BILLHOOK_TEST_POSTGRES_URL is set", postgres_url() is not None),
+        "browser": (
+            "BILLHOOK_TEST_BROWSER=required",
+            os.environ.get("BILLHOOK_TEST_BROWSER") == "required",
+        ),
+    }
+    for kind, (why, wanted) in required.items():
+        if wanted and _SKIPPED[kind]:
+            print(f"\n{len(_SKIPPED[kind])} {kind} test(s) skipped although {why}, "
+                  f"e.g. {_SKIPPED[kind][0]}")  # fmt: skip
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def in_schema(url: str, schema: str) -> str:

@@ -39,23 +39,38 @@ class Other:
 async def make_other(hub: HubClient) -> Other:
     created = (await hub.http.post("/v1/tenants", json={"name": "bee"}, headers=ADMIN)).json()
     auth = {"authorization": f"Bearer {created['api_key']}"}
-    await hub.http.put("/v1/seller", json={"name": "Bee GmbH", "vatId": "DE123456789",
-                                           "countryCode": "DE"}, headers=auth)  # fmt: skip
-    endpoint = (await hub.http.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/b"},
-                                    headers=auth)).json()  # fmt: skip
-    billed = await post(hub, "/v1/usage-completions", completion(customerNumber="B-1"),
-                        headers=auth)  # fmt: skip
+    await hub.http.put(
+        "/v1/seller",
+        json={"name": "Bee GmbH", "vatId": "DE123456789", "countryCode": "DE"},
+        headers=auth,
+    )
+    endpoint = (
+        await hub.http.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/b"}, headers=auth)
+    ).json()
+    billed = await post(
+        hub, "/v1/usage-completions", completion(customerNumber="B-1"), headers=auth
+    )
     assert billed.status_code == 202, billed.text
     event_id = billed.json()["event_id"]
     delivery_id = (await hub.http.get(f"/v1/events/{event_id}", headers=auth)).json()["deliveries"][
         0
     ]["id"]
     invoice = (await hub.http.post("/v1/invoices/finalize", json={}, headers=auth)).json()
-    replay = await hub.http.post("/v1/replays", headers=auth, json={
-        "endpoint_id": endpoint["id"], "since": "2020-01-01", "status": "all"})  # fmt: skip
+    replay = await hub.http.post(
+        "/v1/replays",
+        headers=auth,
+        json={"endpoint_id": endpoint["id"], "since": "2020-01-01", "status": "all"},
+    )
     assert replay.status_code == 202, replay.text
-    return Other(created["api_key"], created["id"], endpoint["id"], event_id, delivery_id,
-                 invoice["invoices"][0]["number"], replay.json()["id"])  # fmt: skip
+    return Other(
+        created["api_key"],
+        created["id"],
+        endpoint["id"],
+        event_id,
+        delivery_id,
+        invoice["invoices"][0]["number"],
+        replay.json()["id"],
+    )
 
 
 def pages_of(o: Other) -> list[str]:
@@ -84,8 +99,15 @@ def forms_of(o: Other) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-TENANT_PAGES = ["/console/", "/console/endpoints", "/console/endpoints/new", "/console/events",
-                "/console/replays", "/console/billing", "/console/invoices"]  # fmt: skip
+TENANT_PAGES = [
+    "/console/",
+    "/console/endpoints",
+    "/console/endpoints/new",
+    "/console/events",
+    "/console/replays",
+    "/console/billing",
+    "/console/invoices",
+]
 
 
 async def state_of(hub: HubClient) -> list[Any]:
@@ -233,8 +255,9 @@ async def test_who_may_mint_which_link(hub):
     ]:
         answer = await hub.http.post("/v1/console-links", json=body, headers=ADMIN)
         assert answer.status_code == status, (body, answer.text)
-    assert (await hub.http.post("/v1/console-links", json={},
-                                headers={"authorization": "Bearer nope"})).status_code == 401  # fmt: skip
+    assert (
+        await hub.http.post("/v1/console-links", json={}, headers={"authorization": "Bearer nope"})
+    ).status_code == 401
 
 
 # -- roles and CSRF ------------------------------------------------------------------------------
@@ -267,10 +290,14 @@ async def test_a_form_without_its_csrf_token_changes_nothing(hub):
     async with ConsoleBrowser(hub.app) as browser:
         await browser.sign_in(API_KEY)
         for token in ("", "wrong"):
-            for path in ("/console/endpoints", f"/console/endpoints/{mine['id']}/rotate",
-                         f"/console/endpoints/{mine['id']}/status"):  # fmt: skip
-                answer = await browser.post(path, {"csrf": token, "url": "http://127.0.0.1:9/b",
-                                                   "status": "disabled"})  # fmt: skip
+            for path in (
+                "/console/endpoints",
+                f"/console/endpoints/{mine['id']}/rotate",
+                f"/console/endpoints/{mine['id']}/status",
+            ):
+                answer = await browser.post(
+                    path, {"csrf": token, "url": "http://127.0.0.1:9/b", "status": "disabled"}
+                )
                 assert answer.status_code == 403, path
     assert await state_of(hub) == before
 
@@ -309,8 +336,13 @@ async def test_tenant_a_cannot_open_or_change_tenant_b_by_url(hub):
 async def test_a_tenant_link_for_b_opens_only_b(hub):
     other = await make_other(hub)
     mine = await hub.endpoint("http://127.0.0.1:9/a")
-    link = (await hub.http.post("/v1/console-links", headers=ADMIN,
-                                json={"tenant_id": other.tenant_id, "role": "viewer"})).json()  # fmt: skip
+    link = (
+        await hub.http.post(
+            "/v1/console-links",
+            headers=ADMIN,
+            json={"tenant_id": other.tenant_id, "role": "viewer"},
+        )
+    ).json()
     async with ConsoleBrowser(hub.app) as browser:
         await browser.use_link(link["url"])
         assert (await browser.get(f"/console/endpoints/{other.endpoint_id}")).status_code == 200
@@ -360,10 +392,10 @@ async def test_an_endpoint_form_refuses_what_the_api_refuses_and_keeps_what_was_
     async with ConsoleBrowser(hub.app) as browser:
         await browser.sign_in(API_KEY)
         await browser.get("/console/endpoints/new")
-        for data, field in [
-            ({"url": "ftp://example.com/x", "types": "all"}, "url"),
-            ({"url": "http://127.0.0.1:9/x", "types": "all", "rate_limit_per_s": "0"}, "rate"),
-            ({"url": "http://127.0.0.1:9/x", "types": "some", "event_types": "bad type!"}, "type"),
+        for data in [
+            {"url": "ftp://example.com/x", "types": "all"},
+            {"url": "http://127.0.0.1:9/x", "types": "all", "rate_limit_per_s": "0"},
+            {"url": "http://127.0.0.1:9/x", "types": "some", "event_types": "bad type!"},
         ]:
             answer = await browser.post("/console/endpoints", data)
             assert answer.status_code == 422, data
@@ -375,23 +407,38 @@ async def test_an_endpoint_is_created_edited_disabled_and_its_secret_revealed_an
     async with ConsoleBrowser(hub.app) as browser:
         await browser.sign_in(API_KEY)
         await browser.get("/console/endpoints/new")
-        created = await browser.post("/console/endpoints", {
-            "url": "http://127.0.0.1:9/hook", "types": "some",
-            "event_types": "subscriptions/billingInformationAvailable",
-            "customerNumber": "C-1", "ordered": "on", "rate_limit_per_s": "5"})  # fmt: skip
+        created = await browser.post(
+            "/console/endpoints",
+            {
+                "url": "http://127.0.0.1:9/hook",
+                "types": "some",
+                "event_types": "subscriptions/billingInformationAvailable",
+                "customerNumber": "C-1",
+                "ordered": "on",
+                "rate_limit_per_s": "5",
+            },
+        )
         assert created.status_code == 303, created.text
         endpoint_id = created.headers["location"].split("/")[-1].split("?")[0]
         api = (await hub.http.get(f"/v1/endpoints/{endpoint_id}")).json()
         assert api["event_types"] == ["subscriptions/billingInformationAvailable"]
         assert (api["filter"], api["ordered"], api["rate_limit_per_s"]) == (
-            {"customerNumber": "C-1"}, True, 5)  # fmt: skip
+            {"customerNumber": "C-1"},
+            True,
+            5,
+        )
         await browser.get(f"/console/endpoints/{endpoint_id}/edit")
-        edited = await browser.post(f"/console/endpoints/{endpoint_id}",
-                                    {"url": "http://127.0.0.1:9/other", "types": "all"})  # fmt: skip
+        edited = await browser.post(
+            f"/console/endpoints/{endpoint_id}", {"url": "http://127.0.0.1:9/other", "types": "all"}
+        )
         assert edited.status_code == 303
         api = (await hub.http.get(f"/v1/endpoints/{endpoint_id}")).json()
         assert (api["url"], api["event_types"], api["filter"], api["rate_limit_per_s"]) == (
-            "http://127.0.0.1:9/other", None, {}, None)  # fmt: skip
+            "http://127.0.0.1:9/other",
+            None,
+            {},
+            None,
+        )
         await browser.get(f"/console/endpoints/{endpoint_id}")
         disabled = await browser.post(
             f"/console/endpoints/{endpoint_id}/status", {"status": "disabled"}
@@ -410,8 +457,13 @@ async def test_an_endpoint_is_created_edited_disabled_and_its_secret_revealed_an
 
 async def test_events_are_found_by_type_customer_contract_transaction_and_time(hub):
     for n, (customer, contract) in enumerate([("C-1", "K-1"), ("C-2", "K-2")]):
-        answer = await post(hub, "/v1/usage-completions", completion(
-            transactionId=f"t-{n}", customerNumber=customer, externalContractId=contract))  # fmt: skip
+        answer = await post(
+            hub,
+            "/v1/usage-completions",
+            completion(
+                transactionId=f"t-{n}", customerNumber=customer, externalContractId=contract
+            ),
+        )
         assert answer.status_code == 202
     events = (await hub.http.get("/v1/events")).json()["data"]
     by_customer = {e["parameters"]["customerNumber"]: e["id"] for e in events}
@@ -439,8 +491,9 @@ async def test_an_event_page_shows_the_payload_as_sent_and_resends(hub, receiver
     endpoint = await hub.endpoint(server.url)
     app.set_secret(endpoint["secret"])
     raw = b'{"type": "webhook.custom", "parameters": {"amount": 22.70, "n": 1E+2}}'
-    accepted = await hub.http.post("/v1/events", content=raw,
-                                   headers={"content-type": "application/json"})  # fmt: skip
+    accepted = await hub.http.post(
+        "/v1/events", content=raw, headers={"content-type": "application/json"}
+    )
     event_id = accepted.json()["id"]
     await hub.drain()
     async with ConsoleBrowser(hub.app) as browser:
@@ -448,9 +501,10 @@ async def test_an_event_page_shows_the_payload_as_sent_and_resends(hub, receiver
         page = await browser.get(f"/console/events/{event_id}")
         assert '"amount": 22.70' in page.text.replace("&#34;", '"')
         assert "succeeded" in page.text and server.url in page.text
-        resent = await browser.post(f"/console/events/{event_id}/resend",
-                                    {"endpoint_id": endpoint["id"]})  # fmt: skip
-        assert resent.status_code == 303 and "resent+to+1+endpoint" in resent.headers["location"]
+        resent = await browser.post(
+            f"/console/events/{event_id}/resend", {"endpoint_id": endpoint["id"]}
+        )
+        assert resent.status_code == 303 and "notice=resent&n=1" in resent.headers["location"]
     await hub.drain()
     assert app.inbox.count() == 1  # same webhook-id: the receiver de-duplicates
     deliveries = (await hub.http.get(f"/v1/events/{event_id}")).json()["deliveries"]
@@ -464,8 +518,12 @@ async def test_a_replay_is_counted_before_it_starts_and_can_be_cancelled(hub):
     async with ConsoleBrowser(hub.app) as browser:
         await browser.sign_in(API_KEY)
         await browser.get("/console/replays")
-        choices = {"endpoint_id": endpoint["id"], "since": "2020-01-01T00:00", "status": "all",
-                   "rate_per_s": "1"}  # fmt: skip
+        choices = {
+            "endpoint_id": endpoint["id"],
+            "since": "2020-01-01T00:00",
+            "status": "all",
+            "rate_per_s": "1",
+        }
         preview = await browser.post("/console/replays/preview", choices)
         assert preview.status_code == 200
         assert re.search(r'id="matched"><strong>3</strong>', preview.text)
@@ -481,8 +539,9 @@ async def test_a_replay_is_counted_before_it_starts_and_can_be_cancelled(hub):
     async with ConsoleBrowser(hub.app) as browser:
         await browser.sign_in(API_KEY)
         await browser.get("/console/replays")
-        bad = await browser.post("/console/replays/preview",
-                                 {"endpoint_id": endpoint["id"], "since": "soon"})  # fmt: skip
+        bad = await browser.post(
+            "/console/replays/preview", {"endpoint_id": endpoint["id"], "since": "soon"}
+        )
         assert bad.status_code == 422
 
 
@@ -503,21 +562,30 @@ async def test_billing_is_finalized_shown_downloaded_and_credited_within_the_api
         assert xml.headers["content-type"].startswith("application/xml")
         assert number.encode() in xml.content and xml.content.startswith(b"<?xml")
         before = await state_of(hub)
-        too_much = await browser.post(f"/console/invoices/{number}/credit-notes",
-                                      {"scope": "lines", "line_1_measure": "amount",
-                                       "line_1_value": "1000000", "reason": "goodwill"})  # fmt: skip
+        too_much = await browser.post(
+            f"/console/invoices/{number}/credit-notes",
+            {
+                "scope": "lines",
+                "line_1_measure": "amount",
+                "line_1_value": "1000000",
+                "reason": "goodwill",
+            },
+        )
         assert too_much.status_code == 422 and "line 1" in too_much.text.lower()
         assert 'value="1000000"' in too_much.text  # what was typed stays
         assert await state_of(hub) == before
-        credited = await browser.post(f"/console/invoices/{number}/credit-notes",
-                                      {"scope": "all", "reason": "cancelled trip"})  # fmt: skip
+        credited = await browser.post(
+            f"/console/invoices/{number}/credit-notes", {"scope": "all", "reason": "cancelled trip"}
+        )
         assert credited.status_code == 303
         shown = await browser.get(f"/console/invoices/{number}")
         assert "cancelled trip" in shown.text and "credited" in shown.text
         assert "Create a credit note" not in shown.text  # nothing is left to credit
         after = await state_of(hub)
-        again = await browser.post(f"/console/invoices/{number}/credit-notes",
-                                   {"scope": "all", "reason": "from a stale tab"})  # fmt: skip
+        again = await browser.post(
+            f"/console/invoices/{number}/credit-notes",
+            {"scope": "all", "reason": "from a stale tab"},
+        )
         assert again.status_code == 409 and "credited in full already" in again.text
         assert await state_of(hub) == after
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from app.serving import protocol
@@ -82,6 +83,45 @@ async def test_serving_with_no_key_and_no_tenant_says_how_to_get_one(tmp_path: P
             assert line, said
             said += line.decode()
         assert "no API key can call this hub" in said and "BILLHOOK_ADMIN_TOKEN" in said
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_make_runs_banner_prints_a_console_url_that_signs_in_with_the_printed_key(
+    tmp_path: Path,
+):
+    """What `make run` shows a newcomer: the console's URL and the key that opens it."""
+    key = "bh_banner_test_key_0123456789"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "serve", "--show-key",
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")},
+             "BILLHOOK_PORT": "0", "BILLHOOK_API_KEY": key,
+             "BILLHOOK_DATABASE_URL": f"sqlite:///{tmp_path}/h.db"},
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        said = ""
+        while "API key:" not in said:
+            line = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert line, said
+            said += line.decode()
+        console = said.split("console: ", 1)[1].split()[0]
+        assert f"API key: {key}" in said
+        async with httpx.AsyncClient(follow_redirects=True) as client:
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:  # the banner comes once the port is bound; the app starts right after
+                try:
+                    page = await client.get(console)
+                    break
+                except httpx.TransportError:
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.05)
+            assert page.status_code == 200 and "Sign in" in page.text
+            token = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+            signed_in = await client.post(str(page.url), data={"csrf": token, "key": key})
+            assert signed_in.status_code == 200 and "Overview" in signed_in.text
     finally:
         proc.terminate()
         await proc.wait()

@@ -5,10 +5,10 @@ calls."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from app.console.guard import admin_only, changing, form_text, viewing
-from app.console.render import page, to
+from app.console.render import done, page
 from app.console.session import Session
 from app.errors import NotFound
 from app.events import QUEUE_CAP
@@ -51,8 +51,7 @@ async def tenant(request: Request, hub: Hub, found: Session) -> Response:
     if the_tenant is None:
         raise NotFound(f"no tenant {request.path_params['id']}")
     keys = await hub.tenancy.keys(the_tenant.id)
-    return page(request, found, "tenant.html", tenant=the_tenant, keys=keys,
-                notice=request.query_params.get("notice"))  # fmt: skip
+    return page(request, found, "tenant.html", tenant=the_tenant, keys=keys)  # fmt: skip
 
 
 @changing
@@ -70,5 +69,4 @@ async def add_key(request: Request, hub: Hub, found: Session) -> Response:
 async def revoke_key(request: Request, hub: Hub, found: Session) -> Response:
     tenant_id = request.path_params["id"]
     await hub.tenancy.revoke_key(tenant_id, request.path_params["key_id"])
-    url = to(request, "console:tenant", id=tenant_id).include_query_params(notice="revoked")
-    return RedirectResponse(url, status_code=303)
+    return done(request, "revoked", "console:tenant", id=tenant_id)

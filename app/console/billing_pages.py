@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.console.guard import changing, form_text, viewing
-from app.console.render import page, to
+from app.console.render import done, page, to
 from app.console.session import Session
 from app.errors import Conflict, ValidationFailed
 from app.hub import Hub
@@ -46,7 +46,6 @@ async def billing(request: Request, hub: Hub, found: Session) -> Response:
         request, found, "billing.html",
         rows=items[:PAGE_SIZE], filters=filters, statuses=BILLING_STATUSES,
         next_cursor=items[PAGE_SIZE - 1][0].id if len(items) > PAGE_SIZE else None,
-        notice=request.query_params.get("notice"),
     )  # fmt: skip
 
 
@@ -61,9 +60,7 @@ async def finalize(request: Request, hub: Hub, found: Session) -> Response:
     )
     if len(made) == 1:
         return RedirectResponse(to(request, "console:invoice", number=made[0].number), 303)
-    notice = f"{len(made)} invoice{'s' if len(made) != 1 else ''} finalized"
-    url = to(request, "console:invoices").include_query_params(notice=notice)
-    return RedirectResponse(url, status_code=303)
+    return done(request, "finalized", "console:invoices", n=len(made))
 
 
 @viewing
@@ -76,7 +73,6 @@ async def invoices(request: Request, hub: Hub, found: Session) -> Response:
         request, found, "invoices.html",
         rows=[invoice_out(d) for d in items[:PAGE_SIZE]], filters=filters, statuses=STATUSES,
         next_cursor=items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None,
-        notice=request.query_params.get("notice"),
     )  # fmt: skip
 
 
@@ -117,8 +113,7 @@ async def credit(request: Request, hub: Hub, found: Session) -> Response:
     except (Conflict, ValidationFailed) as exc:
         return await _invoice_page(request, hub, found, exc.status, error=_reason(exc),
                                    sent=dict(form))  # fmt: skip
-    url = to(request, "console:invoice", number=request.path_params["number"])
-    return RedirectResponse(url.include_query_params(notice="credit note created"), 303)
+    return done(request, "credited", "console:invoice", number=request.path_params["number"])
 
 
 def _credit_fields(form: FormData) -> dict[str, Any]:

@@ -7,12 +7,12 @@ from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from app.billing.information import EVENT_TYPE
 from app.console import charts
 from app.console.guard import changing, form_text, viewing
-from app.console.render import page, to
+from app.console.render import done, page
 from app.console.session import Session
 from app.errors import ValidationFailed
 from app.hub import Hub
@@ -86,7 +86,7 @@ async def detail(request: Request, hub: Hub, found: Session) -> Response:
         next_cursor=items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None,
         attempts_chart=charts.attempts(activity, "Last hour: attempts per minute"),
         latency_chart=charts.latency(activity, "Last hour: latency p50 and p99"),
-        activity=activity, notice=request.query_params.get("notice"),
+        activity=activity,
     )  # fmt: skip
 
 
@@ -119,8 +119,7 @@ async def set_status(request: Request, hub: Hub, found: Session) -> Response:
 
 
 def _to(request: Request, endpoint_id: str, notice: str) -> Response:
-    url = to(request, "console:endpoint", id=endpoint_id).include_query_params(notice=notice)
-    return RedirectResponse(url, status_code=303)
+    return done(request, notice, "console:endpoint", id=endpoint_id)
 
 
 async def _form(

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from app.console.guard import changing, form_text, viewing
-from app.console.render import page, to
+from app.console.render import done, page
 from app.console.session import Session
 from app.errors import ValidationFailed
 from app.hub import Hub
@@ -62,7 +62,6 @@ async def event(request: Request, hub: Hub, found: Session) -> Response:
     return page(
         request, found, "event.html",
         event=the_event, deliveries=deliveries, endpoints=endpoints,
-        notice=request.query_params.get("notice"),
     )  # fmt: skip
 
 
@@ -71,6 +70,4 @@ async def resend(request: Request, hub: Hub, found: Session) -> Response:
     event_id = request.path_params["id"]
     endpoint_id = form_text(await request.form(), "endpoint_id")
     sent = await hub.replays.replay_event(found.tenant, event_id, endpoint_id)
-    notice = f"resent to {len(sent)} endpoint{'s' if len(sent) != 1 else ''}"
-    url = to(request, "console:event", id=event_id).include_query_params(notice=notice)
-    return RedirectResponse(url, status_code=303)
+    return done(request, "resent", "console:event", n=len(sent), id=event_id)

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import pass_context
 from starlette.datastructures import URL
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from app import __version__, jsoncodec
@@ -66,7 +66,14 @@ def _age(seconds: float | None) -> str:
     return f"{seconds} s"
 
 
-templates.env.filters.update(when=_when, money=_money, pretty=_pretty, state=_state, age=_age)
+def _rate(value: float) -> str:
+    """Three significant digits: 1234.5 → 1234, 0.00764 → 0.00764, 0 → 0."""
+    return "0" if value == 0 else f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
+templates.env.filters.update(
+    rate=_rate, when=_when, money=_money, pretty=_pretty, state=_state, age=_age
+)
 
 
 def to(request: Request, name: str, **params: Any) -> URL:
@@ -89,10 +96,36 @@ def _older(request: Request, cursor: str) -> URL:
 templates.env.globals.update(version=__version__, url_for=_url_for, older=_older)
 
 
+# What a page says after a change, by key: the redirect carries the key, never the words (a
+# link cannot make the console say something it did not).
+NOTICES = {
+    "created": "Endpoint registered.",
+    "saved": "Endpoint saved.",
+    "enabled": "Endpoint enabled: its deliveries go out again.",
+    "disabled": "Endpoint disabled: nothing more is sent to it until it is enabled.",
+    "resent": "Sent again to {n} endpoint(s).",
+    "finalized": "{n} invoice(s) finalized.",
+    "credited": "Credit note created.",
+    "revoked": "Key revoked.",
+}
+
+
+def done(request: Request, notice: str, name: str, n: int | None = None, **params: Any) -> Response:
+    """After a change: see the result (303), with what happened said once."""
+    query = {"notice": notice} if n is None else {"notice": notice, "n": str(n)}
+    return RedirectResponse(to(request, name, **params).include_query_params(**query), 303)
+
+
+def _notice(request: Request) -> str | None:
+    text = NOTICES.get(request.query_params.get("notice", ""))
+    n = request.query_params.get("n", "")
+    return None if text is None else text.format(n=int(n) if n.isdigit() else "")
+
+
 def page(
     request: Request, session: Session | None, template: str, status: int = 200, **context: Any
 ) -> Response:
-    context = {"session": session, "message": None, "error": None, **context}
+    context = {"session": session, "notice": _notice(request), "error": None, **context}
     response = templates.TemplateResponse(request, template, context, status_code=status)
     response.headers.update(HEADERS)
     return response

@@ -1,0 +1,240 @@
+"""The console in a real browser: Playwright for Python driving Debian's chromium (no browser
+download), against a hub served by real uvicorn on 127.0.0.1 with its worker running, and a real
+receiver it delivers to. Nothing here leaves the machine.
+
+Without chromium these tests skip, saying so; in CI (BILLHOOK_TEST_BROWSER=required, set by
+.ci/run) a skipped browser test fails the run (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app import jsoncodec
+from app.main import create_app
+from app.testing import Receiver
+from subscribers.receiver import WebhookReceiver
+from tests.conftest import ADMIN_TOKEN, API_KEY, make_settings
+from tests.test_billing import completion
+
+CHROMIUM = os.environ.get("BILLHOOK_TEST_CHROMIUM") or shutil.which("chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]  # fmt: skip
+SCREENSHOTS = os.environ.get("BILLHOOK_SCREENSHOTS")  # a directory: `make screenshots`
+WAIT_MS = 20_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no chromium here: install Debian's package (apt-get install chromium) or set "
+        "BILLHOOK_TEST_CHROMIUM to a Chromium binary",
+    ),
+]
+
+
+@dataclass
+class Live:
+    """The hub on a real port, an API client for setting the scene, and the browser."""
+
+    url: str
+    api: httpx.AsyncClient
+    browser: Any
+
+    async def page(self) -> Any:
+        """A fresh browser context (its own cookies): one person at one screen."""
+        context = await self.browser.new_context(viewport={"width": 1280, "height": 900})
+        return await context.new_page()
+
+    async def sign_in(self, key: str) -> Any:
+        page = await self.page()
+        await page.goto(f"{self.url}/console/sign-in")
+        await page.get_by_label("API key or admin token").fill(key)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(f"{self.url}/console/")
+        return page
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[Live]:
+    from playwright.async_api import async_playwright
+
+    # Retries (and the first probe of a failing endpoint) a minute apart: nothing but the test's
+    # own actions moves a delivery while it looks.
+    settings = make_settings(
+        tmp_path, run_worker=True, retry_schedule="60s,60s", connect_timeout=0.5
+    )
+    app = create_app(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        server = await stack.enter_async_context(Receiver(app))
+        api = await stack.enter_async_context(httpx.AsyncClient(
+            base_url=server.url, headers={"authorization": f"Bearer {API_KEY}"}))  # fmt: skip
+        playwright = await stack.enter_async_context(async_playwright())
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        stack.push_async_callback(browser.close)
+        yield Live(server.url, api, browser)
+
+
+async def until(check: Callable[[], Awaitable[bool]], seconds: float = 20.0) -> None:
+    """Poll with a deadline (the hub's worker runs on its own)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def reload_until(page: Any, selector: str, text: str) -> None:
+    """Reload the page until `selector` shows `text`, as a person pressing F5 would."""
+
+    async def shown() -> bool:
+        await page.reload()
+        return text in (await page.locator(selector).first.inner_text())
+
+    await until(shown)
+
+
+async def bill(live: Live, **changes: Any) -> str:
+    answer = await live.api.post("/v1/usage-completions", content=jsoncodec.dumps(
+        completion(**changes)), headers={"content-type": "application/json"})  # fmt: skip
+    assert answer.status_code == 202, answer.text
+    event_id: str = answer.json()["event_id"]
+    return event_id
+
+
+async def test_register_deliver_survive_an_outage_replay_and_invoice(live: Live):
+    """The newcomer's path: sign in with the key, register an endpoint, see a delivery arrive;
+    the receiver goes down, the endpoint turns failing; it comes back, a replay from the console
+    reaches 100 %; billing information is finalized and its e-invoice downloaded."""
+    inbox = WebhookReceiver()
+    async with Receiver(inbox.app, "/webhooks") as receiver:
+        page = await live.sign_in(API_KEY)
+        await page.get_by_role("link", name="Endpoints").click()
+        await page.get_by_role("link", name="Register an endpoint").click()
+        await page.get_by_label("URL (where billhook POSTs each event)").fill(receiver.url)
+        await page.get_by_label("Description").fill("billing receiver")
+        await page.get_by_role("button", name="Register").click()
+        await page.get_by_text("Endpoint registered.").wait_for()
+        endpoint_url = page.url.split("?")[0]
+        await page.get_by_role("button", name="Reveal secret").click()
+        inbox.set_secret((await page.locator("#secret").inner_text()).strip())
+
+        first = await bill(live, transactionId="t-1")
+        await until(lambda: _count(inbox, 1))
+        await page.goto(f"{live.url}/console/events/{first}")
+        await reload_until(page, "main section h3", "succeeded")
+        assert receiver.url in await page.locator("main section h3").first.inner_text()
+        port = receiver.port
+
+    missed = [await bill(live, transactionId=f"t-{n}") for n in range(2, 7)]  # 5 failures
+    await page.goto(endpoint_url)
+    await reload_until(page, "main > p .badge", "failing")
+
+    async with Receiver(inbox.app, "/webhooks", port=port):
+        await page.get_by_role("link", name="Replay…").click()
+        await page.get_by_label("From (UTC)").fill("2020-01-01T00:00")
+        await page.get_by_role("button", name="Count what it would send").click()
+        assert await page.locator("#matched strong").first.inner_text() == "5"
+        await page.get_by_role("button", name="Start the replay").click()
+        await page.locator("#percent").get_by_text("100 %").wait_for(timeout=WAIT_MS)
+        await until(lambda: _count(inbox, 6))
+        assert set(missed) <= inbox.inbox.ids()  # webhook-id is the event id
+
+    await page.goto(endpoint_url)
+    await reload_until(page, "main > p .badge", "active")
+    if SCREENSHOTS:
+        await page.goto(f"{live.url}/console/")
+        await page.screenshot(path=str(Path(SCREENSHOTS) / "console.png"), full_page=False)
+
+    seller = {"name": "Rides GmbH", "vatId": "DE123456789", "countryCode": "DE"}
+    assert (await live.api.put("/v1/seller", json=seller)).status_code == 200
+    await page.get_by_role("link", name="Billing").click()
+    await page.get_by_label("Customer number").fill("C-1")
+    await page.get_by_role("button", name="Show").click()
+    await page.get_by_role("button", name="Finalize what is open for C-1").click()
+    await page.get_by_role("heading", name="VAT breakdown").wait_for()
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Download the e-invoice (XML)").click()
+    download = await download_info.value
+    xml = await asyncio.to_thread(Path(await download.path()).read_bytes)
+    assert xml.startswith(b"<?xml") and b"CrossIndustryInvoice" in xml
+    assert download.suggested_filename.endswith(".xml")
+
+
+async def test_a_console_link_opens_a_viewer_session_that_changes_nothing(live: Live):
+    endpoint = (await live.api.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/x"})).json()
+    link = (await live.api.post("/v1/console-links", json={"role": "viewer"})).json()
+    page = await live.page()
+    await page.goto(link["url"])
+    await page.get_by_role("button", name="Continue").click()
+    await page.wait_for_url(f"{live.url}/console/")
+    assert "viewer" in await page.locator("header").inner_text()
+    await page.goto(f"{live.url}/console/endpoints/{endpoint['id']}")
+    for button in ("Send a test event", "Reveal secret", "Rotate secret", "Disable"):
+        assert await page.get_by_role("button", name=button).count() == 0
+    assert await page.get_by_role("link", name="Register an endpoint").count() == 0
+    csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
+    forged = await page.request.post(
+        f"{live.url}/console/endpoints/{endpoint['id']}/status",
+        form={"csrf": csrf, "status": "disabled"},
+    )
+    assert forged.status == 403
+    assert (await live.api.get(f"/v1/endpoints/{endpoint['id']}")).json()["status"] == "active"
+    again = await live.page()
+    await again.goto(link["url"])
+    await again.get_by_role("button", name="Continue").click()
+    assert "unknown, used or expired" in await again.locator("main").inner_text()
+
+
+async def test_tenant_a_cannot_open_tenant_b_pages_by_url(live: Live):
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    bee = (await live.api.post("/v1/tenants", json={"name": "bee"}, headers=admin)).json()
+    bee_auth = {"authorization": f"Bearer {bee['api_key']}"}
+    theirs = (await live.api.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/bee"},
+                                  headers=bee_auth)).json()  # fmt: skip
+    page = await live.sign_in(API_KEY)
+    answer = await page.goto(f"{live.url}/console/endpoints/{theirs['id']}")
+    assert answer.status == 404
+    assert "127.0.0.1:9/bee" not in await page.content()
+    await page.goto(f"{live.url}/console/endpoints")
+    assert theirs["id"] not in await page.content()
+    bee_page = await live.sign_in(bee["api_key"])
+    assert (await bee_page.goto(f"{live.url}/console/endpoints/{theirs['id']}")).status == 200
+
+
+async def _count(inbox: WebhookReceiver, wanted: int) -> bool:
+    return inbox.inbox.count() >= wanted
+
+
+PAGES = ["/console/", "/console/endpoints", "/console/endpoints/new", "/console/events",
+         "/console/replays", "/console/billing", "/console/invoices"]  # fmt: skip
+# Inputs that a sighted user and a screen reader both can name: a visible control without an
+# accessible name (no label, no aria-label) is what this finds.
+UNNAMED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) &&
+               !e.getAttribute('aria-label') && !(e.tagName === 'BUTTON' && e.innerText.trim()))
+  .map(e => e.outerHTML)"""
+
+
+async def test_every_page_fits_a_phone_and_names_its_controls(live: Live):
+    await live.api.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/a-rather-long-path"})
+    page = await live.sign_in(API_KEY)
+    await page.set_viewport_size({"width": 375, "height": 740})
+    for path in PAGES:
+        await page.goto(f"{live.url}{path}")
+        overflow = await page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is {overflow}px wider than a phone"
+        assert await page.evaluate(UNNAMED) == [], path
+    await page.keyboard.press("Tab")  # the first stop is the skip link
+    assert await page.evaluate("() => document.activeElement.textContent") == "Skip to content"
