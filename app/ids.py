@@ -63,6 +63,13 @@ def id_time_ms(value: str) -> int:
     return int(value.split("_", 1)[1][:12], 16)
 
 
+def id_ceiling(prefix: str) -> str:
+    """Greater than every id of that prefix: a keyset page's upper bound when there is no
+    cursor. A bound that is always there lets the index seek to it; `cursor IS NULL OR id <
+    cursor` cannot, and page N would read N pages' rows."""
+    return f"{prefix}_{_encode(bytes([255]) * (6 + _RANDOM_BYTES))}"
+
+
 def id_floor(prefix: str, millis: int) -> str:
     """The smallest id of that millisecond: `id >= id_floor(t)` means minted at or after t."""
     return f"{prefix}_{_encode(millis.to_bytes(6, 'big') + bytes(_RANDOM_BYTES))}"

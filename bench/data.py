@@ -21,8 +21,8 @@ EVENT_COLUMNS = ("id", "tenant_id", "type", "request_hash", "customer_number",
 DELIVERY_COLUMNS = ("id", "tenant_id", "event_id", "endpoint_id", "status", "trigger",
                     "attempts", "next_attempt_at", "last_status_code", "created_at",
                     "updated_at")  # fmt: skip
-ATTEMPT_COLUMNS = ("id", "delivery_id", "tenant_id", "attempt", "trigger", "started_at",
-                   "duration_ms", "status_code", "response_body")  # fmt: skip
+ATTEMPT_COLUMNS = ("id", "delivery_id", "tenant_id", "endpoint_id", "attempt", "trigger",
+                   "started_at", "duration_ms", "status_code", "response_body")  # fmt: skip
 Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
@@ -31,16 +31,19 @@ def _id(prefix: str, millis: int) -> str:
 
 
 def _batches(
-    endpoint_ids: list[str], events: int, body: bytes, finished: bool, age_ms: int
-) -> Iterator[Rows]:
+    endpoint_ids: list[str], events: int, body: bytes, finished: bool, age_ms: int,
+    spread_ms: int = 0,
+) -> Iterator[Rows]:  # fmt: skip
     """Events with one delivery per endpoint: finished ones (succeeded, with an attempt each)
-    make history; unfinished ones are pending and due now (a backlog)."""
-    now = int(time.time() * 1000) - age_ms
+    make history; unfinished ones are pending and due now (a backlog). `spread_ms`: the events
+    are evenly spread over that much time before `age_ms` ago (else all at one moment)."""
+    end = int(time.time() * 1000) - age_ms
     for start in range(0, events, BATCH):
         rows_e: list[tuple[Any, ...]] = []
         rows_d: list[tuple[Any, ...]] = []
         rows_a: list[tuple[Any, ...]] = []
-        for _ in range(min(BATCH, events - start)):
+        for n in range(start, min(start + BATCH, events)):
+            now = end - spread_ms + spread_ms * n // max(events, 1)
             event_id = _id("evt", now)
             rows_e.append((event_id, TENANT, "t", "", "C1", "K1", body, now))
             for endpoint_id in endpoint_ids:
@@ -50,8 +53,8 @@ def _batches(
                                1 if finished else 0, None if finished else now,
                                200 if finished else None, now, now))  # fmt: skip
                 if finished:
-                    rows_a.append((_id("att", now), delivery_id, TENANT, 1, "scheduled", now,
-                                   3, 200, "ok"))  # fmt: skip
+                    rows_a.append((_id("att", now), delivery_id, TENANT, endpoint_id, 1,
+                                   "scheduled", now, 3, 200, "ok"))  # fmt: skip
         yield rows_e, rows_d, rows_a
 
 
@@ -63,11 +66,12 @@ def seed(
     finished: bool,
     age_ms: int = 86_400_000,  # a day old by default, so backlog rows are due
     copy: bool = True,
+    spread_ms: int = 0,
 ) -> int:
     """Write them into the database at `db` (a URL); how many deliveries were written.
     PostgreSQL: COPY, or (`copy=False`) INSERTs as the hub writes them, which fill the free
     space VACUUM left where COPY's bulk writes may extend the table instead."""
-    batches = _batches(endpoint_ids, events, body, finished, age_ms)
+    batches = _batches(endpoint_ids, events, body, finished, age_ms, spread_ms)
     if db.startswith("sqlite:///"):
         return _seed_sqlite(db.removeprefix("sqlite:///"), batches)
     return asyncio.run(_seed_postgres(db, batches, copy))
@@ -118,3 +122,22 @@ async def _seed_postgres(url: str, batches: Iterator[Rows], copy: bool) -> int:
     finally:
         await conn.close()
     return written
+
+
+def settle(db: str) -> None:
+    """PostgreSQL: VACUUM ANALYZE, as autovacuum does after many inserts (it marks pages
+    all-visible, which index-only scans need). SQLite: ANALYZE is not run by the hub, so
+    neither here."""
+    if db.startswith("sqlite:///"):
+        return
+
+    async def run() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(db)
+        try:
+            await conn.execute("VACUUM ANALYZE")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())

@@ -608,6 +608,13 @@ def on_postgres(scenario: Scenario, workers: int = 1) -> Scenario:
     return run
 
 
+def console(env: Env) -> dict[str, Any]:
+    """The console's page times on a store of a million deliveries (bench/console_pages.py)."""
+    from bench.console_pages import console as run
+
+    return run(env)
+
+
 SCENARIOS = {
     "receiver_ceiling": receiver_ceiling,
     "accept_events": accept_events,
@@ -617,6 +624,7 @@ SCENARIOS = {
     "failing": failing,
     "growth": growth,
     "replay": replay,
+    "console": console,
     "celery": celery,
     "arq": arq,
 }
@@ -635,4 +643,6 @@ POSTGRES_SCENARIOS = {
     "retention@postgres": on_postgres(retention),
     "store_ceiling": store_ceiling,
     "store_ceiling@postgres": on_postgres(store_ceiling),
+    "console": console,
+    "console@postgres": on_postgres(console),
 }

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from app import jsoncodec
+from app.ids import id_ceiling
 from app.money import plain
 from app.records import BillingRecord, PriceModel, Subscription
 from app.store.connector import Connector, IntegrityError, Row, Tx
@@ -128,8 +129,10 @@ class BillingInformation:
     ) -> list[tuple[BillingRecord, dict[str, Any]]]:
         """Newest first, each with the parameters it notified."""
         params = {"tenant_id": tenant_id, "customer_number": None, "external_contract_id": None,
-                  "status": None, "cursor": cursor, "limit": limit, **filters}  # fmt: skip
-        rows = await self._db.fetch("billing_list", params)
+                  "status": None, "cursor": cursor or id_ceiling("bi"), "limit": limit,
+                  **filters}  # fmt: skip
+        query = "billing_list_of_customer" if params["customer_number"] else "billing_list"
+        rows = await self._db.fetch(query, params)
         return [
             (billing_from_row(r), jsoncodec.loads(bytes(r["body"]))["parameters"]) for r in rows
         ]

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from app.activity import Slice
-from app.ids import id_floor
+from app.ids import id_ceiling, id_floor
 from app.records import DELIVERY_STATUSES, Attempt, Delivery, Finished, Job
 from app.store import outcomes
 from app.store.connector import Connector, Row, Tx
@@ -142,7 +142,7 @@ class Deliveries:
         found: list[Delivery] = []
         for one in (status,) if status else DELIVERY_STATUSES:
             params = {"tenant_id": tenant_id, "endpoint_id": endpoint_id, "status": one,
-                      "cursor": cursor, "limit": limit}  # fmt: skip
+                      "cursor": cursor or id_ceiling("dlv"), "limit": limit}  # fmt: skip
             rows = await self._db.fetch("deliveries_of_endpoint", params)
             found.extend(delivery_from_row(r) for r in rows)
         return sorted(found, key=lambda d: d.id, reverse=True)[:limit]
@@ -184,7 +184,7 @@ class Deliveries:
         params = {
             "tenant_id": tenant_id,
             "delivery_id": delivery_id,
-            "cursor": cursor,
+            "cursor": cursor or id_ceiling("att"),
             "limit": limit,
         }
         return [attempt_from_row(r) for r in await self._db.fetch("attempts_of_delivery", params)]

@@ -6,11 +6,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from app.ids import id_ceiling, id_floor
 from app.records import Event, Inserted, NewDelivery, NewEvent
 from app.store.batch import GroupCommit
 from app.store.billing import billing_columns
 from app.store.connector import Connector, Row, Tx
 from app.store.rows import from_row, to_row
+
+CEILING = id_ceiling("evt")
 
 
 def event_from_row(row: Row) -> Event:
@@ -150,18 +153,18 @@ class Events:
         return int(row["n"]) if row else 0
 
     async def page(self, tenant_id: str, filters: dict[str, Any], limit: int) -> list[Event]:
-        params = {
-            "tenant_id": tenant_id,
-            "cursor": None,
-            "since_id": None,
-            "until_id": None,
-            "type": None,
-            "customer_number": None,
-            "contract": None,
-            "limit": limit,
-        }
-        params.update(filters)
-        return [event_from_row(r) for r in await self._db.fetch("event_list", params)]
+        """Newest first. `cursor` and `until_id` are both upper bounds (the lower one holds);
+        a customer or a contract reads its own index."""
+        given = {k: v for k, v in filters.items() if v is not None}
+        before = min(given.pop("cursor", CEILING), given.pop("until_id", CEILING))
+        params = {"tenant_id": tenant_id, "since_id": id_floor("evt", 0), "before": before,
+                  "type": None, "contract": None, "limit": limit, **given}  # fmt: skip
+        query = "event_list"
+        if "customer_number" in given:
+            query = "event_list_of_customer"
+        elif "contract" in given:
+            query = "event_list_of_contract"
+        return [event_from_row(r) for r in await self._db.fetch(query, params)]
 
     async def by_transaction(self, tenant_id: str, transaction_id: str) -> Event | None:
         """The event of the billing information with this transactionId."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from app.ids import id_ceiling
 from app.records import Document, NewEvent
 from app.store.connector import Connector, Row, Tx
 from app.store.events import insert_events
@@ -142,7 +143,8 @@ class Invoices:
     async def page(
         self, tenant_id: str, filters: dict[str, str | None], cursor: str | None, limit: int
     ) -> list[Document]:
-        params = {"tenant_id": tenant_id, "cursor": cursor, "limit": limit, **filters}
+        params = {"tenant_id": tenant_id, "cursor": cursor or id_ceiling("inv"), "limit": limit,
+                  **filters}  # fmt: skip
         return [_document(r) for r in await self._db.fetch("invoice_list", params)]
 
     async def credit_notes(self, tenant_id: str, invoice_number: str) -> list[Document]:

@@ -24,3 +24,4 @@ DROP INDEX deliveries_endpoint;
 CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, status, id);
 CREATE INDEX events_customer ON events (tenant_id, customer_number, id);
 CREATE INDEX events_contract ON events (tenant_id, external_contract_id, id);
+CREATE INDEX billing_tenant ON billing_information (tenant_id, id);
