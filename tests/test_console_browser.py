@@ -49,10 +49,12 @@ class Live:
     url: str
     api: httpx.AsyncClient
     browser: Any
+    requested: list[str]  # every URL the pages asked for
 
     async def page(self) -> Any:
         """A fresh browser context (its own cookies): one person at one screen."""
         context = await self.browser.new_context(viewport={"width": 1280, "height": 900})
+        context.on("request", lambda request: self.requested.append(request.url))
         return await context.new_page()
 
     async def sign_in(self, key: str) -> Any:
@@ -82,7 +84,10 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         playwright = await stack.enter_async_context(async_playwright())
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         stack.push_async_callback(browser.close)
-        yield Live(server.url, api, browser)
+        live = Live(server.url, api, browser, [])
+        yield live
+        outside = [u for u in live.requested if not u.startswith("http://127.0.0.1:")]
+        assert live.requested and not outside, f"requests left the machine: {outside}"
 
 
 async def until(check: Callable[[], Awaitable[bool]], seconds: float = 20.0) -> None:
