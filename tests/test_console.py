@@ -626,3 +626,18 @@ def test_the_pages_json_reads_numbers_as_sent():
 
     assert '"amount": 22.70' in _pretty(b'{"amount": 22.70}')
     assert jsoncodec.loads(_pretty(b'{"a": 1.10}').encode()) == {"a": jsoncodec.loads(b"1.10")}
+
+
+async def test_an_oversized_form_is_refused_before_it_is_read(hub):
+    async with ConsoleBrowser(hub.app) as browser:
+        await browser.get("/console/sign-in")
+        huge = await browser.post("/console/sign-in", {"key": "x" * 70_000})
+        assert huge.status_code == 413 and huge.headers["content-type"].startswith("text/html")
+        await browser.sign_in(API_KEY)
+        await browser.get("/console/endpoints/new")
+        before = await state_of(hub)
+        huge = await browser.post(
+            "/console/endpoints", {"url": "http://127.0.0.1:9/x", "description": "d" * 70_000}
+        )
+        assert huge.status_code == 413
+        assert await state_of(hub) == before

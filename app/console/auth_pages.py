@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from app.access import Grant
 from app.console import session as sessions
-from app.console.guard import admin_only, changing, current, form_text, hub_of
+from app.console.guard import admin_only, changing, current, form_of, form_text, hub_of
 from app.console.render import page, to
 from app.console.session import PRE_COOKIE, Session
 from app.errors import NotFound, Unauthorized
@@ -37,7 +37,7 @@ async def sign_in_form(request: Request) -> Response:
 
 
 async def sign_in(request: Request) -> Response:
-    form = await request.form()
+    form = await form_of(request)
     token = _pre_token(request)
     if not sessions.same_token(form.get("csrf"), request.cookies.get(PRE_COOKIE, "")):
         failed = page(request, None, "sign_in.html", 403, csrf=token,
@@ -61,7 +61,7 @@ async def link_form(request: Request) -> Response:
 
 
 async def use_link(request: Request) -> Response:
-    form = await request.form()
+    form = await form_of(request)
     if not sessions.same_token(form.get("csrf"), request.cookies.get(PRE_COOKIE, "")):
         expired = "The form expired: open the link again."
         return page(request, None, "error.html", 403, error=expired)
@@ -85,7 +85,7 @@ async def _signed_in(request: Request, grant: Grant) -> Response:
 async def sign_out(request: Request) -> Response:
     """Any role may sign out (with the session's CSRF token)."""
     found = await current(request)
-    form = await request.form()
+    form = await form_of(request)
     response = RedirectResponse(to(request, "console:sign_in"), status_code=303)
     if found is not None and sessions.same_token(form.get("csrf"), found.csrf):
         sessions.clear(response)

@@ -8,16 +8,27 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.console import session as sessions
 from app.console.render import page
 from app.console.session import Session
-from app.errors import ApiError
+from app.errors import ApiError, PayloadTooLarge
 from app.hub import Hub
 
 Page = Callable[[Request, Hub, Session], Awaitable[Response]]
+FORM_LIMIT = 64 * 1024  # a console form is a few hundred bytes; a credit note's, a few KiB
+
+
+async def form_of(request: Request) -> FormData:
+    """The posted form, refused before it is read when it announces more than FORM_LIMIT
+    bytes (or announces nothing: a browser always sends Content-Length with a form)."""
+    length = request.headers.get("content-length", "")
+    if not (length.isascii() and length.isdigit()) or int(length) > FORM_LIMIT:
+        raise PayloadTooLarge(f"a console form is at most {FORM_LIMIT} bytes")
+    return await request.form()
 
 
 def hub_of(request: Request) -> Hub:
@@ -51,7 +62,7 @@ def changing(handler: Page) -> Callable[[Request], Awaitable[Response]]:
         found = await current(request)
         if found is None:
             return RedirectResponse("/console/sign-in", status_code=303)
-        form = await request.form()
+        form = await form_of(request)
         if not sessions.same_token(form.get("csrf"), found.csrf):
             return page(request, found, "error.html", 403, error="The form expired: reload it.")
         if not found.grant.can_change:
