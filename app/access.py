@@ -6,7 +6,6 @@ tenant and manages tenants and keys."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -37,11 +36,10 @@ class Grant:
 
 
 class ConsoleAccess:
-    def __init__(self, store: Store, clock: Clock, tenancy: Tenancy, admin_token: str | None):
+    def __init__(self, store: Store, clock: Clock, tenancy: Tenancy):
         self._store = store
         self._clock = clock
         self._tenancy = tenancy
-        self._admin_token = admin_token
         self._secret: str | None = None
 
     async def secret(self) -> str:
@@ -53,10 +51,9 @@ class ConsoleAccess:
     async def sign_in(self, key: str) -> Grant:
         """An API key or the admin token, exchanged for a grant (the key is not kept)."""
         key = key.strip()
-        if self._admin_token and hmac.compare_digest(key, self._admin_token):
+        if self._tenancy.is_admin_token(key):
             return Grant(None, "admin")
-        tenant_id = await self._tenancy.tenant_for(f"Bearer {key}")
-        return Grant(tenant_id, "operator")
+        return Grant(await self._tenancy.tenant_for(f"Bearer {key}"), "operator")
 
     async def create_link(
         self, grantor: Grant, tenant_id: str | None, role: str, ttl_s: int
@@ -91,8 +88,7 @@ class ConsoleAccess:
     async def grantor(self, authorization: str | None) -> Grant:
         """Who calls the API: the admin token, or a tenant key (an operator of its tenant)."""
         scheme, _, token = (authorization or "").partition(" ")
-        admin = self._admin_token
-        if admin and scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), admin):
+        if scheme.lower() == "bearer" and self._tenancy.is_admin_token(token):
             return Grant(None, "admin")
         return Grant(await self._tenancy.tenant_for(authorization), "operator")
 

@@ -113,7 +113,7 @@ class Hub:
             replays,
             worker,
             periodic,
-            ConsoleAccess(store, clock, tenancy, settings.admin_token),
+            ConsoleAccess(store, clock, tenancy),
         )
 
     async def run_background(self) -> None:

@@ -5,10 +5,12 @@ create a database, and a server that drops clients too slow to send a request.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import stat
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -68,24 +70,32 @@ async def test_a_bad_setting_is_one_line_naming_the_variable(var: str, value: st
     one_clear_line(out, var)
 
 
-async def test_serving_with_no_key_and_no_tenant_says_how_to_get_one(tmp_path: Path):
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, until: str, *args: str, **env: str) -> AsyncIterator[str]:
+    """`billhook serve` on a free port and a fresh database: what it printed on stderr up to
+    the line holding `until`; stopped on exit."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app", "serve",
+        sys.executable, "-m", "app", "serve", *args,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")},
-             "BILLHOOK_PORT": "0", "BILLHOOK_DATABASE_URL": f"sqlite:///{tmp_path}/h.db"},
+             "BILLHOOK_PORT": "0", "BILLHOOK_DATABASE_URL": f"sqlite:///{tmp_path}/h.db", **env},
         stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stderr is not None
     try:
         said = ""
-        while "BILLHOOK_API_KEY" not in said:
+        while until not in said:
             line = await asyncio.wait_for(proc.stderr.readline(), 30)
             assert line, said
             said += line.decode()
-        assert "no API key can call this hub" in said and "BILLHOOK_ADMIN_TOKEN" in said
+        yield said
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_serving_with_no_key_and_no_tenant_says_how_to_get_one(tmp_path: Path):
+    async with serving(tmp_path, "BILLHOOK_API_KEY") as said:
+        assert "no API key can call this hub" in said and "BILLHOOK_ADMIN_TOKEN" in said
 
 
 async def test_make_runs_banner_prints_a_console_url_that_signs_in_with_the_printed_key(
@@ -93,20 +103,7 @@ async def test_make_runs_banner_prints_a_console_url_that_signs_in_with_the_prin
 ):
     """What `make run` shows a newcomer: the console's URL and the key that opens it."""
     key = "bh_banner_test_key_0123456789"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app", "serve", "--show-key",
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")},
-             "BILLHOOK_PORT": "0", "BILLHOOK_API_KEY": key,
-             "BILLHOOK_DATABASE_URL": f"sqlite:///{tmp_path}/h.db"},
-        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    try:
-        said = ""
-        while "API key:" not in said:
-            line = await asyncio.wait_for(proc.stderr.readline(), 30)
-            assert line, said
-            said += line.decode()
+    async with serving(tmp_path, "API key:", "--show-key", BILLHOOK_API_KEY=key) as said:
         console = said.split("console: ", 1)[1].split()[0]
         assert f"API key: {key}" in said
         async with httpx.AsyncClient(follow_redirects=True) as client:
@@ -122,9 +119,6 @@ async def test_make_runs_banner_prints_a_console_url_that_signs_in_with_the_prin
             token = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
             signed_in = await client.post(str(page.url), data={"csrf": token, "key": key})
             assert signed_in.status_code == 200 and "Overview" in signed_in.text
-    finally:
-        proc.terminate()
-        await proc.wait()
 
 
 async def test_the_database_and_its_directory_are_private(tmp_path: Path):

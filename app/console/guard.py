@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.console import session as sessions
-from app.console.render import page
+from app.console.render import page, to
 from app.console.session import Session
 from app.errors import ApiError, PayloadTooLarge
 from app.hub import Hub
@@ -42,13 +42,13 @@ async def current(request: Request) -> Session | None:
 
 
 def viewing(handler: Page) -> Callable[[Request], Awaitable[Response]]:
-    """A page anyone signed in may see."""
+    """A page anyone signed in may see; the others are sent to sign in."""
 
     @wraps(handler)
     async def run(request: Request) -> Response:
         found = await current(request)
         if found is None:
-            return RedirectResponse("/console/sign-in", status_code=303)
+            return RedirectResponse(to(request, "console:sign_in"), status_code=303)
         return await _handled(handler, request, found)
 
     return run
@@ -58,19 +58,16 @@ def changing(handler: Page) -> Callable[[Request], Awaitable[Response]]:
     """A form that changes something: an operator's (or the admin's), with its CSRF token."""
 
     @wraps(handler)
-    async def run(request: Request) -> Response:
-        found = await current(request)
-        if found is None:
-            return RedirectResponse("/console/sign-in", status_code=303)
+    async def checked(request: Request, hub: Hub, found: Session) -> Response:
         form = await form_of(request)
         if not sessions.same_token(form.get("csrf"), found.csrf):
             return page(request, found, "error.html", 403, error="The form expired: reload it.")
         if not found.grant.can_change:
             return page(request, found, "error.html", 403,
                         error="A viewer can look but not change anything.")  # fmt: skip
-        return await _handled(handler, request, found)
+        return await handler(request, hub, found)
 
-    return run
+    return viewing(checked)
 
 
 def admin_only(handler: Page) -> Page:

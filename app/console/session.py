@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.access import Grant
+from app.tenants import DEFAULT_TENANT_ID
 
 COOKIE = "billhook_console"
 PRE_COOKIE = "billhook_console_csrf"  # the sign-in form's CSRF token, before a session exists
@@ -28,7 +29,7 @@ class Session:
     @property
     def tenant(self) -> str:
         """The tenant the pages show (the admin picks one; see /console/tenant)."""
-        return self.tenant_id or self.grant.tenant_id or "tn_default"
+        return self.tenant_id or self.grant.tenant_id or DEFAULT_TENANT_ID
 
 
 def _serializer(secret: str) -> URLSafeTimedSerializer:
