@@ -241,3 +241,52 @@ async def test_a_bill_keeps_its_memo_and_metadata_on_the_invoice(hub: HubClient)
     assert texts(root, ".//rsm:ExchangedDocument/ram:IncludedNote/ram:Content") == [
         "Setup of wallbox 7"
     ]
+
+
+async def credit_note_xml(
+    hub: HubClient, lines: list[dict[str, object]], body: dict[str, object]
+) -> bytes:
+    await seller(hub)
+    await complete(hub, items=lines)
+    _, [invoice] = await finalize(hub)
+    note = await hub.http.post(
+        f"/v1/invoices/{invoice['number']}/credit-notes",
+        content=jsoncodec.dumps({"reason": "goodwill", **body}),
+    )
+    assert note.status_code == 201, note.text
+    answer = await hub.http.get(f"/v1/credit-notes/{note.json()['number']}/e-invoice")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/xml"
+    return answer.content
+
+
+@pytest.mark.parametrize(
+    ("case", "items", "body"),
+    [
+        ("a full cancellation with a discount line", [item("30.00"), item("-4.00")], {}),
+        ("part of a line", [item("11.99", quantity="3")], {"items": [{"line": 1, "quantity": 1}]}),
+        ("an amount", [item("149.95")], {"items": [{"line": 1, "amount": Decimal("5.00")}]}),
+        ("mixed rates", [item("11.99"), item("10.70", vat="7"), item("3", vat="0")], {}),
+    ],
+)
+async def test_credit_notes_are_en_16931_credit_notes_referencing_their_invoice(
+    hub: HubClient, case: str, items: list[dict[str, object]], body: dict[str, object]
+):
+    """A credit note is CII TypeCode 381 naming the invoice it corrects (BT-25, with its date
+    BT-26), its reason as a note, its totals as credited; XSD-valid and no EN 16931 rule
+    fires."""
+    root = valid(await credit_note_xml(hub, items, body))
+    assert texts(root, ".//rsm:ExchangedDocument/ram:TypeCode") == ["381"], case
+    assert texts(root, ".//rsm:ExchangedDocument/ram:ID") == ["CN-2026-000001"]
+    assert texts(root, ".//ram:InvoiceReferencedDocument/ram:IssuerAssignedID") == [
+        "INV-2026-000001"
+    ]
+    assert texts(root, ".//rsm:ExchangedDocument/ram:IncludedNote/ram:Content") == ["goodwill"]
+    note = (await hub.http.get("/v1/credit-notes/CN-2026-000001")).json()["document"]
+    [total] = texts(root, ".//ram:GrandTotalAmount")
+    assert Decimal(total) == Decimal(str(note["creditNote"]["totalGrossAmount"]))
+
+
+async def test_an_unknown_credit_note_has_no_e_invoice(hub: HubClient):
+    answer = await hub.http.get("/v1/credit-notes/CN-2026-000042/e-invoice")
+    assert answer.status_code == 404

@@ -85,10 +85,53 @@ async def get(request: Request) -> Response:
 async def e_invoice(request: Request) -> Response:
     tenant_id = await tenant(request)
     number = path_id(request, "number")
-    xml = await hub(request).invoices.e_invoice(tenant_id, number)
-    filename = f"{number}.xml"
-    headers = {"content-disposition": f'attachment; filename="{filename}"'}
-    return Response(xml, media_type="application/xml", headers=headers)
+    return _attachment(await hub(request).invoices.e_invoice(tenant_id, number), number, "xml")
+
+
+@documented(
+    "The credit note as an EN 16931 e-invoice (CII XML, TypeCode 381, referencing its invoice "
+    "as BT-25); 409 when EN 16931 cannot express it",
+    also=(409,),
+    media="application/xml",
+)
+async def credit_note_e_invoice(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    number = path_id(request, "number")
+    xml = await hub(request).invoices.credit_note_e_invoice(tenant_id, number)
+    return _attachment(xml, number, "xml")
+
+
+@documented(
+    "The invoice as a PDF/A-3 for people, with its e-invoice embedded (Factur-X EN16931); "
+    "409 when EN 16931 cannot express it",
+    also=(409,),
+    media="application/pdf",
+)
+async def invoice_pdf(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    number = path_id(request, "number")
+    return _attachment(await hub(request).invoices.invoice_pdf(tenant_id, number), number, "pdf")
+
+
+@documented(
+    "The credit note as a PDF/A-3 for people, with its e-invoice embedded (Factur-X "
+    "EN16931); 409 when EN 16931 cannot express it",
+    also=(409,),
+    media="application/pdf",
+)
+async def credit_note_pdf(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    number = path_id(request, "number")
+    content = await hub(request).invoices.credit_note_pdf(tenant_id, number)
+    return _attachment(content, number, "pdf")
+
+
+MEDIA = {"xml": "application/xml", "pdf": "application/pdf"}
+
+
+def _attachment(content: bytes, number: str, kind: str) -> Response:
+    headers = {"content-disposition": f'attachment; filename="{number}.{kind}"'}
+    return Response(content, media_type=MEDIA[kind], headers=headers)
 
 
 @documented(
@@ -147,8 +190,11 @@ routes = [
     Route("/v1/invoices", list_, methods=["GET"]),
     Route("/v1/invoices/{number}", get, methods=["GET"]),
     Route("/v1/invoices/{number}/e-invoice", e_invoice, methods=["GET"]),
+    Route("/v1/invoices/{number}/pdf", invoice_pdf, methods=["GET"]),
     Route("/v1/invoices/{number}/credit-notes", create_credit_note, methods=["POST"]),
     Route("/v1/credit-notes/{number}", credit_note, methods=["GET"]),
+    Route("/v1/credit-notes/{number}/e-invoice", credit_note_e_invoice, methods=["GET"]),
+    Route("/v1/credit-notes/{number}/pdf", credit_note_pdf, methods=["GET"]),
     Route("/v1/seller", get_seller, methods=["GET"]),
     Route("/v1/seller", put_seller, methods=["PUT"]),
 ]

@@ -1,5 +1,6 @@
-"""EN 16931 e-invoices: a finalized invoice as UN/CEFACT CII XML (Factur-X / ZUGFeRD profile
-EN16931), built with drafthorse, which validates what it writes against the profile's XSD.
+"""EN 16931 e-invoices: a finalized invoice (TypeCode 380) or a credit note (TypeCode 381, with
+the invoice it corrects as BT-25) as UN/CEFACT CII XML (Factur-X / ZUGFeRD profile EN16931),
+built with drafthorse, which validates what it writes against the profile's XSD.
 
 The XML is rendered from the stored document, never from live data, so it says exactly what
 the invoice said when it was finalized. Amounts follow the document: line nets add up to each
@@ -12,6 +13,8 @@ minor units (BHD, KWD, …) has no e-invoice, and NotRepresentable says why.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -48,36 +51,81 @@ def _d(value: Decimal) -> _Plain:
     return _Plain(value)
 
 
+@dataclass(frozen=True, slots=True)
+class _Header:
+    """What differs between an invoice and a credit note; the rest is rendered alike."""
+
+    number: str
+    type_code: str
+    issued: date
+    period: tuple[str, str]
+    due: str | None
+    terms: str | None  # BT-20, when no due date applies
+    preceding: tuple[str, str] | None  # BT-25 / BT-26: the corrected invoice, its date
+    order_reference: str | None
+
+
 def cii(invoice: Params) -> bytes:
     """The invoice document (`invoices/invoiceFinalized` parameters, every number a Decimal:
     documents.load) as CII XML."""
     document = invoice["invoice"]
+    header = _Header(
+        number=document["invoiceNumber"],
+        type_code="380",  # commercial invoice
+        issued=date.fromisoformat(document["invoiceDate"]),
+        period=(document["billingStartDate"], document["billingEndDate"]),
+        due=document["dueDate"],
+        terms=None,
+        preceding=None,
+        order_reference=document.get("orderReference"),
+    )
+    return _render(header, document, invoice["customerNumber"], document.get("notes", ()))
+
+
+def credit_note_cii(note: Params, invoice: Params) -> bytes:
+    """A credit note (`invoices/creditNoteCreated` parameters) as CII XML: amounts positive as
+    credited, the supply period and order of the invoice it corrects, that invoice as BT-25,
+    and the reason as a note. Nothing is due, so the payment terms say what it settles."""
+    document, corrected = note["creditNote"], invoice["invoice"]
+    header = _Header(
+        number=document["creditNoteNumber"],
+        type_code="381",  # credit note
+        issued=date.fromisoformat(document["creditNoteDate"]),
+        period=(corrected["billingStartDate"], corrected["billingEndDate"]),
+        due=None,
+        terms=f"Credited against invoice {document['invoiceNumber']}",
+        preceding=(document["invoiceNumber"], corrected["invoiceDate"]),
+        order_reference=corrected.get("orderReference"),
+    )
+    return _render(header, document, note["customerNumber"], [document["reason"]])
+
+
+def _render(header: _Header, document: Params, customer: str, notes: Iterable[str]) -> bytes:
     places = minor_units(document["currency"])
     if places > MAX_PLACES:
         raise NotRepresentable(
             f"{document['currency']} has {places} decimals; EN 16931 allows amounts with at "
-            f"most {MAX_PLACES} (rules BR-DEC-*), so this invoice has no e-invoice"
+            f"most {MAX_PLACES} (rules BR-DEC-*), so this document has no e-invoice"
         )
     doc = Document()
     doc.context.guideline_parameter.id = GUIDELINE
-    doc.header.id = document["invoiceNumber"]
-    doc.header.type_code = "380"  # commercial invoice
-    doc.header.issue_date_time = date.fromisoformat(document["invoiceDate"])
-    for text in document.get("notes", ()):
+    doc.header.id = header.number
+    doc.header.type_code = header.type_code
+    doc.header.issue_date_time = header.issued
+    for text in notes:
         note = IncludedNote()
         note.content = text
         doc.header.notes.add(note)  # BT-22
-    _parties(doc, invoice)
-    doc.trade.delivery.event.occurrence = date.fromisoformat(document["billingEndDate"])
+    _parties(doc, document, customer, header.order_reference)
+    doc.trade.delivery.event.occurrence = date.fromisoformat(header.period[1])
     for line in document["items"]:
         doc.trade.items.add(_line(line))
-    _settlement(doc, document)
+    _settlement(doc, document, header)
     xml: bytes = doc.serialize(schema=SCHEMA)
     return xml
 
 
-def _parties(doc: Document, invoice: Params) -> None:
-    document = invoice["invoice"]
+def _parties(doc: Document, document: Params, customer: str, order: str | None) -> None:
     seller = document["seller"]
     agreement = doc.trade.agreement
     agreement.seller.name = seller["name"]
@@ -90,11 +138,11 @@ def _parties(doc: Document, invoice: Params) -> None:
             registration.id = (scheme, seller[key])
             agreement.seller.tax_registrations.add(registration)
     bill_to = document["billToAddress"]
-    agreement.buyer.id = invoice["customerNumber"]
-    agreement.buyer.name = bill_to.get("name") or f"Customer {invoice['customerNumber']}"
+    agreement.buyer.id = customer
+    agreement.buyer.name = bill_to.get("name") or f"Customer {customer}"
     _address(agreement.buyer.address, bill_to)
-    if document.get("orderReference"):
-        agreement.buyer_order.issuer_assigned_id = document["orderReference"]
+    if order:
+        agreement.buyer_order.issuer_assigned_id = order
 
 
 def _address(target: Any, address: Params) -> None:
@@ -127,7 +175,7 @@ def _line(line: Params) -> LineItem:
     return item
 
 
-def _settlement(doc: Document, document: Params) -> None:
+def _settlement(doc: Document, document: Params, header: _Header) -> None:
     settlement = doc.trade.settlement
     currency = document["currency"]
     settlement.currency_code = currency
@@ -139,10 +187,17 @@ def _settlement(doc: Document, document: Params) -> None:
         tax.category_code = _category(group["vatPercent"])
         tax.rate_applicable_percent = _d(group["vatPercent"])
         settlement.trade_tax.add(tax)
-    settlement.period.start = date.fromisoformat(document["billingStartDate"])
-    settlement.period.end = date.fromisoformat(document["billingEndDate"])
+    settlement.period.start = date.fromisoformat(header.period[0])
+    settlement.period.end = date.fromisoformat(header.period[1])
+    if header.preceding is not None:
+        reference = settlement.invoice_referenced_document
+        reference.issuer_assigned_id = header.preceding[0]  # BT-25
+        reference.issue_date_time = date.fromisoformat(header.preceding[1])  # BT-26
     terms = PaymentTerms()
-    terms.due = date.fromisoformat(document["dueDate"])
+    if header.due is not None:
+        terms.due = date.fromisoformat(header.due)
+    if header.terms is not None:
+        terms.description = header.terms
     settlement.terms.add(terms)
     total = settlement.monetary_summation
     total.line_total = _d(sum((line["netAmount"] for line in document["items"]), Decimal(0)))

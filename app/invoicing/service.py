@@ -8,6 +8,7 @@ invoice in one transaction: number, document, the billing information marked inv
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from app.errors import (
 )
 from app.events import EventService
 from app.ids import new_id
-from app.invoicing import documents, einvoice
+from app.invoicing import documents, einvoice, pdf
 from app.invoicing.documents import Credit, CreditRefused, Head, Source
 from app.money import minor_units, plain, to_minor
 from app.records import Document
@@ -36,6 +37,7 @@ from app.store.invoices import GroupKey, OpenItem, Stale, Written
 log = logging.getLogger("billhook.invoicing")
 
 PAGE = 100  # groups looked up at a time
+Params = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,37 @@ class InvoiceService:
             return einvoice.cii(documents.load(found.document))
         except einvoice.NotRepresentable as exc:
             raise EInvoiceUnavailable(str(exc)) from exc
+
+    async def credit_note_e_invoice(self, tenant_id: str, number: str) -> bytes:
+        """The credit note as EN 16931 CII XML (TypeCode 381, BT-25 the invoice it corrects)."""
+        note, invoice = await self._credit_note_with_invoice(tenant_id, number)
+        try:
+            return einvoice.credit_note_cii(note, invoice)
+        except einvoice.NotRepresentable as exc:
+            raise EInvoiceUnavailable(str(exc)) from exc
+
+    async def invoice_pdf(self, tenant_id: str, number: str) -> bytes:
+        """The invoice as PDF/A-3 with its e-invoice embedded (Factur-X EN16931)."""
+        params = documents.load((await self.get(tenant_id, number)).document)
+        xml = await self.e_invoice(tenant_id, number)
+        page = pdf.invoice_page(params)
+        return await asyncio.to_thread(
+            pdf.factur_x, page, params["invoice"], params["customerNumber"], xml
+        )
+
+    async def credit_note_pdf(self, tenant_id: str, number: str) -> bytes:
+        """The credit note as PDF/A-3 with its e-invoice embedded (Factur-X EN16931)."""
+        note, _ = await self._credit_note_with_invoice(tenant_id, number)
+        xml = await self.credit_note_e_invoice(tenant_id, number)
+        page = pdf.credit_note_page(note)
+        return await asyncio.to_thread(
+            pdf.factur_x, page, note["creditNote"], note["customerNumber"], xml
+        )
+
+    async def _credit_note_with_invoice(self, tenant_id: str, number: str) -> tuple[Params, Params]:
+        note = documents.load((await self.credit_note(tenant_id, number)).document)
+        invoice = await self.get(tenant_id, note["invoiceNumber"])
+        return note, documents.load(invoice.document)
 
     async def credit_notes(self, tenant_id: str, number: str) -> list[Document]:
         return await self._store.invoices.credit_notes(tenant_id, number)

@@ -1,0 +1,89 @@
+"""Invoices and credit notes for people: a PDF/A-3 with the document's e-invoice embedded as
+Factur-X EN16931, showing the amounts the XML states."""
+
+from __future__ import annotations
+
+import io
+
+import facturx
+import pypdf
+
+from app import jsoncodec
+from tests.conftest import HubClient
+from tests.test_invoices import complete, finalize, item, seller
+
+
+async def pdf_of(hub: HubClient, path: str) -> bytes:
+    answer = await hub.http.get(path)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/pdf"
+    assert answer.headers["content-disposition"].endswith('.pdf"')
+    return answer.content
+
+
+def text_of(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+
+
+def assert_pdf_a_3(pdf: bytes) -> None:
+    """What PDF/A-3 asks of the file itself: an output intent, every font embedded, XMP that
+    declares PDF/A-3 and Factur-X, and the XML attached as the document's associated file."""
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    catalog = reader.trailer["/Root"]
+    assert catalog["/OutputIntents"][0].get_object()["/S"] == "/GTS_PDFA1"
+    xmp = catalog["/Metadata"].get_object().get_data()
+    assert b"<pdfaid:part>3</pdfaid:part>" in xmp and b"factur-x" in xmp.lower()
+    assert catalog["/AF"][0].get_object()["/F"] == "factur-x.xml"
+    for page in reader.pages:
+        for font in page["/Resources"]["/Font"].values():
+            descendant = font.get_object()["/DescendantFonts"][0].get_object()
+            assert "/FontFile2" in descendant["/FontDescriptor"]
+
+
+async def test_an_invoice_pdf_carries_its_e_invoice_and_shows_its_totals(hub: HubClient):
+    """The XML extracted from the PDF is the e-invoice byte for byte; the page shows the
+    lines, the VAT breakdown and the totals as the document states them."""
+    await seller(hub)
+    await complete(hub, items=[item("11.99"), item("10.70", vat="7", quantity="2")])
+    _, [invoice] = await finalize(hub)
+    number = invoice["number"]
+    pdf = await pdf_of(hub, f"/v1/invoices/{number}/pdf")
+    xml = (await hub.http.get(f"/v1/invoices/{number}/e-invoice")).content
+    filename, embedded = facturx.get_xml_from_pdf(pdf, check_xsd=True)
+    assert (filename, embedded) == ("factur-x.xml", xml)
+    assert_pdf_a_3(pdf)
+    text = text_of(pdf)
+    document = invoice["document"]["invoice"]
+    for total in ("totalGrossAmount", "totalNetAmount", "totalVatAmount"):
+        assert f"{jsoncodec.dumps(document[total]).decode()} EUR" in text, total
+    assert f"Invoice {number}" in text and document["seller"]["name"] in text
+    assert "10.70" in text and "7 %" in text
+
+
+async def test_a_credit_note_pdf_carries_its_381_e_invoice(hub: HubClient):
+    await seller(hub)
+    await complete(hub, items=[item("149.95")])
+    _, [invoice] = await finalize(hub)
+    note = await hub.http.post(
+        f"/v1/invoices/{invoice['number']}/credit-notes", json={"reason": "wrong tariff"}
+    )
+    number = note.json()["number"]
+    pdf = await pdf_of(hub, f"/v1/credit-notes/{number}/pdf")
+    _, embedded = facturx.get_xml_from_pdf(pdf, check_xsd=True)
+    assert embedded == (await hub.http.get(f"/v1/credit-notes/{number}/e-invoice")).content
+    assert b"<ram:TypeCode>381</ram:TypeCode>" in embedded
+    assert_pdf_a_3(pdf)
+    text = text_of(pdf)
+    assert f"Credit note {number}" in text and invoice["number"] in text
+    assert "Total gross: 149.95 EUR" in text and "wrong tariff" in text
+
+
+async def test_no_pdf_without_an_e_invoice_or_a_document(hub: HubClient):
+    """A three-decimal currency has no Factur-X (409, as its e-invoice); unknown numbers 404."""
+    await seller(hub)
+    await complete(hub, currency="KWD", items=[item("1.235")])
+    _, [invoice] = await finalize(hub)
+    answer = await hub.http.get(f"/v1/invoices/{invoice['number']}/pdf")
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "e_invoice_unavailable"
+    assert (await hub.http.get("/v1/invoices/INV-2026-000099/pdf")).status_code == 404
+    assert (await hub.http.get("/v1/credit-notes/CN-2026-000099/pdf")).status_code == 404
