@@ -425,3 +425,29 @@ async def test_the_reference_receiver_shows_money_as_it_was_sent(hub: HubClient,
     [latest] = app.inbox.latest()
     assert latest["payload"]["parameters"]["invoice"]["totalNetAmount"] == Decimal("22.70")
     assert str(parse(b'{"a": 22.70}')["a"]) == "22.70"
+
+
+async def test_bill_variables_in_the_seed_shape_price_like_the_flat_map(hub: HubClient):
+    """Seed 001: `variables` holds one object of arguments per named price function (a
+    component's `id`, else its variable); it prices exactly as the flat map does, a function
+    or argument the model lacks is a 422 naming it, and one request uses one shape."""
+    spec = fixture("price-model.car-sharing.json")
+    spec["components"][1]["id"] = "drivingTime"
+    model = (await post(hub, "/v1/price-models", spec)).json()
+    bill = {"customerNumber": "C-1", "productId": "TRIP", "priceModelId": model["id"],
+            "billToAddress": ADDRESS}  # fmt: skip
+    seed = await post(
+        hub, "/v1/bills", bill | {"variables": {"drivingTime": {"minutes": 42}, "km": {"km": 57}}}
+    )
+    flat = await post(hub, "/v1/bills", bill | {"variables": {"minutes": 42, "km": 57}})
+    assert seed.status_code == flat.status_code == 202, seed.text
+    totals = [r.json()["billing_information"]["invoice"]["totalGrossAmount"] for r in (seed, flat)]
+    assert totals == [27.01, 27.01]
+    for variables, path in (
+        ({"drivingTime": {"minutes": 42}, "distance": {"km": 5}}, "variables.distance"),
+        ({"drivingTime": {"km": 42}, "km": {"km": 5}}, "variables.drivingTime.km"),
+        ({"drivingTime": {"minutes": 42}, "km": 5}, "variables.km"),
+    ):
+        answer = await post(hub, "/v1/bills", bill | {"variables": variables})
+        assert answer.status_code == 422, variables
+        assert answer.json()["error"]["details"][0]["loc"] == path.split("."), answer.text

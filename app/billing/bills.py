@@ -15,7 +15,7 @@ from typing import Any
 
 from app import jsoncodec
 from app.billing.models import Bill, BillingFields, PriceModelSpec
-from app.billing.pricing import Line, UsageError, nth_boundary, prorate, rate
+from app.billing.pricing import Line, UsageError, arguments, nth_boundary, prorate, rate
 from app.billing.service import BillingService, Recorded, places_of
 from app.clock import Clock
 from app.errors import Conflict, NotFound, SellerMissing, ValidationFailed
@@ -130,7 +130,7 @@ class BillService:
 
     def _rated(self, spec: PriceModelSpec, request: Bill, places: int) -> list[Line]:
         try:
-            return rate(spec, request.variables, request.productId, places)
+            return rate(spec, usage_of(spec, request), request.productId, places)
         except UsageError as exc:
             raise ValidationFailed.field(f"variables.{exc.variable}", str(exc)) from exc
 
@@ -144,6 +144,7 @@ class BillService:
         self._rated(spec, request, places_of(spec.currency))  # refuse bad variables now
         start = request.contractStart or self._billing.today()
         terms = await self._terms(tenant_id, request, raw, spec.interval, start)
+        terms["variables"] = usage_of(spec, request)
         now = self._clock.now_ms()
         sub_id = new_id("sub", now)
         first = cycle(terms, start)
@@ -318,6 +319,14 @@ class BillService:
                 "no seller details: the subscription's cycle stays open",
                 extra={"tenant_id": sub.tenant_id, "subscription_id": sub.id},
             )
+
+
+def usage_of(spec: PriceModelSpec, request: Bill) -> dict[str, Decimal]:
+    """The bill's variables (either shape) as usage by variable."""
+    try:
+        return arguments(spec, request.variables)
+    except UsageError as exc:
+        raise ValidationFailed.field(f"variables.{exc.variable}", str(exc)) from exc
 
 
 def _cycle_fields(sub: Subscription, today: date) -> BillingFields:

@@ -112,6 +112,10 @@ class Charge(BillingFields):
     reason: Literal["fee", "penalty", "add_on", "correction"] | None = None
 
 
+# Seed 001: the arguments of one NamedPriceFunction, by argument name.
+Arguments = Annotated[dict[Variable, Usage], Field(max_length=50)]
+
+
 class OneOffLineItem(Input):
     productID: Name | None = None
     description: Name
@@ -128,7 +132,13 @@ class Bill(BillingFields):
     oneOffLineItems: list[OneOffLineItem] | None = Field(
         None, min_length=1, max_length=1000, validate_default=True
     )
-    variables: dict[Variable, Usage] = Field(default_factory=dict, max_length=50)
+    variables: dict[Variable, Usage | Arguments] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="The usage the price model is applied to: the seed's shape, one object of "
+        "arguments per named price function (a component's `id`, else its variable), e.g. "
+        '`{"driving": {"minutes": 42}}`, or the flat map `{"minutes": 42}`',
+    )
     billingCycleAnchor: Day | None = None
     billInArrears: Annotated[bool, Field(strict=True)] = False
     contractStart: Day | None = None
@@ -158,6 +168,9 @@ class Tier(Input):
 class _Component(Input):
     name: Name
     productId: Name | None = None
+    id: Variable | None = Field(
+        None, description="the named price function's id in a bill's `variables` (seed 001)"
+    )
 
 
 class Flat(_Component):

@@ -47,6 +47,33 @@ def text(value: Decimal) -> str:
     return plain(value.normalize())
 
 
+def arguments(
+    model: PriceModelSpec, variables: Mapping[str, Decimal | Mapping[str, Decimal]]
+) -> dict[str, Decimal]:
+    """A bill's `variables` as usage by variable. Seed 001's shape names each price function
+    (a component's `id`, else its variable) with an object of its arguments; the flat map
+    `{"minutes": 42}` is usage by variable already. One request uses one shape."""
+    nested = [k for k, v in variables.items() if isinstance(v, Mapping)]
+    if not nested:
+        return {k: v for k, v in variables.items() if not isinstance(v, Mapping)}
+    if len(nested) != len(variables):
+        flat = next(k for k in variables if k not in nested)
+        raise UsageError(flat, "use one shape: every value an object of arguments, or a number")
+    functions = {c.id or c.variable: c for c in model.components if not isinstance(c, Flat)}
+    functions |= {c.id: c for c in model.components if isinstance(c, Flat) and c.id}
+    usage: dict[str, Decimal] = {}
+    for name, given in variables.items():
+        component = functions.get(name)
+        if component is None:
+            raise UsageError(name, f"the price model has no price function {name!r}")
+        assert isinstance(given, Mapping)
+        expected = set() if isinstance(component, Flat) else {component.variable}
+        for argument in set(given) - expected:
+            raise UsageError(f"{name}.{argument}", f"{name!r} takes no argument {argument!r}")
+        usage |= given
+    return usage
+
+
 def rate(
     model: PriceModelSpec, usage: Mapping[str, Decimal], product_id: str, places: int
 ) -> list[Line]:
