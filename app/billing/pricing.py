@@ -59,8 +59,11 @@ def arguments(
     if len(nested) != len(variables):
         flat = next(k for k in variables if k not in nested)
         raise UsageError(flat, "use one shape: every value an object of arguments, or a number")
-    functions = {c.id or c.variable: c for c in model.components if not isinstance(c, Flat)}
-    functions |= {c.id: c for c in model.components if isinstance(c, Flat) and c.id}
+    functions: dict[str, Flat | PerUnit | Tiered | Volume | Package] = {}
+    for c in model.components:
+        function_id = c.id if isinstance(c, Flat) else c.id or c.variable
+        if function_id:
+            functions[function_id] = c
     usage: dict[str, Decimal] = {}
     for name, given in variables.items():
         component = functions.get(name)
