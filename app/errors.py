@@ -60,6 +60,13 @@ class EInvoiceUnavailable(Conflict):
     code = "e_invoice_unavailable"
 
 
+class WrongState(Conflict):
+    """The thing exists but its state does not allow this (approving what is no draft,
+    editing a change already applied)."""
+
+    code = "wrong_state"
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from app.access import ConsoleAccess
 from app.billing.bills import BillService
+from app.billing.drafts import DraftService
 from app.billing.price_models import PriceModelService
 from app.billing.service import BillingService
 from app.clock import Clock, SystemClock
@@ -42,6 +43,7 @@ class Hub:
     worker: Worker
     periodic: Periodic
     access: ConsoleAccess
+    drafts: DraftService
 
     @classmethod
     async def start(
@@ -114,6 +116,7 @@ class Hub:
             worker,
             periodic,
             ConsoleAccess(store, clock, tenancy),
+            DraftService(store, clock, events, billing, bills, invoices),
         )
 
     async def run_background(self) -> None:

@@ -128,8 +128,19 @@ class BillingRecord:
     subscription_id: str | None = None
     memo: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    status: str = "open"
+    status: str = "open"  # draft | open | invoiced | discarded | superseded
     invoice_number: str | None = None
+    status_reason: str | None = None
+    superseded_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """A tenant's billing settings: whether open billing information, and drafts, are
+    finalized on their own after BILLHOOK_FINALIZE_AFTER."""
+
+    auto_finalize: bool = True
+    auto_finalize_drafts: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from app.api import (
     billing,
+    billing_information,
     console_links,
     endpoints,
     events,
@@ -26,6 +27,7 @@ _API: list[BaseRoute] = [
     *replays.routes,
     *price_models.routes,
     *billing.routes,
+    *billing_information.routes,
     *invoices.routes,
     *console_links.routes,
 ]

@@ -22,7 +22,7 @@ from app.errors import Conflict, NotFound, SellerMissing, ValidationFailed
 from app.events import parameters_of
 from app.ids import new_id
 from app.invoicing.service import InvoiceService
-from app.records import Document, Subscription
+from app.records import BillingRecord, Document, Subscription
 from app.store import Store
 from app.store.invoices import GroupKey
 
@@ -104,10 +104,33 @@ class BillService:
         draft = await self._billing.draft(tenant_id, request, transaction_id, currency, lines)
         used = [(request.priceModelId, version)] if request.priceModelId else []
         recorded = await self._billing.record(
-            tenant_id, "bill", draft, raw, used=used, memo=request.memo, metadata=request.metadata
-        )
+            tenant_id, "bill", draft, raw, used=used, memo=request.memo,
+            metadata=request.metadata, status=_status(request.draft),
+        )  # fmt: skip
         invoice = None if request.draft else await self._final(tenant_id, recorded, currency)
         return BillOutcome(recorded, None, invoice)
+
+    async def repriced(self, record: BillingRecord) -> tuple[list[Line], list[tuple[str, int]]]:
+        """The lines a bill or a subscription cycle gets from its inputs today, with the latest
+        version of its price model (what regenerating a draft re-prices it with)."""
+        raw = jsoncodec.loads(record.request)["request"]
+        if record.subscription_id is None:
+            request = Bill.model_validate(raw)
+            spec, version = await self._model(record.tenant_id, request)
+            currency = spec.currency if spec is not None else record.currency
+            lines = self._rated(spec, request, places_of(currency)) if spec is not None else []
+            lines += [
+                _one_off(i.model_dump(), request.productId) for i in request.oneOffLineItems or ()
+            ]
+            used = [(request.priceModelId, version)] if request.priceModelId else []
+            return lines, used
+        sub = await self.subscription(record.tenant_id, record.subscription_id)
+        found = await self._billing.price_models.resolve(sub.tenant_id, sub.price_model_id)
+        assert found is not None, "a price model never disappears"
+        period = cycle(sub.terms, date.fromisoformat(raw["period"]))
+        first = raw["period"] == sub.terms["start"]
+        lines = self._cycle_lines(sub, found[1], period, places_of(record.currency), first)
+        return lines, [(sub.price_model_id, found[0].version)]
 
     async def _final(self, tenant_id: str, recorded: Recorded, currency: str) -> Document | None:
         """`draft: false`: this billing information on an invoice of its own, at once (a repeat
@@ -232,7 +255,9 @@ class BillService:
         assert found is not None, "a price model version never disappears"
         spec = found[1]
         period = cycle(sub.terms, date.fromisoformat(sub.next_period_start))
-        lines = self._cycle_lines(sub, spec, period, places_of(spec.currency))
+        lines = self._cycle_lines(
+            sub, spec, period, places_of(spec.currency), sub.cycles_billed == 0
+        )
         draft = await self._billing.draft(
             sub.tenant_id,
             _cycle_fields(sub, self._billing.today()),
@@ -251,10 +276,11 @@ class BillService:
             memo=sub.terms.get("memo"),
             metadata=sub.terms.get("metadata") or {},
             subscription_id=sub.id,
+            status=_status(sub.terms.get("draft", True)),
         )
 
     def _cycle_lines(
-        self, sub: Subscription, spec: PriceModelSpec, period: Cycle, places: int
+        self, sub: Subscription, spec: PriceModelSpec, period: Cycle, places: int, first: bool
     ) -> list[Line]:
         """The fee and the components for the subscription's variables, prorated together for
         a partial period; one-off items ride along with the first cycle."""
@@ -264,7 +290,7 @@ class BillService:
         lines += rate(spec, _decimals(sub.terms["variables"]), sub.product_id, places)
         if period.partial:
             lines = [_prorated(line, period, places) for line in lines]
-        if sub.cycles_billed == 0:
+        if first:
             lines += [_one_off(item, sub.product_id) for item in sub.terms["one_off_items"]]
         return lines
 
@@ -319,6 +345,11 @@ class BillService:
                 "no seller details: the subscription's cycle stays open",
                 extra={"tenant_id": sub.tenant_id, "subscription_id": sub.id},
             )
+
+
+def _status(draft: bool) -> str:
+    """`draft: true` (the seed's default): billing information waits to be approved."""
+    return "draft" if draft else "open"
 
 
 def usage_of(spec: PriceModelSpec, request: Bill) -> dict[str, Decimal]:

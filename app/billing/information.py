@@ -79,3 +79,40 @@ def parameters(draft: Draft, totals: Totals, places: int) -> dict[str, Any]:
 def total_of(parameters_: dict[str, Any]) -> Decimal:
     total: Decimal = parameters_["invoice"]["totalGrossAmount"]
     return total
+
+
+def lines_of(parameters_: dict[str, Any]) -> list[Line]:
+    """The items of notified billing information as lines again."""
+    return [
+        Line(
+            i["productID"],
+            i["description"],
+            Decimal(i["quantity"]),
+            Decimal(i["grossUnitPrice"]),
+            Decimal(i["vatPercent"]),
+        )
+        for i in parameters_["invoice"]["items"]
+    ]
+
+
+def redraft(parameters_: dict[str, Any], transaction_id: str, lines: list[Line]) -> Draft:
+    """Notified billing information as a Draft again, under a new transactionId and with other
+    lines: the same reference, dates, addresses and contract (what superseding keeps)."""
+    invoice = parameters_["invoice"]
+    return Draft(
+        transaction_id=transaction_id,
+        customer_number=parameters_["customerNumber"],
+        external_contract_id=parameters_["externalContractId"],
+        order_reference=parameters_["orderReference"],
+        order_channel=invoice["orderChannel"],
+        order_date=date.fromisoformat(invoice["orderDate"]),
+        invoice_date=date.fromisoformat(invoice["invoiceDate"]),
+        due_date=date.fromisoformat(invoice["dueDate"]),
+        invoice_reference=invoice["invoiceReference"],
+        currency=invoice["currency"],
+        billing_start=date.fromisoformat(invoice["billingStartDate"]),
+        billing_end=date.fromisoformat(invoice["billingEndDate"]),
+        bill_to=invoice["billToAddress"],
+        ship_to=invoice["shipToAddress"],
+        lines=tuple(lines),
+    )

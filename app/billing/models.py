@@ -342,3 +342,49 @@ class PriceModelPage(Output):
 class SubscriptionPage(Output):
     data: list[SubscriptionOut]
     next_cursor: str | None
+
+
+# -- the lifecycle ----------------------------------------------------------------------------
+
+BillingStatus = Literal["draft", "open", "invoiced", "discarded", "superseded"]
+
+
+class Discard(Input):
+    reason: Name
+
+
+class Regenerate(Input):
+    reason: Name = "regenerated"
+
+
+class SettingsPatch(Input):
+    autoFinalize: Annotated[bool, Field(strict=True)] | None = None
+    autoFinalizeDrafts: Annotated[bool, Field(strict=True)] | None = None
+
+
+class SettingsOut(Output):
+    """Automatic finalization after `finalizeAfter` (BILLHOOK_FINALIZE_AFTER; null: off for
+    the whole hub): of open billing information when `autoFinalize`, of drafts too when
+    `autoFinalizeDrafts`."""
+
+    autoFinalize: bool
+    autoFinalizeDrafts: bool
+    finalizeAfterSeconds: float | None
+
+
+class BillingInformationOut(Output):
+    transactionId: str
+    status: BillingStatus
+    statusReason: str | None
+    supersededBy: str | None
+    invoiceNumber: str | None
+    source: str
+    subscriptionId: str | None
+    eventId: str
+    created_at: str
+    parameters: dict[str, Any]
+
+
+class BillingInformationPage(Output):
+    data: list[BillingInformationOut]
+    next_cursor: str | None

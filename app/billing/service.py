@@ -8,6 +8,7 @@ one transaction. The transactionId is the tenant-wide idempotency key of billing
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,11 +35,22 @@ from app.money import (
     round_half_up,
     totals,
 )
-from app.records import BillingRecord, Event
+from app.records import BillingRecord, Event, NewEvent
 from app.store import Store
 
 DEFAULT_PAYMENT_DAYS = 30
 Used = list[tuple[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """Billing information ready to be written: its row, its payload, the digest of the
+    request that made it (for idempotency) and that request."""
+
+    record: BillingRecord
+    parameters: dict[str, Any]
+    digest: str
+    request: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,26 +221,52 @@ class BillingService:
         source: str,
         draft: Draft,
         raw: dict[str, Any],
+        **options: Any,
+    ) -> Recorded:
+        """Totals, the payload, and one commit: billing information + event + deliveries.
+        `options` as `build` takes them."""
+        built = self.build(tenant_id, source, draft, raw, **options)
+        published = await self._events.publish(
+            tenant_id,
+            information.EVENT_TYPE,
+            built.parameters,
+            idempotency_key=f"billing:{draft.transaction_id}",
+            ordering_key=draft.external_contract_id,
+            request_digest=built.digest,
+            billing=built.record,
+            event_id=built.record.event_id,
+        )
+        if not published.same_request:
+            raise await self._conflict(published.event, draft.transaction_id, built.request)
+        if published.created:
+            return Recorded(published.event, built.parameters, True)
+        return Recorded(published.event, parameters_of(published.event), False)
+
+    def build(
+        self,
+        tenant_id: str,
+        source: str,
+        draft: Draft,
+        raw: dict[str, Any],
         *,
         used: Used | None = None,
         memo: str | None = None,
         metadata: dict[str, Any] | None = None,
         subscription_id: str | None = None,
-    ) -> Recorded:
-        """Totals, the payload, and one commit: billing information + event + deliveries."""
+        status: str = "open",
+    ) -> Built:
+        """The billing information row and its payload, checked, not yet written."""
         places = places_of(draft.currency)
         sums = totals(
             ((i.quantity, i.gross_unit_price, i.vat_percent) for i in draft.lines), places
         )
         _check_amounts(draft, sums, places)
-        parameters = information.parameters(draft, sums, places)
         now = self._clock.now_ms()
-        event_id = new_id("evt", now)
         request = {"call": source, "request": raw}
-        billing = BillingRecord(
+        record = BillingRecord(
             id=new_id("bi", now),
             tenant_id=tenant_id,
-            event_id=event_id,
+            event_id=new_id("evt", now),
             source=source,
             transaction_id=draft.transaction_id,
             customer_number=draft.customer_number,
@@ -243,22 +281,26 @@ class BillingService:
             subscription_id=subscription_id,
             memo=memo,
             metadata=metadata or {},
+            status=status,
         )
-        published = await self._events.publish(
-            tenant_id,
+        digest = hashlib.sha256(jsoncodec.canonical(request)).hexdigest()
+        return Built(record, information.parameters(draft, sums, places), digest, request)
+
+    async def prepared(self, built: Built) -> NewEvent:
+        """The event of built billing information and its deliveries, carrying the row, for a
+        use case that writes them in its own transaction (supersede)."""
+        record = built.record
+        new = await self._events.prepare(
+            record.tenant_id,
             information.EVENT_TYPE,
-            parameters,
-            idempotency_key=f"billing:{draft.transaction_id}",
-            ordering_key=draft.external_contract_id,
-            request_digest=hashlib.sha256(jsoncodec.canonical(request)).hexdigest(),
-            billing=billing,
-            event_id=event_id,
+            built.parameters,
+            self._clock.now_ms(),
+            event_id=record.event_id,
+            idempotency_key=f"billing:{record.transaction_id}",
+            ordering_key=record.external_contract_id,
+            request_digest=built.digest,
         )
-        if not published.same_request:
-            raise await self._conflict(published.event, draft.transaction_id, request)
-        if published.created:
-            return Recorded(published.event, parameters, True)
-        return Recorded(published.event, parameters_of(published.event), False)
+        return dataclasses.replace(new, billing=record)
 
     async def _conflict(
         self, original: Event, transaction_id: str, request: dict[str, Any]

@@ -30,7 +30,7 @@ from app.ids import new_id
 from app.invoicing import documents, einvoice, pdf
 from app.invoicing.documents import Credit, CreditRefused, Head, Source
 from app.money import minor_units, plain, to_minor
-from app.records import Document
+from app.records import Document, Settings
 from app.store import Store
 from app.store.invoices import GroupKey, OpenItem, Stale, Written
 
@@ -101,6 +101,7 @@ class InvoiceService:
         up_to: int,
         seller: dict[str, Any],
         only: str | None = None,
+        drafts: bool = False,
     ) -> Document | None:
         issued, now = self._today(), self._clock.now_ms()
 
@@ -112,7 +113,7 @@ class InvoiceService:
 
         try:
             written = await self._store.invoices.finalize(
-                tenant_id, key, up_to, issued.year, build, only
+                tenant_id, key, up_to, issued.year, build, only, drafts
             )
         except Stale:  # a concurrent finalization took it: nothing was written here
             return None
@@ -122,7 +123,8 @@ class InvoiceService:
         return written.document
 
     async def run_due(self) -> int:
-        """The periodic job: groups whose oldest open item is older than the grace period."""
+        """The periodic job: groups whose oldest open item is older than the grace period, of
+        tenants that finalize automatically (drafts too where the tenant says so)."""
         now = self._clock.now_ms()
         if self._after_ms is None:
             return 0
@@ -133,8 +135,21 @@ class InvoiceService:
                 log.warning("open billing information but no seller details (PUT /v1/seller): "
                             "not finalized", extra={"tenant_id": tenant_id})  # fmt: skip
                 continue
-            done += await self.finalize_group(tenant_id, key, now, seller) is not None
+            drafts = (await self._store.tenants.settings(tenant_id)).auto_finalize_drafts
+            written = await self.finalize_group(tenant_id, key, now, seller, drafts=drafts)
+            done += written is not None
         return done
+
+    async def settings(self, tenant_id: str) -> Settings:
+        return await self._store.tenants.settings(tenant_id)
+
+    async def set_settings(self, tenant_id: str, settings: Settings) -> Settings:
+        await self._store.tenants.set_settings(tenant_id, settings)
+        return settings
+
+    @property
+    def finalize_after_ms(self) -> int | None:
+        return self._after_ms
 
     async def credit(
         self,

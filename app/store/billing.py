@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any
 
 from app import jsoncodec
 from app.ids import id_ceiling
-from app.money import plain
-from app.records import BillingRecord, PriceModel, Subscription
+from app.records import BillingRecord, NewEvent, PriceModel, Subscription
+from app.store.billing_rows import billing_from_row
 from app.store.connector import Connector, IntegrityError, Row, Tx
+from app.store.events import insert_events
 from app.store.rows import from_row, to_row
-
-
-def billing_columns(b: BillingRecord) -> dict[str, Any]:
-    return to_row(
-        b,
-        total_gross=plain(b.total_gross),
-        total_net=plain(b.total_net),
-        price_models=jsoncodec.dumps([list(p) for p in b.price_models]).decode(),
-        metadata=jsoncodec.dumps(b.metadata).decode(),
-    )
-
-
-def billing_from_row(row: Row) -> BillingRecord:
-    return from_row(
-        BillingRecord,
-        row,
-        total_gross=Decimal(row["total_gross"]),
-        total_net=Decimal(row["total_net"]),
-        request=bytes(row["request"]),
-        price_models=tuple((p[0], int(p[1])) for p in jsoncodec.loads(row["price_models"])),
-        metadata=jsoncodec.loads(row["metadata"]),
-    )
 
 
 def _price_model(row: Row) -> PriceModel:
@@ -136,6 +115,46 @@ class BillingInformation:
         return [
             (billing_from_row(r), jsoncodec.loads(bytes(r["body"]))["parameters"]) for r in rows
         ]
+
+    async def by_transaction(
+        self, tenant_id: str, transaction_id: str
+    ) -> tuple[BillingRecord, dict[str, Any]] | None:
+        """Billing information by its transactionId, with the parameters it notified."""
+        params = {"tenant_id": tenant_id, "transaction_id": transaction_id}
+        row = await self._db.fetchrow("billing_by_transaction", params)
+        if row is None:
+            return None
+        return billing_from_row(row), jsoncodec.loads(bytes(row["body"]))["parameters"]
+
+    async def discard(self, record: BillingRecord, reason: str, event: NewEvent) -> bool:
+        """A draft becomes discarded (kept, with its reason) and the event says so, together;
+        False when it is no draft any more."""
+
+        async def work(tx: Tx) -> bool:
+            if not await tx.fetch("billing_discard", {"id": record.id, "reason": reason}):
+                return False
+            await insert_events(tx, [event], {})
+            return True
+
+        return await self._db.transact(work)
+
+    async def supersede(
+        self, record: BillingRecord, reason: str, events: Sequence[NewEvent]
+    ) -> bool:
+        """Open or draft billing information is replaced by the billing information one of
+        `events` carries: the old row marked, the new row and every event written together;
+        False when it was invoiced, discarded or replaced meanwhile."""
+        replacement = next(e.billing for e in events if e.billing is not None)
+
+        async def work(tx: Tx) -> bool:
+            params = {"id": record.id, "reason": reason,
+                      "superseded_by": replacement.transaction_id}  # fmt: skip
+            if not await tx.fetch("billing_supersede", params):
+                return False
+            await insert_events(tx, events, {})
+            return True
+
+        return await self._db.transact(work)
 
     async def latest_payload_of_customer(
         self, tenant_id: str, customer_number: str

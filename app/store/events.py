@@ -9,7 +9,7 @@ from typing import Any
 from app.ids import id_ceiling, id_floor
 from app.records import Event, Inserted, NewDelivery, NewEvent
 from app.store.batch import GroupCommit
-from app.store.billing import billing_columns
+from app.store.billing_rows import billing_columns
 from app.store.connector import Connector, Row, Tx
 from app.store.rows import from_row, to_row
 

@@ -91,12 +91,15 @@ class Invoices:
         year: int,
         build: InvoiceBuilder,
         only: str | None = None,
+        drafts: bool = False,
     ) -> Written | None:
-        """One invoice of the group's open billing information (or only that of the event
-        `only`), with its number and event, in one transaction; None when nothing is open."""
+        """One invoice of the group's open billing information (with its drafts if `drafts`;
+        or only that of the event `only`, draft or open), with its number and event, in one
+        transaction; None when nothing is open."""
 
         async def work(tx: Tx) -> Written | None:
-            params = {"tenant_id": tenant_id, "up_to": up_to, "only": only, **_columns(key)}
+            params = {"tenant_id": tenant_id, "up_to": up_to, "only": only,
+                      "drafts": int(drafts), **_columns(key)}  # fmt: skip
             rows = await tx.fetch("billing_open_of_group", params)
             if not rows:
                 return None

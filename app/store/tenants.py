@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from app.ids import new_id
-from app.records import ApiKey, Tenant
+from app.records import ApiKey, Settings, Tenant
 from app.store.connector import Connector, IntegrityError, Row, Tx
 from app.store.rows import from_row
 
@@ -92,6 +92,20 @@ class Tenants:
         async def work(tx: Tx) -> None:
             params = {"tenant_id": tenant_id, "seller": orjson.dumps(seller).decode()}
             await tx.execute("tenant_seller_set", params)
+
+        await self._db.transact(work)
+
+    async def settings(self, tenant_id: str) -> Settings:
+        row = await self._db.fetchrow("tenant_settings", {"id": tenant_id})
+        if row is None:
+            return Settings()
+        return Settings(bool(row["auto_finalize"]), bool(row["auto_finalize_drafts"]))
+
+    async def set_settings(self, tenant_id: str, settings: Settings) -> None:
+        async def work(tx: Tx) -> None:
+            params = {"id": tenant_id, "auto_finalize": int(settings.auto_finalize),
+                      "auto_finalize_drafts": int(settings.auto_finalize_drafts)}  # fmt: skip
+            await tx.execute("tenant_set_settings", params)
 
         await self._db.transact(work)
 

@@ -18,6 +18,13 @@ ON CONFLICT (id) DO NOTHING;
 -- name: tenant_get
 SELECT id, name, created_at FROM tenants WHERE id = :id;
 
+-- name: tenant_settings
+SELECT auto_finalize, auto_finalize_drafts FROM tenants WHERE id = :id;
+
+-- name: tenant_set_settings
+UPDATE tenants SET auto_finalize = :auto_finalize, auto_finalize_drafts = :auto_finalize_drafts
+WHERE id = :id;
+
 -- name: tenant_by_name
 SELECT id, name, created_at FROM tenants WHERE name = :name;
 
@@ -290,11 +297,26 @@ ORDER BY p.id DESC LIMIT :limit;
 INSERT INTO billing_information (
     id, tenant_id, event_id, source, transaction_id, customer_number, external_contract_id,
     currency, total_gross, total_net, invoice_date, request, price_models, subscription_id, memo,
-    metadata, created_at)
+    metadata, status, created_at)
 VALUES (
     :id, :tenant_id, :event_id, :source, :transaction_id, :customer_number,
     :external_contract_id, :currency, :total_gross, :total_net, :invoice_date, :request,
-    :price_models, :subscription_id, :memo, :metadata, :created_at);
+    :price_models, :subscription_id, :memo, :metadata, :status, :created_at);
+
+-- name: billing_by_transaction
+SELECT b.*, e.body FROM billing_information b JOIN events e ON e.id = b.event_id
+WHERE b.tenant_id = :tenant_id AND b.transaction_id = :transaction_id;
+
+-- name: billing_discard
+UPDATE billing_information SET status = 'discarded', status_reason = :reason
+WHERE id = :id AND status = 'draft'
+RETURNING id;
+
+-- name: billing_supersede
+UPDATE billing_information
+SET status = 'superseded', status_reason = :reason, superseded_by = :superseded_by
+WHERE id = :id AND status IN ('open', 'draft')
+RETURNING id;
 
 -- name: billing_by_event
 SELECT * FROM billing_information WHERE event_id = :event_id;
@@ -478,17 +500,21 @@ GROUP BY customer_number, external_contract_id, currency
 ORDER BY oldest LIMIT :limit;
 
 -- name: billing_open_due
--- Groups, of any tenant, with open billing information older than :before: a range of the
--- partial index on open rows, so the check is cheap however much is open and not yet due.
-SELECT DISTINCT tenant_id, customer_number, external_contract_id, currency
-FROM billing_information
-WHERE status = 'open' AND created_at <= :before
+-- Groups, of any tenant that finalizes automatically, with open billing information (or
+-- drafts, where the tenant finalizes those too) older than :before: a range of the partial
+-- index on open and draft rows, so the check is cheap however much is open and not yet due.
+SELECT DISTINCT b.tenant_id, b.customer_number, b.external_contract_id, b.currency
+FROM billing_information b JOIN tenants t ON t.id = b.tenant_id
+WHERE b.status IN ('open', 'draft') AND b.created_at <= :before AND t.auto_finalize = 1
+  AND (b.status = 'open' OR t.auto_finalize_drafts = 1)
 LIMIT :limit;
 
 -- name: billing_open_of_group
 SELECT b.id, b.transaction_id, b.event_id, e.body, b.memo, b.metadata
 FROM billing_information b JOIN events e ON e.id = b.event_id
-WHERE b.tenant_id = :tenant_id AND b.status = 'open' AND b.customer_number = :customer_number
+WHERE b.tenant_id = :tenant_id AND b.customer_number = :customer_number
+  AND (b.status = 'open'
+       OR (b.status = 'draft' AND (CAST(:drafts AS INTEGER) = 1 OR b.event_id = :only)))
   AND (b.external_contract_id = :external_contract_id
        OR (b.external_contract_id IS NULL AND CAST(:external_contract_id AS TEXT) IS NULL))
   AND b.currency = :currency
@@ -520,7 +546,7 @@ VALUES (
 
 -- name: billing_mark_invoiced
 UPDATE billing_information SET status = 'invoiced', invoice_number = :number
-WHERE id = :id AND status = 'open'
+WHERE id = :id AND status IN ('open', 'draft')
 RETURNING id;
 
 -- name: invoice_get
