@@ -135,3 +135,14 @@ class Output(BaseModel):
     """Answers have exactly their declared fields (tests validate them against the models)."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class PricedItem(Input):
+    """A line with its price as given: billing takes it in charges and completions, invoicing
+    in rebills."""
+
+    productID: Name
+    description: Name
+    quantity: Quantity
+    grossUnitPrice: Amount
+    vatPercent: VatPercent

@@ -16,6 +16,7 @@ from app.delivery import Deliverer
 from app.egress import EgressPolicy
 from app.endpoints import EndpointService, endpoint_cache
 from app.events import EventService
+from app.invoicing.rebills import RebillService
 from app.invoicing.service import InvoiceService
 from app.periodic import Job, Periodic
 from app.replay_runner import ReplayRunner
@@ -44,6 +45,7 @@ class Hub:
     periodic: Periodic
     access: ConsoleAccess
     drafts: DraftService
+    rebills: RebillService
 
     @classmethod
     async def start(
@@ -117,6 +119,7 @@ class Hub:
             periodic,
             ConsoleAccess(store, clock, tenancy),
             DraftService(store, clock, events, billing, bills, invoices),
+            RebillService(store, clock, events, invoices, billing.today),
         )
 
     async def run_background(self) -> None:

@@ -21,6 +21,8 @@ from app.invoicing.models import (
     Finalized,
     InvoiceOut,
     InvoicePage,
+    Rebill,
+    Rebilled,
     Seller,
 )
 from app.invoicing.service import Filters
@@ -73,7 +75,8 @@ async def get(request: Request) -> Response:
     invoices = hub(request).invoices
     doc = await invoices.get(tenant_id, path_id(request, "number"))
     notes = [n.number for n in await invoices.credit_notes(tenant_id, doc.number)]
-    return JSON(invoice_out(doc, full=True, notes=notes))
+    rebilled_by = await hub(request).rebills.rebilled_by(tenant_id, doc.number)
+    return JSON(invoice_out(doc, full=True, notes=notes, rebilled_by=rebilled_by))
 
 
 @documented(
@@ -153,6 +156,24 @@ async def create_credit_note(request: Request) -> Response:
     return JSON(credit_note_out(doc), status_code=201)
 
 
+@documented(
+    "Rebill an invoice: a full credit note of it and a new invoice with the corrected lines, "
+    "in one transaction, linked both ways and both notified",
+    request=Rebill,
+    response=Rebilled,
+    status=201,
+    also=(409,),
+)
+async def rebill(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    spec = await body(request, Rebill)
+    rebills = hub(request).rebills
+    number = path_id(request, "number")
+    note, invoice = await rebills.rebill(tenant_id, number, spec.items, spec.reason)
+    body_ = {"creditNote": credit_note_out(note), "invoice": invoice_out(invoice, full=True)}
+    return JSON(body_, status_code=201)
+
+
 @documented("Get a credit note", response=CreditNoteOut)
 async def credit_note(request: Request) -> Response:
     tenant_id = await tenant(request)
@@ -192,6 +213,7 @@ routes = [
     Route("/v1/invoices/{number}/e-invoice", e_invoice, methods=["GET"]),
     Route("/v1/invoices/{number}/pdf", invoice_pdf, methods=["GET"]),
     Route("/v1/invoices/{number}/credit-notes", create_credit_note, methods=["POST"]),
+    Route("/v1/invoices/{number}/rebill", rebill, methods=["POST"]),
     Route("/v1/credit-notes/{number}", credit_note, methods=["GET"]),
     Route("/v1/credit-notes/{number}/e-invoice", credit_note_e_invoice, methods=["GET"]),
     Route("/v1/credit-notes/{number}/pdf", credit_note_pdf, methods=["GET"]),

@@ -27,6 +27,7 @@ from app.fields import (
     Name,
     NonNegative,
     Output,
+    PricedItem,
     Quantity,
     Usage,
     Variable,
@@ -43,14 +44,6 @@ class Address(Input):
     street: Name | None = None
     streetNumber: Annotated[str, StringConstraints(strict=True, max_length=32)] | None = None
     name: Name | None = None
-
-
-class PricedItem(Input):
-    productID: Name
-    description: Name
-    quantity: Quantity
-    grossUnitPrice: Amount
-    vatPercent: VatPercent
 
 
 class RatedItem(Input):

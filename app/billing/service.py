@@ -19,12 +19,13 @@ from zoneinfo import ZoneInfo
 from app import jsoncodec
 from app.billing import information
 from app.billing.information import Draft
-from app.billing.models import BillingFields, Charge, Item, PricedItem, UsageCompletion
+from app.billing.models import BillingFields, Charge, Item, UsageCompletion
 from app.billing.price_models import PriceModelService
 from app.billing.pricing import Line, UsageError, rate
 from app.clock import Clock
 from app.errors import Conflict, ValidationFailed
 from app.events import EventService, parameters_of
+from app.fields import PricedItem
 from app.ids import new_id
 from app.money import (
     Totals,

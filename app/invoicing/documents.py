@@ -46,7 +46,7 @@ class Source:
 
     id: str
     transaction_id: str
-    event_id: str
+    event_id: str | None  # None: the corrected lines of a rebill, which no event announced
     parameters: Params
     memo: str | None = None
     metadata: Params | None = None
@@ -216,6 +216,44 @@ def _totals(sums: Totals) -> Params:
             for g in sums.groups
         ],
     }
+
+
+def rebill(
+    head: Head, original: Params, items: Sequence[Params], note: Params, places: int
+) -> Params:
+    """The invoice that replaces `original` (credited in full by `note`): its customer,
+    contract, addresses, period, order and payment term, with the corrected items; it names
+    both (`rebillOf`), and its preliminary part is the corrected lines themselves."""
+    document = numbers(original)["invoice"]
+    contract = original["externalContractId"]
+    lines = [{**numbers(i), "externalContractId": contract} for i in items]
+    sums = totals(((i["quantity"], i["grossUnitPrice"], i["vatPercent"]) for i in lines), places)
+    fields = ("billToAddress", "shipToAddress", "billingStartDate", "billingEndDate",
+              "currency", "invoiceDate", "dueDate")  # fmt: skip
+    parameters = {
+        "customerNumber": original["customerNumber"],
+        "externalContractId": contract,
+        "orderReference": document["orderReference"],
+        "invoice": {
+            **{k: document[k] for k in fields},
+            "invoiceReference": document["invoiceNumber"],
+            "items": lines,
+            "totalGrossAmount": sums.gross,
+            "totalNetAmount": sums.net,
+        },
+    }
+    reason = note["creditNote"]["reason"]
+    replaced = (
+        f"Replaces invoice {document['invoiceNumber']} ({note['creditNoteNumber']}): {reason}"
+    )
+    source = Source("", f"rebill:{document['invoiceNumber']}", None, parameters, replaced)
+    made = invoice(head, [source], places)
+    made["invoice"]["rebillOf"] = {
+        "invoiceNumber": document["invoiceNumber"],
+        "invoiceDate": document["invoiceDate"],
+        "creditNoteNumber": note["creditNoteNumber"],
+    }
+    return made
 
 
 # -- credit notes -----------------------------------------------------------------------------

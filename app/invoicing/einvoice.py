@@ -76,7 +76,7 @@ def cii(invoice: Params) -> bytes:
         period=(document["billingStartDate"], document["billingEndDate"]),
         due=document["dueDate"],
         terms=None,
-        preceding=None,
+        preceding=_replaced(document),
         order_reference=document.get("orderReference"),
     )
     return _render(header, document, invoice["customerNumber"], document.get("notes", ()))
@@ -98,6 +98,12 @@ def credit_note_cii(note: Params, invoice: Params) -> bytes:
         order_reference=corrected.get("orderReference"),
     )
     return _render(header, document, note["customerNumber"], [document["reason"]])
+
+
+def _replaced(document: Params) -> tuple[str, str] | None:
+    """A rebill's invoice names the invoice it replaces as its preceding invoice (BT-25)."""
+    replaced = document.get("rebillOf")
+    return None if replaced is None else (replaced["invoiceNumber"], replaced["invoiceDate"])
 
 
 def _render(header: _Header, document: Params, customer: str, notes: Iterable[str]) -> bytes:

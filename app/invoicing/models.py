@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from app.fields import Input, Name, Output, Positive, Quantity
+from app.fields import Input, Name, Output, Positive, PricedItem, Quantity
 
 Moment = Annotated[str, StringConstraints(strict=True, min_length=10, max_length=40)]
 Country = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{2}$")]
@@ -89,6 +89,7 @@ class InvoiceOut(Output):
     event_id: str
     created_at: str
     creditNotes: list[str] | None = None
+    rebilledBy: str | None = None  # the invoice that replaced this one (POST …/rebill)
     document: dict[str, Any] | None = None  # the invoice as notified (invoices/invoiceFinalized)
 
 
@@ -109,3 +110,15 @@ class CreditNoteOut(Output):
     event_id: str
     created_at: str
     document: dict[str, Any]  # the credit note as notified (invoices/creditNoteCreated)
+
+
+class Rebill(Input):
+    """The corrected lines of the invoice that replaces the rebilled one."""
+
+    reason: Name
+    items: list[PricedItem] = Field(min_length=1, max_length=1000)
+
+
+class Rebilled(Output):
+    creditNote: CreditNoteOut
+    invoice: InvoiceOut

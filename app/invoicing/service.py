@@ -9,8 +9,9 @@ invoice in one transaction: number, document, the billing information marked inv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -32,7 +33,7 @@ from app.invoicing.documents import Credit, CreditRefused, Head, Source
 from app.money import minor_units, plain, to_minor
 from app.records import Document, Settings
 from app.store import Store
-from app.store.invoices import GroupKey, OpenItem, Stale, Written
+from app.store.invoices import CreditBuilder, GroupKey, OpenItem, Stale, Written
 
 log = logging.getLogger("billhook.invoicing")
 
@@ -109,7 +110,7 @@ class InvoiceService:
             number = f"INV-{issued.year}-{n:06d}"
             sources = [_source(item) for item in items]
             params = documents.invoice(Head(number, issued, seller), sources, _places(key))
-            return await self._written(tenant_id, "inv", params, params["invoice"], now, key)
+            return await self.written(tenant_id, "inv", params, params["invoice"], now, key)
 
         try:
             written = await self._store.invoices.finalize(
@@ -159,37 +160,43 @@ class InvoiceService:
         reason: str,
     ) -> Document:
         """A credit note (partial, or everything that remains when `credits` is None)."""
-        issued, now = self._today(), self._clock.now_ms()
-
-        async def build(invoice: Document, earlier: list[Document], n: int) -> Written:
-            number = f"CN-{issued.year}-{n:06d}"
-            params = documents.load(invoice.document)
-            head = Head(number, issued, params["invoice"]["seller"])
-            previous = [documents.load(e.document) for e in earlier]
-            places = minor_units(params["invoice"]["currency"])
-            note = documents.credit_note(head, params, previous, credits, reason, places)
-            key = GroupKey(
-                params["customerNumber"],
-                params["externalContractId"],
-                note["creditNote"]["currency"],
-            )
-            return await self._written(tenant_id, "cn", note, note["creditNote"], now, key)
-
-        try:
+        issued = self._today()
+        build = self.credit_builder(tenant_id, credits, reason)
+        with refused_credits():
             written = await self._store.invoices.credit(
                 tenant_id, invoice_number, issued.year, build
             )
-        except CreditRefused as exc:
-            if exc.conflict:
-                details = [{"loc": exc.field.split("."), "msg": str(exc)}]
-                raise CreditExceeded(str(exc), details) from exc
-            raise ValidationFailed.field(exc.field, str(exc)) from exc
         if written is None:
             raise NotFound(f"no invoice {invoice_number}")
         self._events.committed(len(written.event.deliveries))
         return written.document
 
-    async def _written(
+    def credit_builder(
+        self, tenant_id: str, credits: Sequence[Credit] | None, reason: str
+    ) -> CreditBuilder:
+        """What the store calls, under the invoice's lock, to build a credit note."""
+        issued, now = self._today(), self._clock.now_ms()
+
+        async def build(
+            invoice: Document, earlier: list[Document], n: int, rebill: int | None
+        ) -> Written:
+            params = documents.load(invoice.document)
+            head = Head(f"CN-{issued.year}-{n:06d}", issued, params["invoice"]["seller"])
+            previous = [documents.load(e.document) for e in earlier]
+            places = minor_units(params["invoice"]["currency"])
+            note = documents.credit_note(head, params, previous, credits, reason, places)
+            if rebill is not None:
+                note["creditNote"]["rebilledBy"] = f"INV-{issued.year}-{rebill:06d}"
+            key = GroupKey(
+                params["customerNumber"],
+                params["externalContractId"],
+                note["creditNote"]["currency"],
+            )
+            return await self.written(tenant_id, "cn", note, note["creditNote"], now, key)
+
+        return build
+
+    async def written(
         self,
         tenant_id: str,
         prefix: str,
@@ -295,6 +302,19 @@ class InvoiceService:
         return seller
 
 
+@contextlib.contextmanager
+def refused_credits() -> Iterator[None]:
+    """A credit note the invoice does not allow: 409 when it would credit more than remains,
+    else 422 about the field."""
+    try:
+        yield
+    except CreditRefused as exc:
+        if exc.conflict:
+            details = [{"loc": exc.field.split("."), "msg": str(exc)}]
+            raise CreditExceeded(str(exc), details) from exc
+        raise ValidationFailed.field(exc.field, str(exc)) from exc
+
+
 def _source(item: OpenItem) -> Source:
     parameters = documents.load(item.body)["parameters"]
     metadata = jsoncodec.loads(item.metadata)
@@ -321,4 +341,5 @@ def _columns(document: Document, key: GroupKey, body: dict[str, Any]) -> dict[st
         "event_id": document.event_id,
         "created_at": document.created_at,
         "invoice_number": body.get("invoiceNumber"),
+        "rebill_of": (body.get("rebillOf") or {}).get("invoiceNumber"),
     }

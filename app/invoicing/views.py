@@ -13,7 +13,12 @@ from app.records import Document
 STATUSES = ("finalized", "partially_credited", "credited")
 
 
-def invoice_out(doc: Document, full: bool = False, notes: list[str] | None = None) -> Any:
+def invoice_out(
+    doc: Document,
+    full: bool = False,
+    notes: list[str] | None = None,
+    rebilled_by: str | None = None,
+) -> Any:
     params = documents.load(doc.document)
     invoice = params["invoice"]
     credited = doc.credited_minor * quantum(minor_units(invoice["currency"]))
@@ -30,7 +35,9 @@ def invoice_out(doc: Document, full: bool = False, notes: list[str] | None = Non
         "event_id": doc.event_id,
         "created_at": to_rfc3339(doc.created_at),
     }
-    return {**out, "creditNotes": notes or [], "document": params} if full else out
+    if not full:
+        return out
+    return {**out, "creditNotes": notes or [], "rebilledBy": rebilled_by, "document": params}
 
 
 def credit_note_out(doc: Document) -> Any:

@@ -49,12 +49,19 @@ class Written:
     columns: dict[str, Any]
 
 
+class _NoInvoice(Exception):
+    """Inside a transaction: the invoice is not there, undo what was drawn."""
+
+
 class Stale(Exception):
     """Billing information was finalized by someone else meanwhile: nothing is written."""
 
 
 InvoiceBuilder = Callable[[list[OpenItem], int], Awaitable[Written]]
-CreditBuilder = Callable[[Document, list[Document], int], Awaitable[Written]]
+# (the invoice, its earlier credit notes, this credit note's number, the rebill's number)
+CreditBuilder = Callable[[Document, list[Document], int, int | None], Awaitable[Written]]
+# (the original invoice, its full credit note, the new invoice's number)
+RebillBuilder = Callable[[Document, Document, int], Awaitable[Written]]
 
 
 def _document(row: Row) -> Document:
@@ -122,22 +129,47 @@ class Invoices:
         transaction (so two at once cannot together exceed it); None if no such invoice."""
 
         async def work(tx: Tx) -> Written | None:
-            params = {"tenant_id": tenant_id, "number": invoice_number}
-            await tx.execute("invoice_lock", params)  # one credit note of it at a time
-            row = await tx.fetchrow("invoice_get", params)
-            if row is None:
-                return None
-            earlier = await tx.fetch(
-                "credit_notes_of_invoice",
-                {"tenant_id": tenant_id, "invoice_number": invoice_number},
-            )
-            number = await _number(tx, tenant_id, "CN", year)
-            written = await build(_document(row), [_document(r) for r in earlier], number)
-            await insert_events(tx, [written.event], {})
-            await tx.execute("credit_note_insert", written.columns)
-            return written
+            return await _credit(tx, tenant_id, invoice_number, year, build)
 
         return await self._db.transact(work)
+
+    async def rebill(
+        self,
+        tenant_id: str,
+        invoice_number: str,
+        year: int,
+        credit: CreditBuilder,
+        rebilled: RebillBuilder,
+    ) -> tuple[Written, Written] | None:
+        """A full credit note of the invoice and the invoice that replaces it, numbered and
+        written in one transaction (the new invoice's number is drawn first, so the credit note
+        can name it); None if no such invoice."""
+
+        async def work(tx: Tx) -> tuple[Written, Written] | None:
+            number = await _number(tx, tenant_id, "INV", year)
+            note = await _credit(tx, tenant_id, invoice_number, year, credit, number)
+            if note is None:
+                raise _NoInvoice  # roll the drawn number back
+            original = await tx.fetchrow(
+                "invoice_get", {"tenant_id": tenant_id, "number": invoice_number}
+            )
+            assert original is not None
+            written = await rebilled(_document(original), note.document, number)
+            await insert_events(tx, [written.event], {})
+            await tx.execute("invoice_insert", written.columns)
+            return note, written
+
+        try:
+            return await self._db.transact(work)
+        except _NoInvoice:
+            return None
+
+    async def rebilled_by(self, tenant_id: str, number: str) -> str | None:
+        """The number of the invoice that rebilled this one, if any."""
+        row = await self._db.fetchrow(
+            "invoice_rebilled_by", {"tenant_id": tenant_id, "number": number}
+        )
+        return None if row is None else str(row["number"])
 
     async def get(self, tenant_id: str, number: str) -> Document | None:
         row = await self._db.fetchrow("invoice_get", {"tenant_id": tenant_id, "number": number})
@@ -157,6 +189,30 @@ class Invoices:
     async def credit_note(self, tenant_id: str, number: str) -> Document | None:
         row = await self._db.fetchrow("credit_note_get", {"tenant_id": tenant_id, "number": number})
         return _document(row) if row else None
+
+
+async def _credit(
+    tx: Tx,
+    tenant_id: str,
+    invoice_number: str,
+    year: int,
+    build: CreditBuilder,
+    rebill: int | None = None,
+) -> Written | None:
+    """A credit note checked against the invoice's earlier ones under the invoice's lock."""
+    params = {"tenant_id": tenant_id, "number": invoice_number}
+    await tx.execute("invoice_lock", params)  # one credit note of it at a time
+    row = await tx.fetchrow("invoice_get", params)
+    if row is None:
+        return None
+    earlier = await tx.fetch(
+        "credit_notes_of_invoice", {"tenant_id": tenant_id, "invoice_number": invoice_number}
+    )
+    number = await _number(tx, tenant_id, "CN", year)
+    written = await build(_document(row), [_document(r) for r in earlier], number, rebill)
+    await insert_events(tx, [written.event], {})
+    await tx.execute("credit_note_insert", written.columns)
+    return written
 
 
 async def _number(tx: Tx, tenant_id: str, series: str, year: int) -> int:

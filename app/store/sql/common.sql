@@ -531,10 +531,14 @@ RETURNING last;
 -- name: invoice_insert
 INSERT INTO invoices (
     id, tenant_id, number, customer_number, external_contract_id, currency, invoice_date,
-    total_gross, total_net, gross_minor, document, event_id, created_at)
+    total_gross, total_net, gross_minor, document, event_id, created_at, rebill_of)
 VALUES (
     :id, :tenant_id, :number, :customer_number, :external_contract_id, :currency,
-    :invoice_date, :total_gross, :total_net, :gross_minor, :document, :event_id, :created_at);
+    :invoice_date, :total_gross, :total_net, :gross_minor, :document, :event_id, :created_at,
+    :rebill_of);
+
+-- name: invoice_rebilled_by
+SELECT number FROM invoices WHERE tenant_id = :tenant_id AND rebill_of = :number;
 
 -- name: credit_note_insert
 INSERT INTO credit_notes (
