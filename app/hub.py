@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from app.access import ConsoleAccess
 from app.billing.bills import BillService
+from app.billing.changes import ChangeService
 from app.billing.drafts import DraftService
 from app.billing.price_models import PriceModelService
 from app.billing.service import BillingService
@@ -46,6 +47,7 @@ class Hub:
     access: ConsoleAccess
     drafts: DraftService
     rebills: RebillService
+    changes: ChangeService
 
     @classmethod
     async def start(
@@ -75,6 +77,8 @@ class Hub:
         billing = BillingService(store, clock, events, price_models, settings.timezone)
         invoices = InvoiceService(store, clock, events, billing.today, settings.finalize_after)
         bills = BillService(store, clock, billing, invoices)
+        drafts = DraftService(store, clock, events, billing, bills, invoices)
+        changes = ChangeService(store, clock, events, billing, bills, drafts, invoices)
         lease_ms = round(settings.lease_seconds * 1000)
 
         async def probes() -> int:
@@ -92,6 +96,8 @@ class Hub:
         retention = RetentionService(store, clock, settings.retention_days)
         periodic = Periodic(
             [
+                # Changes first: one dated on a period's start prices that period.
+                Job("subscription-changes", changes.run_due),
                 Job("subscriptions", bills.run_due),
                 Job("invoices", invoices.run_due, every_ms=60_000),
                 Job("replays", runner.run_due),
@@ -118,8 +124,9 @@ class Hub:
             worker,
             periodic,
             ConsoleAccess(store, clock, tenancy),
-            DraftService(store, clock, events, billing, bills, invoices),
+            drafts,
             RebillService(store, clock, events, invoices, billing.today),
+            changes,
         )
 
     async def run_background(self) -> None:

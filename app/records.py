@@ -181,6 +181,23 @@ class Subscription:
 
 
 @dataclass(frozen=True, slots=True)
+class SubscriptionChangeRecord:
+    """A change or cancellation of a subscription: queued until its date, applied once."""
+
+    id: str
+    tenant_id: str
+    subscription_id: str
+    kind: str  # change | cancel
+    spec: dict[str, Any]
+    effective_date: str
+    due_at: int
+    status: str  # queued | applied | cancelled
+    result: dict[str, Any] | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class Inserted:
     event: Event
     created: bool

@@ -15,6 +15,7 @@ from app.api import (
     operations,
     price_models,
     replays,
+    subscription_changes,
     tenants,
 )
 from app.api.errors import HANDLERS
@@ -28,6 +29,7 @@ _API: list[BaseRoute] = [
     *price_models.routes,
     *billing.routes,
     *billing_information.routes,
+    *subscription_changes.routes,
     *invoices.routes,
     *console_links.routes,
 ]

@@ -15,10 +15,11 @@ from typing import Any
 
 from app import jsoncodec
 from app.billing.models import Bill, BillingFields, PriceModelSpec
-from app.billing.pricing import Line, UsageError, arguments, nth_boundary, prorate, rate
+from app.billing.periods import ONE_DAY, Cycle, cycle, first_anchor
+from app.billing.pricing import Line, UsageError, arguments, prorate, rate
 from app.billing.service import BillingService, Recorded, places_of
 from app.clock import Clock
-from app.errors import Conflict, NotFound, SellerMissing, ValidationFailed
+from app.errors import Conflict, NotFound, SellerMissing, ValidationFailed, WrongState
 from app.events import parameters_of
 from app.ids import new_id
 from app.invoicing.service import InvoiceService
@@ -29,45 +30,6 @@ from app.store.invoices import GroupKey
 log = logging.getLogger("billhook.billing")
 
 LEASE_MS = 60_000
-ONE_DAY = timedelta(days=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Cycle:
-    start: date
-    end: date  # exclusive
-    days: int
-    full_days: int
-
-    @property
-    def partial(self) -> bool:
-        return self.days != self.full_days
-
-
-def cycle(terms: dict[str, Any], start: date) -> Cycle:
-    """The billing period that begins at `start`: up to the next anchor-aligned boundary, cut at
-    the contract's end; a stub before the first anchor counts against the period ending there."""
-    anchor, interval = date.fromisoformat(terms["anchor"]), terms["interval"]
-    if start < anchor:
-        end, full_start = anchor, nth_boundary(anchor, interval, -1)
-    else:
-        n = 0
-        while nth_boundary(anchor, interval, n + 1) <= start:
-            n += 1
-        full_start, end = nth_boundary(anchor, interval, n), nth_boundary(anchor, interval, n + 1)
-    full_days = (end - full_start).days
-    if terms.get("contract_end"):
-        end = min(end, date.fromisoformat(terms["contract_end"]) + ONE_DAY)
-    return Cycle(start, end, (end - start).days, full_days)
-
-
-def first_anchor(anchor: date, start: date, interval: str) -> date:
-    """The first anchor-aligned boundary on or after the start: an anchor in the past still
-    fixes the day of the month."""
-    n = 0
-    while nth_boundary(anchor, interval, n) < start:
-        n += 1
-    return nth_boundary(anchor, interval, n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,25 +74,34 @@ class BillService:
 
     async def repriced(self, record: BillingRecord) -> tuple[list[Line], list[tuple[str, int]]]:
         """The lines a bill or a subscription cycle gets from its inputs today, with the latest
-        version of its price model (what regenerating a draft re-prices it with)."""
+        version of the price model that priced it (what regenerating a draft re-prices it
+        with); proration lines a subscription change added to a cycle ride along as they are."""
         raw = jsoncodec.loads(record.request)["request"]
+        if record.source == "subscription_change":
+            raise WrongState("a proration is not re-priced: correct it with a credit note")
         if record.subscription_id is None:
-            request = Bill.model_validate(raw)
-            spec, version = await self._model(record.tenant_id, request)
-            currency = spec.currency if spec is not None else record.currency
-            lines = self._rated(spec, request, places_of(currency)) if spec is not None else []
-            lines += [
-                _one_off(i.model_dump(), request.productId) for i in request.oneOffLineItems or ()
-            ]
-            used = [(request.priceModelId, version)] if request.priceModelId else []
-            return lines, used
+            return await self._repriced_bill(record, Bill.model_validate(raw))
         sub = await self.subscription(record.tenant_id, record.subscription_id)
-        found = await self._billing.price_models.resolve(sub.tenant_id, sub.price_model_id)
+        model_id = record.price_models[0][0] if record.price_models else sub.price_model_id
+        found = await self._billing.price_models.resolve(sub.tenant_id, model_id)
         assert found is not None, "a price model never disappears"
         period = cycle(sub.terms, date.fromisoformat(raw["period"]))
         first = raw["period"] == sub.terms["start"]
-        lines = self._cycle_lines(sub, found[1], period, places_of(record.currency), first)
-        return lines, [(sub.price_model_id, found[0].version)]
+        lines = self.period_lines(sub, found[1], period, places_of(record.currency), first)
+        lines += [_one_off(item, sub.product_id) for item in raw.get("adjustments", ())]
+        return lines, [(model_id, found[0].version)]
+
+    async def _repriced_bill(
+        self, record: BillingRecord, request: Bill
+    ) -> tuple[list[Line], list[tuple[str, int]]]:
+        spec, version = await self._model(record.tenant_id, request)
+        currency = spec.currency if spec is not None else record.currency
+        lines = self._rated(spec, request, places_of(currency)) if spec is not None else []
+        lines += [
+            _one_off(i.model_dump(), request.productId) for i in request.oneOffLineItems or ()
+        ]
+        used = [(request.priceModelId, version)] if request.priceModelId else []
+        return lines, used
 
     async def _final(self, tenant_id: str, recorded: Recorded, currency: str) -> Document | None:
         """`draft: false`: this billing information on an invoice of its own, at once (a repeat
@@ -255,12 +226,12 @@ class BillService:
         assert found is not None, "a price model version never disappears"
         spec = found[1]
         period = cycle(sub.terms, date.fromisoformat(sub.next_period_start))
-        lines = self._cycle_lines(
+        lines = self.period_lines(
             sub, spec, period, places_of(spec.currency), sub.cycles_billed == 0
         )
         draft = await self._billing.draft(
             sub.tenant_id,
-            _cycle_fields(sub, self._billing.today()),
+            cycle_fields(sub, self._billing.today()),
             f"{sub.id}:{period.start.isoformat()}",
             spec.currency,
             lines,
@@ -279,7 +250,7 @@ class BillService:
             status=_status(sub.terms.get("draft", True)),
         )
 
-    def _cycle_lines(
+    def period_lines(
         self, sub: Subscription, spec: PriceModelSpec, period: Cycle, places: int, first: bool
     ) -> list[Line]:
         """The fee and the components for the subscription's variables, prorated together for
@@ -360,7 +331,18 @@ def usage_of(spec: PriceModelSpec, request: Bill) -> dict[str, Decimal]:
         raise ValidationFailed.field(f"variables.{exc.variable}", str(exc)) from exc
 
 
-def _cycle_fields(sub: Subscription, today: date) -> BillingFields:
+def usage_of_model(spec: PriceModelSpec, variables: Any, product_id: str) -> dict[str, Decimal]:
+    """Variables (either shape) as usage that prices on `spec`, or a 422 naming the one that
+    does not (a subscription's change of plan or units)."""
+    try:
+        usage = arguments(spec, variables)
+        rate(spec, _decimals(usage), product_id, places_of(spec.currency))
+    except UsageError as exc:
+        raise ValidationFailed.field(f"variables.{exc.variable}", str(exc)) from exc
+    return usage
+
+
+def cycle_fields(sub: Subscription, today: date) -> BillingFields:
     due_days = sub.terms.get("due_days")
     values = {
         "customerNumber": sub.customer_number,

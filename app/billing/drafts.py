@@ -82,9 +82,12 @@ class DraftService:
     async def discard(self, tenant_id: str, transaction_id: str, reason: str) -> BillingRecord:
         record, parameters = await self._draft(tenant_id, transaction_id, "discarded")
         event = await self._events.prepare(
-            tenant_id, DISCARDED, notice(parameters, reason=reason), self._clock.now_ms(),
+            tenant_id,
+            DISCARDED,
+            notice(parameters, reason=reason),
+            self._clock.now_ms(),
             ordering_key=record.external_contract_id,
-        )  # fmt: skip
+        )
         if not await self._store.billing.discard(record, reason, event):
             raise WrongState(f"{transaction_id!r} is no draft any more")
         self._events.committed(len(event.deliveries))
@@ -98,10 +101,16 @@ class DraftService:
         lines, used = await self._bills.repriced(record)
         draft = information.redraft(parameters, revised(transaction_id), lines)
         built = self._billing.build(
-            tenant_id, record.source, draft, jsoncodec.loads(record.request)["request"],
-            used=used, memo=record.memo, metadata=record.metadata,
-            subscription_id=record.subscription_id, status="draft",
-        )  # fmt: skip
+            tenant_id,
+            record.source,
+            draft,
+            jsoncodec.loads(record.request)["request"],
+            used=used,
+            memo=record.memo,
+            metadata=record.metadata,
+            subscription_id=record.subscription_id,
+            status="draft",
+        )
         await self.supersede(record, parameters, built, reason)
         return built
 
@@ -112,9 +121,12 @@ class DraftService:
         transaction (WrongState when it was invoiced, discarded or replaced meanwhile)."""
         new_id = built.record.transaction_id
         superseded = await self._events.prepare(
-            record.tenant_id, SUPERSEDED, notice(parameters, reason=reason, supersededBy=new_id),
-            self._clock.now_ms(), ordering_key=record.external_contract_id,
-        )  # fmt: skip
+            record.tenant_id,
+            SUPERSEDED,
+            notice(parameters, reason=reason, supersededBy=new_id),
+            self._clock.now_ms(),
+            ordering_key=record.external_contract_id,
+        )
         available = await self._billing.prepared(built)
         if not await self._store.billing.supersede(record, reason, [superseded, available]):
             raise WrongState(f"{record.transaction_id!r} was finalized or replaced meanwhile")

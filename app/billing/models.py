@@ -231,6 +231,11 @@ class PriceModelSpec(Input):
     maximum: NonNegative | None = None
     interval: Literal["month", "year"] | None = None
     fee: NonNegative | None = Field(None, validate_default=True)
+    earlyTerminationFee: NonNegative | None = Field(
+        None,
+        description="charged when a subscription on this model is cancelled with effect "
+        "before its contractEnd (unless the cancellation waives it)",
+    )
     description: LongText | None = None
 
     @field_validator("components")
@@ -248,7 +253,7 @@ class PriceModelSpec(Input):
             places = minor_units(self.currency)
         except UnknownCurrency:
             return self  # the service names the currency field (price_models._check_currency)
-        for name in ("minimum", "maximum", "fee"):
+        for name in ("minimum", "maximum", "fee", "earlyTerminationFee"):
             value = getattr(self, name)
             if value is not None and decimals(value) > places:
                 raise ValueError(f"{name} must have at most {places} decimals ({self.currency})")
@@ -281,6 +286,7 @@ class PriceModelPatch(Input):
     maximum: NonNegative | None = None
     interval: Literal["month", "year"] | None = None
     fee: NonNegative | None = None
+    earlyTerminationFee: NonNegative | None = None
     description: LongText | None = None
 
 
@@ -301,7 +307,7 @@ class SubscriptionOut(Output):
     productId: str
     priceModelId: str
     priceModelVersion: int
-    status: Literal["active", "ended"]
+    status: Literal["active", "ended", "cancelled"]
     anchor: str
     interval: Literal["month", "year"]
     billInArrears: bool
@@ -380,4 +386,77 @@ class BillingInformationOut(Output):
 
 class BillingInformationPage(Output):
     data: list[BillingInformationOut]
+    next_cursor: str | None
+
+
+Effective = Literal["now", "period_end", "date"]
+Proration = Literal["prorate", "none", "invoice_now"]
+
+
+class _Dated(Input):
+    effective: Effective | None = None
+    effectiveDate: Day | None = None
+
+    @model_validator(mode="after")
+    def _date_when_dated(self) -> _Dated:
+        if (self.effective == "date") != (self.effectiveDate is not None):
+            raise ValueError('effectiveDate goes with effective "date", and only with it')
+        return self
+
+
+class SubscriptionChange(_Dated):
+    """Another price model, other variables, or both (Aria's assign/replace/update plan and
+    unit instances). `effective` defaults to now for an upgrade and to the period end for a
+    downgrade; `proration` is Stripe's: prorate (lines billed now), none, invoice_now."""
+
+    priceModelId: Name | None = None
+    variables: dict[Variable, Usage | Arguments] | None = Field(None, max_length=50)
+    proration: Proration = "prorate"
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> SubscriptionChange:
+        if self.priceModelId is None and self.variables is None:
+            raise ValueError("give priceModelId, variables, or both")
+        return self
+
+
+class SubscriptionCancel(_Dated):
+    """Cancel at the period end (default), now, or on a date; now and dated cancellations
+    credit what is unused (unless proration is none) and charge the price model's
+    earlyTerminationFee before the contract's end (unless waived)."""
+
+    effective: Effective | None = "period_end"
+    proration: Proration = "prorate"
+    waiveTerminationFee: Annotated[bool, Field(strict=True)] = False
+    reason: Name | None = None
+
+
+class ChangeEdit(Input):
+    """A queued change rescheduled or rewritten (what is not sent stays)."""
+
+    effectiveDate: Day | None = None
+    priceModelId: Name | None = None
+    variables: dict[Variable, Usage | Arguments] | None = Field(None, max_length=50)
+    proration: Proration | None = None
+
+
+class ChangeOut(Output):
+    id: str
+    subscriptionId: str
+    kind: Literal["change", "cancel"]
+    status: Literal["queued", "applied", "cancelled"]
+    effectiveDate: str
+    request: dict[str, Any]
+    result: dict[str, Any] | None
+    created_at: str
+    updated_at: str
+
+
+class ChangeAnswer(Output):
+    change: ChangeOut
+    subscription: SubscriptionOut
+
+
+class ChangePage(Output):
+    data: list[ChangeOut]
     next_cursor: str | None

@@ -16,6 +16,7 @@ from app.store.invoices import Invoices
 from app.store.jobs import Jobs
 from app.store.replays import Replays
 from app.store.retention import Retention
+from app.store.subscription_changes import SubscriptionChanges
 from app.store.tenants import Tenants
 
 __all__ = [
@@ -39,6 +40,7 @@ class Store:
         self.price_models = PriceModels(connector)
         self.billing = BillingInformation(connector)
         self.subscriptions = Subscriptions(connector)
+        self.changes = SubscriptionChanges(connector)
         self.replays = Replays(connector)
         self.retention = Retention(connector)
         self.invoices = Invoices(connector)

@@ -129,7 +129,7 @@ class Invoices:
         transaction (so two at once cannot together exceed it); None if no such invoice."""
 
         async def work(tx: Tx) -> Written | None:
-            return await _credit(tx, tenant_id, invoice_number, year, build)
+            return await credit_in(tx, tenant_id, invoice_number, year, build)
 
         return await self._db.transact(work)
 
@@ -147,7 +147,7 @@ class Invoices:
 
         async def work(tx: Tx) -> tuple[Written, Written] | None:
             number = await _number(tx, tenant_id, "INV", year)
-            note = await _credit(tx, tenant_id, invoice_number, year, credit, number)
+            note = await credit_in(tx, tenant_id, invoice_number, year, credit, number)
             if note is None:
                 raise _NoInvoice  # roll the drawn number back
             original = await tx.fetchrow(
@@ -191,7 +191,7 @@ class Invoices:
         return _document(row) if row else None
 
 
-async def _credit(
+async def credit_in(
     tx: Tx,
     tenant_id: str,
     invoice_number: str,

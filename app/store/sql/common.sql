@@ -675,3 +675,51 @@ ORDER BY b.id DESC LIMIT :limit;
 -- name: keys_of_tenant
 SELECT id, tenant_id, source, created_at, revoked_at FROM api_keys
 WHERE tenant_id = :tenant_id ORDER BY id DESC;
+
+-- name: change_insert
+INSERT INTO subscription_changes (
+    id, tenant_id, subscription_id, kind, spec, effective_date, due_at, status, result,
+    created_at, updated_at)
+VALUES (
+    :id, :tenant_id, :subscription_id, :kind, :spec, :effective_date, :due_at, :status, :result,
+    :created_at, :updated_at);
+
+-- name: change_get
+SELECT * FROM subscription_changes WHERE id = :id AND tenant_id = :tenant_id;
+
+-- name: changes_of
+SELECT * FROM subscription_changes
+WHERE subscription_id = :subscription_id AND id < :cursor
+ORDER BY id DESC LIMIT :limit;
+
+-- name: changes_due
+-- Through the partial index on queued changes: cheap however many were applied.
+SELECT * FROM subscription_changes WHERE status = 'queued' AND due_at <= :now
+ORDER BY due_at, id LIMIT :limit;
+
+-- name: change_rewrite
+UPDATE subscription_changes
+SET spec = :spec, effective_date = :effective_date, due_at = :due_at, status = :status,
+    updated_at = :updated_at
+WHERE id = :id AND status = 'queued'
+RETURNING id;
+
+-- name: change_applied
+-- Queued → applied happens once: a second process finds no queued row and writes nothing.
+UPDATE subscription_changes SET status = 'applied', result = :result, updated_at = :now
+WHERE id = :id AND status = 'queued'
+RETURNING id;
+
+-- name: subscription_changed
+-- Only from the state the change was computed against: a cycle billed (or claimed) meanwhile
+-- moved next_bill_at or next_period_start, and the change is computed again.
+UPDATE subscriptions SET
+    price_model_id = :price_model_id, price_model_version = :price_model_version,
+    terms = :terms, status = :status, next_period_start = :next_period_start,
+    next_bill_at = :next_bill_at, updated_at = :now
+WHERE id = :id AND next_period_start = :seen_next_period_start
+  AND next_bill_at = :seen_next_bill_at AND status = 'active'
+RETURNING id;
+
+-- name: change_result
+UPDATE subscription_changes SET result = :result WHERE id = :id;

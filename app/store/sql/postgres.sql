@@ -52,6 +52,11 @@ UPDATE subscriptions SET next_bill_at = :lease_until, updated_at = :now
 WHERE id IN (
     SELECT id FROM subscriptions
     WHERE status = 'active' AND next_bill_at <= :now
+      -- a change dated at or before the next period goes first (it may price that period)
+      AND NOT EXISTS (
+          SELECT 1 FROM subscription_changes c
+          WHERE c.subscription_id = subscriptions.id AND c.status = 'queued'
+            AND c.effective_date <= subscriptions.next_period_start)
     ORDER BY next_bill_at LIMIT :limit
     FOR UPDATE SKIP LOCKED)
 RETURNING *;
