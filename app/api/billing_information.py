@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from app.api.http import JSON, body, hub, page, paginated, path_id, query_text, tenant
 from app.api.openapi import PAGE, Param, documented
+from app.billing.information import STATUSES
 from app.billing.models import (
     BillingInformationOut,
     BillingInformationPage,
@@ -24,8 +25,6 @@ from app.errors import ValidationFailed
 from app.invoicing.models import InvoiceOut
 from app.invoicing.views import invoice_out
 from app.records import BillingRecord, Settings
-
-STATUSES = ("draft", "open", "invoiced", "discarded", "superseded")
 
 
 def information_out(item: tuple[BillingRecord, dict[str, Any]]) -> dict[str, Any]:

@@ -38,8 +38,7 @@ from app.store.subscription_changes import Credit as CreditOf
 
 log = logging.getLogger("billhook.billing")
 
-CHANGED = "subscriptions/subscriptionChanged"
-CANCELLED = "subscriptions/subscriptionCancelled"
+CHANGED, CANCELLED = information.SUBSCRIPTION_CHANGED, information.SUBSCRIPTION_CANCELLED
 ATTEMPTS = 3  # a cycle billed meanwhile: compute again
 Params = dict[str, Any]
 

@@ -21,8 +21,7 @@ from app.records import BillingRecord, Document
 from app.store import Store
 from app.store.invoices import GroupKey
 
-DISCARDED = "subscriptions/billingInformationDiscarded"
-SUPERSEDED = "subscriptions/billingInformationSuperseded"
+DISCARDED, SUPERSEDED = information.DISCARDED, information.SUPERSEDED
 _REVISION = re.compile(r"~(\d+)$")
 Params = dict[str, Any]
 

@@ -15,6 +15,14 @@ from app.billing.pricing import Line
 from app.money import Totals, quantum
 
 EVENT_TYPE = "subscriptions/billingInformationAvailable"
+DISCARDED = "subscriptions/billingInformationDiscarded"
+SUPERSEDED = "subscriptions/billingInformationSuperseded"
+SUBSCRIPTION_CHANGED = "subscriptions/subscriptionChanged"
+SUBSCRIPTION_CANCELLED = "subscriptions/subscriptionCancelled"
+# Every event type billing sends, the billing information's first.
+EVENT_TYPES = (EVENT_TYPE, DISCARDED, SUPERSEDED, SUBSCRIPTION_CHANGED, SUBSCRIPTION_CANCELLED)
+# draft: waits for approval (seed 001's draft: true); discarded and superseded are kept.
+STATUSES = ("draft", "open", "invoiced", "discarded", "superseded")
 
 
 @dataclass(frozen=True, slots=True)

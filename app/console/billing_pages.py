@@ -10,6 +10,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from app.billing.information import STATUSES as BILLING_STATUSES
 from app.console.guard import changing, form_text, viewing
 from app.console.render import done, page, to
 from app.console.session import Session
@@ -22,7 +23,6 @@ from app.invoicing.service import Filters
 from app.invoicing.views import STATUSES, credit_note_out, invoice_out
 
 PAGE_SIZE = 50
-BILLING_STATUSES = ("open", "invoiced")
 
 
 def _filter(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:

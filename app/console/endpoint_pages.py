@@ -9,7 +9,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.billing.information import EVENT_TYPE
+from app.billing.information import EVENT_TYPES as BILLING_TYPES
 from app.console import charts
 from app.console.guard import changing, form_text, viewing
 from app.console.render import done, page
@@ -21,7 +21,7 @@ from app.invoicing.documents import CREDIT_NOTE_EVENT, INVOICE_EVENT
 from app.models import EndpointCreate, EndpointPatch
 from app.records import DELIVERY_STATUSES, OPERATIONAL_TYPES, Endpoint
 
-KNOWN_TYPES = (EVENT_TYPE, INVOICE_EVENT, CREDIT_NOTE_EVENT, *sorted(OPERATIONAL_TYPES))
+KNOWN_TYPES = (*BILLING_TYPES, INVOICE_EVENT, CREDIT_NOTE_EVENT, *sorted(OPERATIONAL_TYPES))
 PAGE_SIZE = 50
 HOUR_MS = 3_600_000
 BACKLOG_CAP = 1000  # pending a list row counts at most
