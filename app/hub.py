@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from app.access import ConsoleAccess
+from app.billing.applying import ChangeApplier
 from app.billing.bills import BillService
 from app.billing.changes import ChangeService
 from app.billing.drafts import DraftService
@@ -78,7 +79,8 @@ class Hub:
         invoices = InvoiceService(store, clock, events, billing.today, settings.finalize_after)
         bills = BillService(store, clock, billing, invoices)
         drafts = DraftService(store, clock, events, billing, bills, invoices)
-        changes = ChangeService(store, clock, events, billing, bills, drafts, invoices)
+        applier = ChangeApplier(store, clock, events, billing, bills, drafts, invoices)
+        changes = ChangeService(store, clock, billing, bills, applier, invoices)
         lease_ms = round(settings.lease_seconds * 1000)
 
         async def probes() -> int:

@@ -3,6 +3,7 @@ notes. No route changes or deletes an invoice."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -25,7 +26,7 @@ from app.invoicing.models import (
     Rebilled,
     Seller,
 )
-from app.invoicing.service import Filters
+from app.invoicing.service import Filters, InvoiceService
 from app.invoicing.views import STATUSES, credit_note_out, invoice_out
 
 
@@ -86,9 +87,7 @@ async def get(request: Request) -> Response:
     media="application/xml",
 )
 async def e_invoice(request: Request) -> Response:
-    tenant_id = await tenant(request)
-    number = path_id(request, "number")
-    return _attachment(await hub(request).invoices.e_invoice(tenant_id, number), number, "xml")
+    return await _file(request, lambda s: s.e_invoice, "xml")
 
 
 @documented(
@@ -98,10 +97,7 @@ async def e_invoice(request: Request) -> Response:
     media="application/xml",
 )
 async def credit_note_e_invoice(request: Request) -> Response:
-    tenant_id = await tenant(request)
-    number = path_id(request, "number")
-    xml = await hub(request).invoices.credit_note_e_invoice(tenant_id, number)
-    return _attachment(xml, number, "xml")
+    return await _file(request, lambda s: s.credit_note_e_invoice, "xml")
 
 
 @documented(
@@ -111,9 +107,7 @@ async def credit_note_e_invoice(request: Request) -> Response:
     media="application/pdf",
 )
 async def invoice_pdf(request: Request) -> Response:
-    tenant_id = await tenant(request)
-    number = path_id(request, "number")
-    return _attachment(await hub(request).invoices.invoice_pdf(tenant_id, number), number, "pdf")
+    return await _file(request, lambda s: s.invoice_pdf, "pdf")
 
 
 @documented(
@@ -123,16 +117,20 @@ async def invoice_pdf(request: Request) -> Response:
     media="application/pdf",
 )
 async def credit_note_pdf(request: Request) -> Response:
-    tenant_id = await tenant(request)
-    number = path_id(request, "number")
-    content = await hub(request).invoices.credit_note_pdf(tenant_id, number)
-    return _attachment(content, number, "pdf")
+    return await _file(request, lambda s: s.credit_note_pdf, "pdf")
 
 
 MEDIA = {"xml": "application/xml", "pdf": "application/pdf"}
 
 
-def _attachment(content: bytes, number: str, kind: str) -> Response:
+Rendering = Callable[[InvoiceService], Callable[[str, str], Awaitable[bytes]]]
+
+
+async def _file(request: Request, rendering: Rendering, kind: str) -> Response:
+    """A document of the number in the path as a download: its e-invoice or its PDF."""
+    tenant_id = await tenant(request)
+    number = path_id(request, "number")
+    content = await rendering(hub(request).invoices)(tenant_id, number)
     headers = {"content-disposition": f'attachment; filename="{number}.{kind}"'}
     return Response(content, media_type=MEDIA[kind], headers=headers)
 

@@ -1,45 +1,28 @@
-"""Changing and cancelling subscriptions (Aria's assign/replace/update_acct_plan,
-modify_acct_plan_unit_instances, cancel_acct_plan, edit_acct_plan_queued_changes).
-
-Every change is a row: queued until its date, then applied once — by the request itself when it
-is due now, else by the worker — in one transaction with what it bills (change_plans says what):
-proration lines on the open billing information of the period (superseding it), or, when that
-period was invoiced, a credit note of the invoice and new billing information for the rest.
+"""Requests to change or cancel subscriptions (Aria's assign/replace/update_acct_plan,
+modify_acct_plan_unit_instances, cancel_acct_plan, edit_acct_plan_queued_changes): validated,
+dated, and queued as a row; one due now is applied at once (applying.py), a later one by the
+worker when its date comes. Queued rows can be edited, withdrawn or executed now.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from datetime import date
 from typing import Any
 
-from app import jsoncodec
-from app.billing import change_plans, information
-from app.billing.bills import BillService, cycle_fields, usage_of_model
-from app.billing.change_plans import Plan, negated
-from app.billing.drafts import SUPERSEDED, DraftService, notice, revised
-from app.billing.models import ChangeEdit, PriceModelSpec, SubscriptionCancel, SubscriptionChange
+from app.billing import change_plans
+from app.billing.applying import ChangeApplier
+from app.billing.bills import BillService, usage_of_model
+from app.billing.models import ChangeEdit, SubscriptionCancel, SubscriptionChange
 from app.billing.periods import Cycle, containing
-from app.billing.pricing import Line
-from app.billing.service import BillingService, places_of
+from app.billing.service import BillingService
 from app.clock import Clock
 from app.errors import NotFound, ValidationFailed, WrongState
-from app.events import EventService
 from app.ids import new_id
-from app.invoicing import documents
-from app.invoicing.documents import Credit
 from app.invoicing.service import InvoiceService
-from app.records import NewEvent, Subscription, SubscriptionChangeRecord
+from app.records import Subscription, SubscriptionChangeRecord
 from app.store import Store
-from app.store.invoices import GroupKey, Stale
-from app.store.subscription_changes import Application
-from app.store.subscription_changes import Credit as CreditOf
 
-log = logging.getLogger("billhook.billing")
-
-CHANGED, CANCELLED = information.SUBSCRIPTION_CHANGED, information.SUBSCRIPTION_CANCELLED
-ATTEMPTS = 3  # a cycle billed meanwhile: compute again
 Params = dict[str, Any]
 
 
@@ -48,18 +31,16 @@ class ChangeService:
         self,
         store: Store,
         clock: Clock,
-        events: EventService,
         billing: BillingService,
         bills: BillService,
-        drafts: DraftService,
+        applier: ChangeApplier,
         invoices: InvoiceService,
     ) -> None:
         self._store = store
         self._clock = clock
-        self._events = events
         self._billing = billing
         self._bills = bills
-        self._drafts = drafts
+        self._applier = applier
         self._invoices = invoices
 
     # -- requests ---------------------------------------------------------------------------
@@ -136,260 +117,6 @@ class ChangeService:
         await self._bills.subscription(tenant_id, sub_id)  # 404 for another tenant's
         return await self._store.changes.of_subscription(sub_id, cursor, limit)
 
-    # -- the worker -------------------------------------------------------------------------
-
-    async def run_due(self, limit: int = 100) -> int:
-        """Apply every queued change whose date has come (the worker calls this before the
-        subscription cycles: a change dated on a period's start prices that period)."""
-        applied = 0
-        for change in await self._store.changes.due(self._clock.now_ms(), limit):
-            try:
-                applied += await self.apply(change) is not None
-            except Exception:
-                log.exception(
-                    "applying a subscription change failed; retried on the next run",
-                    extra={"tenant_id": change.tenant_id, "change_id": change.id},
-                )
-        return applied
-
-    async def apply(self, change: SubscriptionChangeRecord) -> SubscriptionChangeRecord | None:
-        """Apply it once; None while it waits (its period is not billed yet) or when another
-        process applied it first."""
-        for _ in range(ATTEMPTS):
-            sub = await self._bills.subscription(change.tenant_id, change.subscription_id)
-            if sub.status != "active":
-                return await self._void(change, sub)
-            application = await self._application(change, sub)
-            if application is None:
-                return None
-            try:
-                credit = await self._store.changes.apply(application)
-            except Stale:
-                current = await self._store.changes.get(change.tenant_id, change.id)
-                if current is None or current.status != "queued":
-                    return None
-                continue
-            self._events.committed(sum(len(e.deliveries) for e in application.events))
-            return await self._after(change, application, credit)
-        return None
-
-    # -- applying ---------------------------------------------------------------------------
-
-    async def _application(
-        self, change: SubscriptionChangeRecord, sub: Subscription
-    ) -> Application | None:
-        day = date.fromisoformat(change.effective_date)
-        old = await self._spec(sub.tenant_id, sub.price_model_id, sub.price_model_version)
-        new = None
-        if change.kind == "change":
-            spec = change.spec
-            new = await self._spec(sub.tenant_id, spec["priceModelId"], spec["priceModelVersion"])
-        now = self._clock.now_ms()
-        effects = change_plans.plan(sub, change.kind, change.spec, day, old, new, self._lines, now)
-        if effects is None:
-            return None
-        return await self._written(change, sub, effects, old)
-
-    def _lines(self, sub: Subscription, spec: PriceModelSpec, part: Cycle) -> list[Line]:
-        first = sub.cycles_billed == 0 and part.start.isoformat() == sub.terms["start"]
-        return self._bills.period_lines(sub, spec, part, places_of(spec.currency), first)
-
-    async def _written(
-        self,
-        change: SubscriptionChangeRecord,
-        sub: Subscription,
-        effects: Plan,
-        old: PriceModelSpec,
-    ) -> Application:
-        reason = f"subscription {change.kind} {change.id}"
-        result: Params = {"billed": [], "superseded": None, "credited": None}
-        events: list[NewEvent] = []
-        superseded = credit = None
-        period = await self._period_information(sub, effects.billed_period)
-        charge = effects.charge
-        if effects.credit and period is not None and period[0].status in ("draft", "open"):
-            record, parameters = period
-            added = [negated(line) for line in effects.credit] + charge
-            events += await self._superseding(record, parameters, added, reason)
-            superseded, charge = (record, reason), []
-            result["superseded"] = record.transaction_id
-            result["billed"].append(revised(record.transaction_id))
-        elif effects.credit and period is not None and period[0].invoice_number:
-            credit = await self._credit(
-                sub, period[0].invoice_number, period[0].transaction_id, effects, reason
-            )
-            result["credited"] = period[0].invoice_number
-        if charge:
-            tid = self._charge_id(sub, change, effects)
-            events.append(await self._charged(sub, effects, charge, tid, old))
-            result["billed"].append(tid)
-        after = effects.after
-        events.append(await self._notice(change, after, result))
-        return Application(change.id, result, sub, after, events, superseded, credit)
-
-    def _charge_id(self, sub: Subscription, change: SubscriptionChangeRecord, effects: Plan) -> str:
-        if effects.cycle_start is not None:  # in arrears: the cycle of that period, now
-            return f"{sub.id}:{effects.cycle_start.isoformat()}"
-        return f"{sub.id}:{change.kind}:{change.id}"
-
-    async def _period_information(
-        self, sub: Subscription, start: date | None
-    ) -> tuple[Any, Params] | None:
-        """The billing information of a billed period, as its latest supersession left it."""
-        if start is None:
-            return None
-        transaction_id: str | None = f"{sub.id}:{start.isoformat()}"
-        found = None
-        while transaction_id is not None:
-            found = await self._store.billing.by_transaction(sub.tenant_id, transaction_id)
-            if found is None:
-                return None
-            transaction_id = found[0].superseded_by
-        return found
-
-    async def _superseding(
-        self, record: Any, parameters: Params, added: list[Line], reason: str
-    ) -> list[NewEvent]:
-        """The period's billing information again, with the proration lines added."""
-        lines = information.lines_of(parameters) + added
-        draft = information.redraft(parameters, revised(record.transaction_id), lines)
-        raw = jsoncodec.loads(record.request)["request"]
-        adjustments = [
-            *raw.get("adjustments", []),
-            *(information.item(line, None) for line in added),
-        ]
-        built = self._billing.build(
-            record.tenant_id,
-            record.source,
-            draft,
-            {**raw, "adjustments": adjustments},
-            used=list(record.price_models),
-            memo=record.memo,
-            metadata=record.metadata,
-            subscription_id=record.subscription_id,
-            status=record.status,
-        )
-        notice_ = await self._events.prepare(
-            record.tenant_id,
-            SUPERSEDED,
-            notice(parameters, reason=reason, supersededBy=draft.transaction_id),
-            self._clock.now_ms(),
-            ordering_key=record.external_contract_id,
-        )
-        return [notice_, await self._billing.prepared(built)]
-
-    async def _charged(
-        self, sub: Subscription, effects: Plan, lines: list[Line], tid: str, old: PriceModelSpec
-    ) -> NewEvent:
-        assert effects.charged is not None
-        draft = await self._billing.draft(
-            sub.tenant_id,
-            cycle_fields(sub, self._billing.today()),
-            tid,
-            old.currency,
-            lines,
-            billing_start=effects.charged[0],
-            billing_end=effects.charged[1],
-        )
-        source = "subscription" if effects.cycle_start else "subscription_change"
-        raw = (
-            {"subscription": sub.id, "period": effects.charged[0].isoformat(), "change": tid}
-            if effects.cycle_start is None
-            else {"subscription": sub.id, "period": effects.cycle_start.isoformat()}
-        )
-        built = self._billing.build(
-            sub.tenant_id,
-            source,
-            draft,
-            raw,
-            used=[(sub.price_model_id, sub.price_model_version)],
-            memo=sub.terms.get("memo"),
-            metadata=sub.terms.get("metadata") or {},
-            subscription_id=sub.id,
-            status="draft" if sub.terms.get("draft", True) else "open",
-        )
-        return await self._billing.prepared(built)
-
-    async def _credit(
-        self, sub: Subscription, number: str, tid: str, effects: Plan, reason: str
-    ) -> CreditOf:
-        """A credit note of the invoiced period: the unused amount, taken from that period's
-        lines on the invoice in order."""
-        invoice = documents.load((await self._invoices.get(sub.tenant_id, number)).document)
-        left = change_plans.gross(effects.credit)
-        credits = []
-        for line in invoice["invoice"]["items"]:
-            if left <= 0 or line.get("transactionId") != tid or line["grossAmount"] <= 0:
-                continue
-            take = min(left, line["grossAmount"])
-            credits.append(Credit(line["lineNumber"], amount=take))
-            left -= take
-        build = self._invoices.credit_builder(sub.tenant_id, credits, reason)
-        return CreditOf(number, self._billing.today().year, build)
-
-    async def _notice(
-        self, change: SubscriptionChangeRecord, after: Subscription, result: Params
-    ) -> NewEvent:
-        parameters = {
-            "changeId": change.id,
-            "customerNumber": after.customer_number,
-            "effectiveDate": change.effective_date,
-            "externalContractId": after.external_contract_id,
-            "priceModelId": after.price_model_id,
-            "priceModelVersion": after.price_model_version,
-            "proration": change.spec["proration"],
-            "billed": result["billed"],
-            "status": after.status,
-            "subscriptionId": after.id,
-        }
-        if change.kind == "cancel":
-            parameters["reason"] = change.spec.get("reason")
-        event_type = CANCELLED if change.kind == "cancel" else CHANGED
-        return await self._events.prepare(
-            after.tenant_id,
-            event_type,
-            parameters,
-            self._clock.now_ms(),
-            ordering_key=after.external_contract_id,
-        )
-
-    async def _after(
-        self, change: SubscriptionChangeRecord, application: Application, credit: Any
-    ) -> SubscriptionChangeRecord:
-        """invoice_now: what it billed is finalized at once; the result names it all."""
-        result = dict(application.result)
-        if credit is not None:
-            result["creditNote"] = credit.document.number
-        if change.spec["proration"] == "invoice_now":
-            result["invoices"] = await self._invoice_now(change.tenant_id, result["billed"])
-        if result != application.result:
-            await self._store.changes.set_result(change.id, result)
-        return await self.get(change.tenant_id, change.subscription_id, change.id)
-
-    async def _invoice_now(self, tenant_id: str, billed: list[str]) -> list[str]:
-        numbers = []
-        for tid in billed:
-            record, _ = await self._drafts.get(tenant_id, tid)
-            key = GroupKey(record.customer_number, record.external_contract_id, record.currency)
-            invoice = await self._invoices.finalize_one(tenant_id, key, record.event_id)
-            if invoice is not None:
-                numbers.append(invoice.number)
-        return numbers
-
-    async def _void(
-        self, change: SubscriptionChangeRecord, sub: Subscription
-    ) -> SubscriptionChangeRecord | None:
-        """The subscription ended before the change's date: the change lapses."""
-        lapsed = dataclasses.replace(
-            change,
-            status="cancelled",
-            updated_at=self._clock.now_ms(),
-            result={"lapsed": f"the subscription is {sub.status}"},
-        )
-        if await self._store.changes.rewrite(lapsed):
-            await self._store.changes.set_result(change.id, lapsed.result or {})
-        return None
-
     # -- helpers ----------------------------------------------------------------------------
 
     async def _queue(
@@ -424,7 +151,7 @@ class ChangeService:
         return change
 
     async def _applied_now(self, change: SubscriptionChangeRecord) -> SubscriptionChangeRecord:
-        applied = await self.apply(change)
+        applied = await self._applier.apply(change)
         return applied or await self.get(change.tenant_id, change.subscription_id, change.id)
 
     async def _cancel_queued(self, sub: Subscription) -> bool:
@@ -450,13 +177,15 @@ class ChangeService:
 
     async def _default_effective(self, sub: Subscription, spec: Params) -> str:
         """An upgrade takes effect now, a downgrade (or the same price) at the period end."""
-        old = await self._spec(sub.tenant_id, sub.price_model_id, sub.price_model_version)
-        new = await self._spec(sub.tenant_id, spec["priceModelId"], spec["priceModelVersion"])
+        old = await self._applier.spec(sub.tenant_id, sub.price_model_id, sub.price_model_version)
+        new = await self._applier.spec(
+            sub.tenant_id, spec["priceModelId"], spec["priceModelVersion"]
+        )
         period = containing(sub.terms, self._billing.today())
         full = Cycle(period.end, period.end, period.full_days, period.full_days)
         target = dataclasses.replace(sub, terms={**sub.terms, "variables": spec["variables"]})
-        before = change_plans.gross(self._lines(sub, old, full))
-        after = change_plans.gross(self._lines(target, new, full))
+        before = change_plans.gross(self._applier.lines(sub, old, full))
+        after = change_plans.gross(self._applier.lines(target, new, full))
         return "now" if after > before else "period_end"
 
     async def _change_spec(self, sub: Subscription, model_id: str | None, variables: Any) -> Params:
@@ -466,7 +195,7 @@ class ChangeService:
         if found is None:
             raise ValidationFailed.field("priceModelId", "unknown price model")
         model, new = found
-        old = await self._spec(sub.tenant_id, sub.price_model_id, sub.price_model_version)
+        old = await self._applier.spec(sub.tenant_id, sub.price_model_id, sub.price_model_version)
         if new.interval != old.interval or new.currency != old.currency:
             raise ValidationFailed.field(
                 "priceModelId",
@@ -481,10 +210,8 @@ class ChangeService:
         if spec.get("proration") == "invoice_now":
             await self._invoices.seller(sub.tenant_id)  # 409 before anything is written
 
-    async def _spec(self, tenant_id: str, model_id: str, version: int) -> PriceModelSpec:
-        found = await self._billing.price_models.resolve(tenant_id, model_id, version)
-        assert found is not None, "a price model version never disappears"
-        return found[1]
+    async def run_due(self, limit: int = 100) -> int:
+        return await self._applier.run_due(limit)
 
     async def _active(self, tenant_id: str, sub_id: str) -> Subscription:
         sub = await self._bills.subscription(tenant_id, sub_id)
