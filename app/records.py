@@ -195,6 +195,7 @@ class SubscriptionChangeRecord:
     result: dict[str, Any] | None
     created_at: int
     updated_at: int
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import pypdf
 
 from app import jsoncodec
 from tests.conftest import HubClient
+from tests.test_einvoice import valid
 from tests.test_invoices import complete, finalize, item, seller
 
 
@@ -51,6 +52,7 @@ async def test_an_invoice_pdf_carries_its_e_invoice_and_shows_its_totals(hub: Hu
     xml = (await hub.http.get(f"/v1/invoices/{number}/e-invoice")).content
     filename, embedded = facturx.get_xml_from_pdf(pdf, check_xsd=True)
     assert (filename, embedded) == ("factur-x.xml", xml)
+    valid(embedded)  # the XSD and the EN 16931 business rules
     assert_pdf_a_3(pdf)
     text = text_of(pdf)
     document = invoice["document"]["invoice"]
@@ -72,6 +74,7 @@ async def test_a_credit_note_pdf_carries_its_381_e_invoice(hub: HubClient):
     _, embedded = facturx.get_xml_from_pdf(pdf, check_xsd=True)
     assert embedded == (await hub.http.get(f"/v1/credit-notes/{number}/e-invoice")).content
     assert b"<ram:TypeCode>381</ram:TypeCode>" in embedded
+    valid(embedded)
     assert_pdf_a_3(pdf)
     text = text_of(pdf)
     assert f"Credit note {number}" in text and invoice["number"] in text

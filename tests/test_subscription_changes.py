@@ -289,3 +289,52 @@ async def test_regenerating_a_cycle_draft_reprices_it_and_keeps_its_prorations(h
     answer = await hub.http.post(f"/v1/billing-information/{period}~2/regenerate", json={})
     assert answer.status_code == 201, answer.text
     assert grosses(answer.json()) == [Decimal("32.00"), Decimal("-15.52"), Decimal("25.86")]
+
+
+async def test_invoice_now_finalizes_what_the_change_bills_at_once(hub_factory):
+    """proration: invoice_now — the period's draft, superseded with the proration lines, is on
+    an invoice before the answer; the change's result names it."""
+    hub, clock = await started(hub_factory)
+    await seller(hub)
+    basic, pro = await model(hub, plan("Basic", "30.00")), await model(hub, plan("Pro", "50.00"))
+    sub = await subscribe(hub, basic)
+    clock.now = at("2024-02-15T09:00:00+01:00").now
+    answer = await change(hub, sub["id"], priceModelId=pro, proration="invoice_now")
+    assert answer.status_code == 201, answer.text
+    [number] = answer.json()["change"]["result"]["invoices"]
+    invoice = (await hub.http.get(f"/v1/invoices/{number}")).json()
+    assert invoice["totalGrossAmount"] == 40.34
+    assert (await info(hub, f"{sub['id']}:2024-02-01~2"))["status"] == "invoiced"
+
+
+async def test_cancelling_in_arrears_bills_the_used_part_and_ends(hub_factory):
+    hub, clock = await started(hub_factory)
+    basic = await model(hub, plan("Basic", "30.00"))
+    sub = await subscribe(hub, basic, billInArrears=True)
+    clock.now = at("2024-02-15T09:00:00+01:00").now
+    answer = await change(hub, sub["id"], "cancel", effective="now")
+    assert answer.json()["subscription"]["status"] == "cancelled"
+    assert grosses(await info(hub, f"{sub['id']}:2024-02-01")) == [Decimal("14.48")]
+
+
+async def test_a_change_repeated_with_its_idempotency_key_is_made_once(hub_factory):
+    """A retried upgrade must not prorate twice: the same Idempotency-Key answers the first
+    change (200); the key with another request is a 409 naming the difference."""
+    hub, clock = await started(hub_factory)
+    basic, pro = await model(hub, plan("Basic", "30.00")), await model(hub, plan("Pro", "50.00"))
+    sub = await subscribe(hub, basic)
+    clock.now = at("2024-02-15T09:00:00+01:00").now
+    path, key = f"/v1/subscriptions/{sub['id']}/changes", {"idempotency-key": "upgrade-1"}
+    first = await hub.http.post(path, json={"priceModelId": pro}, headers=key)
+    again = await hub.http.post(path, json={"priceModelId": pro}, headers=key)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["change"]["id"] == first.json()["change"]["id"]
+    other = await hub.http.post(path, json={"priceModelId": basic}, headers=key)
+    assert other.status_code == 409 and other.json()["error"]["details"]
+    assert len(await events(hub, CHANGED)) == 1
+    cancel = f"/v1/subscriptions/{sub['id']}/cancel"
+    ended = [
+        await hub.http.post(cancel, json={"effective": "now"}, headers={"idempotency-key": "c"})
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in ended] == [201, 200]

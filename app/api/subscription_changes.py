@@ -47,32 +47,36 @@ async def _answer(hub_: Hub, change: SubscriptionChangeRecord, status: int) -> R
 
 @documented(
     "Change a subscription's price model, variables or both: now (prorated), at the period "
-    "end or on a date (queued); upgrades default to now, downgrades to the period end",
+    "end or on a date (queued); upgrades default to now, downgrades to the period end. With "
+    "an Idempotency-Key a repeat answers the first change (200)",
     request=SubscriptionChange,
     response=ChangeAnswer,
     status=201,
-    also=(409,),
+    also=(200, 409),
 )
 async def create(request: Request) -> Response:
     tenant_id = await tenant(request)
     spec = await body(request, SubscriptionChange)
-    change = await hub(request).changes.change(tenant_id, path_id(request), spec)
-    return await _answer(hub(request), change, 201)
+    key = request.headers.get("idempotency-key")
+    change, created = await hub(request).changes.change(tenant_id, path_id(request), spec, key)
+    return await _answer(hub(request), change, 201 if created else 200)
 
 
 @documented(
     "Cancel a subscription at the period end (default), now or on a date; unused time is "
-    "credited and an early-termination fee charged before the contract's end",
+    "credited and an early-termination fee charged before the contract's end (Idempotency-Key "
+    "as for changes)",
     request=SubscriptionCancel,
     response=ChangeAnswer,
     status=201,
-    also=(409,),
+    also=(200, 409),
 )
 async def cancel(request: Request) -> Response:
     tenant_id = await tenant(request)
     spec = await body(request, SubscriptionCancel)
-    change = await hub(request).changes.cancel(tenant_id, path_id(request), spec)
-    return await _answer(hub(request), change, 201)
+    key = request.headers.get("idempotency-key")
+    change, created = await hub(request).changes.cancel(tenant_id, path_id(request), spec, key)
+    return await _answer(hub(request), change, 201 if created else 200)
 
 
 @documented("List a subscription's changes, newest first", response=ChangePage, query=PAGE)

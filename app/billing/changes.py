@@ -10,6 +10,7 @@ import dataclasses
 from datetime import date
 from typing import Any
 
+from app import jsoncodec
 from app.billing import change_plans
 from app.billing.applying import ChangeApplier
 from app.billing.bills import BillService, usage_of_model
@@ -17,7 +18,8 @@ from app.billing.models import ChangeEdit, SubscriptionCancel, SubscriptionChang
 from app.billing.periods import Cycle, containing
 from app.billing.service import BillingService
 from app.clock import Clock
-from app.errors import NotFound, ValidationFailed, WrongState
+from app.errors import Conflict, NotFound, ValidationFailed, WrongState
+from app.fields import Input
 from app.ids import new_id
 from app.invoicing.service import InvoiceService
 from app.records import Subscription, SubscriptionChangeRecord
@@ -46,21 +48,46 @@ class ChangeService:
     # -- requests ---------------------------------------------------------------------------
 
     async def change(
-        self, tenant_id: str, sub_id: str, request: SubscriptionChange
-    ) -> SubscriptionChangeRecord:
+        self, tenant_id: str, sub_id: str, request: SubscriptionChange, key: str | None = None
+    ) -> tuple[SubscriptionChangeRecord, bool]:
+        """The change, and whether this request made it (False: a repeated Idempotency-Key)."""
+        earlier = await self._repeated(tenant_id, sub_id, key, request)
+        if earlier is not None:
+            return earlier, False
         sub = await self._active(tenant_id, sub_id)
         spec = await self._change_spec(sub, request.priceModelId, request.variables)
         spec["proration"] = request.proration
         effective = request.effective or await self._default_effective(sub, spec)
-        return await self._queue(sub, "change", spec, effective, request.effectiveDate)
+        return await self._queue(
+            sub, "change", _asked(spec, request, key), effective, request.effectiveDate
+        )
 
     async def cancel(
-        self, tenant_id: str, sub_id: str, request: SubscriptionCancel
-    ) -> SubscriptionChangeRecord:
+        self, tenant_id: str, sub_id: str, request: SubscriptionCancel, key: str | None = None
+    ) -> tuple[SubscriptionChangeRecord, bool]:
+        earlier = await self._repeated(tenant_id, sub_id, key, request)
+        if earlier is not None:
+            return earlier, False
         sub = await self._active(tenant_id, sub_id)
         spec = request.model_dump(include={"proration", "waiveTerminationFee", "reason"})
         effective = request.effective or "period_end"
-        return await self._queue(sub, "cancel", spec, effective, request.effectiveDate)
+        return await self._queue(
+            sub, "cancel", _asked(spec, request, key), effective, request.effectiveDate
+        )
+
+    async def _repeated(
+        self, tenant_id: str, sub_id: str, key: str | None, request: Input
+    ) -> SubscriptionChangeRecord | None:
+        """The change an earlier request with this Idempotency-Key made: the same request gets
+        it back, another is a 409 naming the differences."""
+        await self._bills.subscription(tenant_id, sub_id)  # 404 for another tenant's
+        earlier = await self._store.changes.by_key(sub_id, key)
+        if earlier is None:
+            return None
+        differences = jsoncodec.differences(earlier.spec["asked"], _json(request))
+        if differences:
+            raise Conflict(f"Idempotency-Key {key!r} was used for a different request", differences)
+        return earlier
 
     async def edit(
         self, tenant_id: str, sub_id: str, change_id: str, request: ChangeEdit
@@ -126,7 +153,7 @@ class ChangeService:
         spec: Params,
         effective: str,
         on: date | None,
-    ) -> SubscriptionChangeRecord:
+    ) -> tuple[SubscriptionChangeRecord, bool]:
         await self._seller_if_now(sub, spec)
         day = self._effective_day(sub, effective, on)
         now = self._clock.now_ms()
@@ -142,13 +169,16 @@ class ChangeService:
             result=None,
             created_at=now,
             updated_at=now,
+            idempotency_key=spec.pop("key"),
         )
         if kind == "cancel" and await self._cancel_queued(sub):
             raise WrongState(f"a cancellation of {sub.id} is queued already")
-        await self._store.changes.insert(change)
+        stored = await self._store.changes.insert(change)
+        if stored.id != change.id:  # the same key, racing: the first one's change
+            return stored, False
         if change.due_at <= now:
-            return await self._applied_now(change)
-        return change
+            return await self._applied_now(change), True
+        return change, True
 
     async def _applied_now(self, change: SubscriptionChangeRecord) -> SubscriptionChangeRecord:
         applied = await self._applier.apply(change)
@@ -231,3 +261,13 @@ class ChangeService:
         if not await self._store.changes.rewrite(change):
             raise WrongState(f"change {change.id} was applied meanwhile")
         return change
+
+
+def _json(request: Input) -> Params:
+    data: Params = jsoncodec.loads(jsoncodec.dumps(request.model_dump(exclude_unset=True)))
+    return data
+
+
+def _asked(spec: Params, request: Input, key: str | None) -> Params:
+    """The spec with the request as asked (to compare a repeat with) and its key."""
+    return {**spec, "asked": _json(request), "key": key}

@@ -16,7 +16,7 @@ from typing import Any
 from app import jsoncodec
 from app.ids import id_ceiling
 from app.records import BillingRecord, NewEvent, Subscription, SubscriptionChangeRecord
-from app.store.connector import Connector, Row, Tx
+from app.store.connector import Connector, IntegrityError, Row, Tx
 from app.store.events import insert_events
 from app.store.invoices import CreditBuilder, Stale, Written, credit_in
 from app.store.rows import from_row, to_row
@@ -63,11 +63,29 @@ class SubscriptionChanges:
     def __init__(self, db: Connector) -> None:
         self._db = db
 
-    async def insert(self, change: SubscriptionChangeRecord) -> None:
+    async def insert(self, change: SubscriptionChangeRecord) -> SubscriptionChangeRecord:
+        """Insert it, or return the change an earlier request with its Idempotency-Key made."""
+
         async def work(tx: Tx) -> None:
             await tx.execute("change_insert", _columns(change))
 
-        await self._db.transact(work)
+        try:
+            await self._db.transact(work)
+        except IntegrityError:
+            earlier = await self.by_key(change.subscription_id, change.idempotency_key)
+            if earlier is None:
+                raise
+            return earlier
+        return change
+
+    async def by_key(
+        self, subscription_id: str, key: str | None
+    ) -> SubscriptionChangeRecord | None:
+        if key is None:
+            return None
+        params = {"subscription_id": subscription_id, "idempotency_key": key}
+        row = await self._db.fetchrow("change_by_key", params)
+        return change_from_row(row) if row else None
 
     async def get(self, tenant_id: str, change_id: str) -> SubscriptionChangeRecord | None:
         row = await self._db.fetchrow("change_get", {"id": change_id, "tenant_id": tenant_id})

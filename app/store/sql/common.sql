@@ -679,10 +679,14 @@ WHERE tenant_id = :tenant_id ORDER BY id DESC;
 -- name: change_insert
 INSERT INTO subscription_changes (
     id, tenant_id, subscription_id, kind, spec, effective_date, due_at, status, result,
-    created_at, updated_at)
+    idempotency_key, created_at, updated_at)
 VALUES (
     :id, :tenant_id, :subscription_id, :kind, :spec, :effective_date, :due_at, :status, :result,
-    :created_at, :updated_at);
+    :idempotency_key, :created_at, :updated_at);
+
+-- name: change_by_key
+SELECT * FROM subscription_changes
+WHERE subscription_id = :subscription_id AND idempotency_key = :idempotency_key;
 
 -- name: change_get
 SELECT * FROM subscription_changes WHERE id = :id AND tenant_id = :tenant_id;

@@ -28,11 +28,14 @@ CREATE TABLE subscription_changes (
     due_at           INTEGER NOT NULL,            -- 00:00 of effective_date, unix ms
     status           TEXT NOT NULL,            -- queued | applied | cancelled
     result           TEXT,                     -- JSON: what applying it billed or credited
+    idempotency_key  TEXT,                     -- the request's Idempotency-Key, if any
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL
 );
 CREATE INDEX subscription_changes_due ON subscription_changes (due_at) WHERE status = 'queued';
 CREATE INDEX subscription_changes_of ON subscription_changes (subscription_id, id);
+CREATE UNIQUE INDEX subscription_changes_key ON subscription_changes (subscription_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 
 -- A rebill's new invoice names the invoice it replaces (the original is immutable, so the link
 -- back is found through this column).
