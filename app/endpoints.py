@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from app.cache import CounterCache
@@ -17,6 +18,7 @@ from app.signing import new_secret
 from app.store import Store
 
 ROTATION_OVERLAP_MS = 24 * 3600 * 1000
+TypeCheck = Callable[[str, Sequence[str] | None], Awaitable[None]]
 
 
 def endpoint_cache(store: Store) -> CounterCache[str, list[Endpoint]]:
@@ -31,14 +33,17 @@ class EndpointService:
         clock: Clock,
         egress: EgressPolicy,
         cache: CounterCache[str, list[Endpoint]],
+        known_types: TypeCheck | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._egress = egress
         self.cache = cache
+        self._known_types = known_types  # the catalog's check: a typo is refused, not silent
 
     async def create(self, tenant_id: str, spec: EndpointCreate) -> Endpoint:
         await self._check_egress(spec.url)
+        await self._check_types(tenant_id, spec.event_types)
         now = self._clock.now_ms()
         endpoint = Endpoint(
             id=new_id("ep"),
@@ -76,6 +81,7 @@ class EndpointService:
         changes = _changes(patch)
         if "url" in changes:
             await self._check_egress(changes["url"])
+        await self._check_types(tenant_id, changes.get("event_types"))
         if changes.get("status") == "active":
             changes["disabled_reason"] = None
         elif changes.get("status") == "disabled" and before.status != "disabled":
@@ -142,6 +148,10 @@ class EndpointService:
             else max(0.0, (now - backlog["oldest"]) / 1000),
             "blocked_ordering_keys": backlog["blocked"],
         }
+
+    async def _check_types(self, tenant_id: str, types: Sequence[str] | None) -> None:
+        if self._known_types is not None:
+            await self._known_types(tenant_id, types)
 
     async def _check_egress(self, url: str) -> None:
         try:

@@ -12,6 +12,7 @@ from app.billing.changes import ChangeService
 from app.billing.drafts import DraftService
 from app.billing.price_models import PriceModelService
 from app.billing.service import BillingService
+from app.catalog import Catalog
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.delivery import Deliverer
@@ -49,6 +50,7 @@ class Hub:
     drafts: DraftService
     rebills: RebillService
     changes: ChangeService
+    catalog: Catalog
 
     @classmethod
     async def start(
@@ -66,7 +68,10 @@ class Hub:
         await tenancy.bootstrap(settings.api_key)
         cache = endpoint_cache(store)
         deliverer = Deliverer.create(settings, clock)
-        endpoints = EndpointService(store, clock, EgressPolicy(settings.egress_allow), cache)
+        catalog = Catalog(store, clock)
+        endpoints = EndpointService(
+            store, clock, EgressPolicy(settings.egress_allow), cache, catalog.check_subscription
+        )
         events = EventService(store, clock, cache)
         worker = Worker(store, deliverer, clock, settings)
         events.on_commit = worker.notify
@@ -129,6 +134,7 @@ class Hub:
             drafts,
             RebillService(store, clock, events, invoices, billing.today),
             changes,
+            catalog,
         )
 
     async def run_background(self) -> None:

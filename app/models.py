@@ -293,3 +293,26 @@ class ConsoleLinkOut(Output):
     role: str
     tenant_id: str | None
     expires_at: str
+
+
+class EventTypeCreate(Input):
+    name: EventType
+    description: Description = ""
+    schema_: dict[str, Any] | None = Field(
+        None,
+        alias="schema",
+        description="JSON Schema (draft 2020-12) that each event's `parameters` must match",
+    )
+
+
+class EventTypeOut(Output):
+    name: str
+    description: str
+    builtIn: bool
+    schema_: dict[str, Any] | None = Field(alias="schema")
+    example: dict[str, Any] | None
+
+
+class EventTypePage(Output):
+    data: list[EventTypeOut]
+    next_cursor: str | None

@@ -199,6 +199,17 @@ class SubscriptionChangeRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DeclaredType:
+    """An event type a tenant declared for its own events, with an optional JSON Schema."""
+
+    tenant_id: str
+    name: str
+    description: str
+    schema: dict[str, Any] | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class Inserted:
     event: Event
     created: bool

@@ -156,6 +156,10 @@ class HubClient:
         return await self.hub.worker.drain()
 
     async def endpoint(self, url: str, **fields: Any) -> dict[str, Any]:
+        """Register an endpoint; types the tests make up ("t") are declared first, as a
+        tenant declares its own (subscribing to an unknown type is refused)."""
+        for name in fields.get("event_types") or ():
+            await self.http.post("/v1/event-types", json={"name": name})
         response = await self.http.post("/v1/endpoints", json={"url": url, **fields})
         assert response.status_code == 201, response.text
         created: dict[str, Any] = response.json()

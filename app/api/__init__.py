@@ -9,6 +9,7 @@ from app.api import (
     billing_information,
     console_links,
     endpoints,
+    event_types,
     events,
     invoices,
     openapi,
@@ -19,12 +20,14 @@ from app.api import (
     tenants,
 )
 from app.api.errors import HANDLERS
+from app.catalog import envelopes
 
 _API: list[BaseRoute] = [
     *operations.routes,
     *tenants.routes,
     *endpoints.routes,
     *events.routes,
+    *event_types.routes,
     *replays.routes,
     *price_models.routes,
     *billing.routes,
@@ -33,7 +36,7 @@ _API: list[BaseRoute] = [
     *invoices.routes,
     *console_links.routes,
 ]
-OPENAPI = openapi.build(_API)
+OPENAPI = openapi.build(_API, envelopes())
 ROUTES: list[BaseRoute] = [*_API, *openapi.routes(OPENAPI)]
 HOT = {**events.HOT, **billing.HOT}
 

@@ -66,6 +66,7 @@ async def publish(
 ) -> tuple[int, Any]:
     """A hot route (app/api/hot.py): plain ASGI in front of Starlette."""
     spec = parse(EventCreate, raw)
+    await hub_.catalog.check_event(tenant_id, spec.type, spec.parameters)
     published = await hub_.events.publish(
         tenant_id,
         spec.type,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
@@ -176,13 +176,46 @@ def _operation(route: Route, doc: Doc) -> dict[str, Any]:
     return operation
 
 
+_SIGNED = [
+    {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": text,
+    }
+    for name, text in (
+        ("webhook-id", "the event's id: the same on every retry (de-duplicate by it)"),
+        ("webhook-timestamp", "unix seconds when this attempt was signed"),
+        ("webhook-signature", "Standard Webhooks signature(s): v1,<base64 HMAC-SHA256>"),
+    )
+]
+
+
+def _webhook(name: str, model: type[BaseModel]) -> dict[str, Any]:
+    """What a subscriber receives for one event type, signed (Standard Webhooks)."""
+    operation = {
+        "summary": (model.__doc__ or name).strip(),
+        "operationId": "webhook_" + re.sub(r"\W", "_", name),
+        "parameters": _SIGNED,
+        "requestBody": {"required": True, **_content(model)},
+        "responses": {"2XX": {"description": "received; any other answer is retried"}},
+    }
+    return {"post": operation}
+
+
 def _content(model: type[BaseModel]) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {"description": model.__doc__ or "OK", "content": {"application/json": {"schema": ref}}}
 
 
-def build(routes: Sequence[BaseRoute]) -> dict[str, Any]:
-    models = _models(routes)
+def build(
+    routes: Sequence[BaseRoute], webhooks: Mapping[str, type[BaseModel]] | None = None
+) -> dict[str, Any]:
+    """The document of the routes, and (OpenAPI 3.1 `webhooks`) of the bodies the hub sends,
+    by event type."""
+    webhooks = webhooks or {}
+    models = [*_models(routes), *webhooks.values()]
     _, schemas = models_json_schema(
         [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
     )
@@ -196,6 +229,7 @@ def build(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "billhook", "version": __version__},
         "paths": paths,
+        "webhooks": {name: _webhook(name, model) for name, model in webhooks.items()},
         "components": {
             "schemas": schemas.get("$defs", {}),
             "securitySchemes": {

@@ -11,6 +11,7 @@ from app.store.connector import Connector, IntegrityError, StoreMissing
 from app.store.console import Console
 from app.store.deliveries import Deliveries
 from app.store.endpoints import Endpoints
+from app.store.event_types import EventTypes
 from app.store.events import Events
 from app.store.invoices import Invoices
 from app.store.jobs import Jobs
@@ -41,6 +42,7 @@ class Store:
         self.billing = BillingInformation(connector)
         self.subscriptions = Subscriptions(connector)
         self.changes = SubscriptionChanges(connector)
+        self.event_types = EventTypes(connector)
         self.replays = Replays(connector)
         self.retention = Retention(connector)
         self.invoices = Invoices(connector)

@@ -727,3 +727,10 @@ RETURNING id;
 
 -- name: change_result
 UPDATE subscription_changes SET result = :result WHERE id = :id;
+
+-- name: event_type_insert
+INSERT INTO event_types (tenant_id, name, description, schema, created_at)
+VALUES (:tenant_id, :name, :description, :schema, :created_at);
+
+-- name: event_types_of_tenant
+SELECT * FROM event_types WHERE tenant_id = :tenant_id ORDER BY name;
