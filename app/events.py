@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from app.records import (
     Delivery,
     Endpoint,
     Event,
+    Inserted,
     Job,
     NewDelivery,
     NewEvent,
@@ -32,6 +33,19 @@ from app.store.outcomes import Rules
 
 TEST_EVENT_TYPE = "webhook.test"
 QUEUE_CAP = 100_000  # open deliveries a page counts at most ("100000+")
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One event to publish among many (publish_many): what publish takes, as data."""
+
+    event_type: str
+    parameters: dict[str, Any]
+    idempotency_key: str | None = None
+    ordering_key: str | None = None
+    request_digest: str | None = None
+    billing: BillingRecord | None = None
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +116,63 @@ class EventService:
         count = await self._store.events.delivery_count(original.id)
         return Published(original, False, count, original.request_hash == event.request_hash)
 
+    async def publish_many(self, tenant_id: str, items: Sequence[Publication]) -> list[Published]:
+        """Many events, with their deliveries and billing rows, in one transaction (bulk
+        ingest): the tenant's endpoints are matched once, and each item answers as publish
+        would (a repeated idempotency key, within the batch too, gives the first event)."""
+        now = self._clock.now_ms()
+        endpoints = await self._endpoints.get(tenant_id)
+        news = []
+        for item in items:
+            digest = item.request_digest
+            if digest is None and item.idempotency_key is not None:
+                digest = request_hash(item.event_type, item.parameters, item.ordering_key)
+            event = self._event(
+                tenant_id,
+                item.event_type,
+                item.parameters,
+                now,
+                item.event_id,
+                item.idempotency_key,
+                item.ordering_key,
+                digest,
+            )
+            news.append(NewEvent(event, deliveries_for(event, endpoints, now), item.billing))
+        inserted = await self._store.events.insert_many(news)
+        self.committed(sum(i.deliveries or 0 for i in inserted if i.created))
+        return [await self._answer(i, new) for i, new in zip(inserted, news, strict=True)]
+
+    async def _answer(self, inserted: Inserted, new: NewEvent) -> Published:
+        if inserted.created:
+            return Published(inserted.event, True, inserted.deliveries or 0)
+        original = inserted.event
+        count = await self._store.events.delivery_count(original.id)
+        return Published(original, False, count, original.request_hash == new.event.request_hash)
+
+    def _event(
+        self,
+        tenant_id: str,
+        event_type: str,
+        parameters: dict[str, Any],
+        now: int,
+        event_id: str | None,
+        idempotency_key: str | None,
+        ordering_key: str | None,
+        request_digest: str | None,
+    ) -> Event:
+        return Event(
+            id=event_id or new_id("evt", now),
+            tenant_id=tenant_id,
+            type=event_type,
+            body=envelope(event_type, parameters),
+            created_at=now,
+            request_hash=request_digest or "",
+            idempotency_key=idempotency_key,
+            customer_number=_str(parameters, "customerNumber"),
+            external_contract_id=_str(parameters, "externalContractId"),
+            ordering_key=ordering_key,
+        )
+
     async def prepare(
         self,
         tenant_id: str,
@@ -116,17 +187,15 @@ class EventService:
     ) -> NewEvent:
         """An event and its deliveries, for whoever writes them (publish, or a use case that
         must commit them with its own rows, like finalizing an invoice)."""
-        event = Event(
-            id=event_id or new_id("evt", now),
-            tenant_id=tenant_id,
-            type=event_type,
-            body=envelope(event_type, parameters),
-            created_at=now,
-            request_hash=request_digest or "",
-            idempotency_key=idempotency_key,
-            customer_number=_str(parameters, "customerNumber"),
-            external_contract_id=_str(parameters, "externalContractId"),
-            ordering_key=ordering_key,
+        event = self._event(
+            tenant_id,
+            event_type,
+            parameters,
+            now,
+            event_id,
+            idempotency_key,
+            ordering_key,
+            request_digest,
         )
         return NewEvent(event, await self._fan_out(event, now))
 

@@ -316,3 +316,20 @@ class EventTypeOut(Output):
 class EventTypePage(Output):
     data: list[EventTypeOut]
     next_cursor: str | None
+
+
+class BatchIn(Input):
+    """Items as the single route takes them; each is validated on its own."""
+
+    items: list[Any] = Field(min_length=1, max_length=1000)
+
+
+class BatchResult(Output):
+    index: int
+    status: int
+    result: dict[str, Any] | None = None  # the single route's answer (2xx)
+    error: dict[str, Any] | None = None  # the single route's error: code, message, details
+
+
+class BatchOut(Output):
+    results: list[BatchResult]

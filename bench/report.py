@@ -33,6 +33,8 @@ SIDE_BY_SIDE = [
     ("deliver@postgres", "deliveries_per_s", "deliver", 0.6),
     ("deliver@postgres×2", "deliveries_per_s", "deliver", 0.6),
     ("accept_events@postgres", "events_per_s", "accept_events", 0.6),
+    # Bulk ingest: events through batches of 100 against one event per request.
+    ("accept_batch", "events_per_s", "accept_events", 4),
 ]
 POSTGRES_TARGETS = [
     ("mixed@postgres", "p99_ms", "<", 50, "PostgreSQL: p99 accept → receipt < 50 ms at 1,000/s"),

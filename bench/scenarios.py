@@ -55,6 +55,9 @@ class Env:
         return quick if self.quick else full
 
 
+BATCH = 100  # events per request in accept_batch
+
+
 def event_template(customer: str = "CUST-1") -> str:
     parameters = {"customerNumber": customer, "externalContractId": "K-1", "note": FILLER}
     return json.dumps({"type": BILLING, "parameters": parameters, "id": "%s"})
@@ -108,6 +111,25 @@ def accept_events(env: Env) -> dict[str, Any]:
         "non_2xx": result["non_2xx"],
         "deliveries_per_event": deliveries / max(events, 1),
         "generator": result["generator"],
+    }
+
+
+def accept_batch(env: Env) -> dict[str, Any]:
+    """POST /v1/events/batch, 100 events per request, 3 matching endpoints: events accepted
+    (committed) per second, to set beside accept_events (one event per request)."""
+    hub = Hub(env.workdir, env.db("batch"), {"BILLHOOK_WORKER": "off"}).start()
+    try:
+        _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(3)])
+        items = [event_template().replace('"%s"', f'"%s-{n}"') for n in range(BATCH)]
+        result = _accept(env, hub, "/v1/events/batch", '{"items": [' + ",".join(items) + "]}")
+    finally:
+        hub.stop()
+    events, _ = _count(hub.db)
+    return {
+        "events_per_s": result["per_s"] * BATCH,
+        "requests_per_s": result["per_s"],
+        "non_2xx": result["non_2xx"],
+        "stored_events": events,
     }
 
 
@@ -618,6 +640,7 @@ def console(env: Env) -> dict[str, Any]:
 SCENARIOS = {
     "receiver_ceiling": receiver_ceiling,
     "accept_events": accept_events,
+    "accept_batch": accept_batch,
     "accept_rated": accept_rated,
     "deliver": deliver,
     "mixed": mixed,

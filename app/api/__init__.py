@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from app.api import (
+    batches,
     billing,
     billing_information,
     console_links,
@@ -30,6 +31,7 @@ _API: list[BaseRoute] = [
     *event_types.routes,
     *replays.routes,
     *price_models.routes,
+    *batches.routes,
     *billing.routes,
     *billing_information.routes,
     *subscription_changes.routes,

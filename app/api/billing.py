@@ -29,13 +29,13 @@ from app.invoicing.views import invoice_out
 from app.records import Subscription
 
 
-def _answer(recorded: Recorded) -> tuple[int, dict[str, Any]]:
+def answer(recorded: Recorded) -> tuple[int, dict[str, Any]]:
     body = {"event_id": recorded.event.id, "billing_information": recorded.parameters}
     return (202 if recorded.created else 200), body
 
 
 def _accepted(recorded: Recorded) -> JSON:
-    status, body = _answer(recorded)
+    status, body = answer(recorded)
     return JSON(body, status_code=status)
 
 
@@ -72,7 +72,7 @@ async def usage_completion(
 ) -> tuple[int, Any]:
     """A hot route (app/api/hot.py): plain ASGI in front of Starlette."""
     recorded = await hub_.billing.complete_usage(tenant_id, parse(UsageCompletion, raw), raw)
-    return _answer(recorded)
+    return answer(recorded)
 
 
 @documented(

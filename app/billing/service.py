@@ -23,8 +23,8 @@ from app.billing.models import BillingFields, Charge, Item, UsageCompletion
 from app.billing.price_models import PriceModelService
 from app.billing.pricing import Line, UsageError, rate
 from app.clock import Clock
-from app.errors import Conflict, ValidationFailed
-from app.events import EventService, parameters_of
+from app.errors import ApiError, Conflict, ValidationFailed
+from app.events import EventService, Publication, Published, parameters_of
 from app.fields import PricedItem
 from app.ids import new_id
 from app.money import (
@@ -114,6 +114,38 @@ class BillingService:
         lines, used = await self.lines(tenant_id, request.items, request.currency, places)
         draft = await self.draft(tenant_id, request, request.transactionId, request.currency, lines)
         return await self.record(tenant_id, "usage_completion", draft, raw, used=used)
+
+    async def complete_usage_many(
+        self, tenant_id: str, requests: Sequence[tuple[UsageCompletion, dict[str, Any]]]
+    ) -> list[Recorded | ApiError]:
+        """Bulk ingest: each completion priced on its own (its error is its answer), then all
+        of them committed in one transaction."""
+        built: list[Built | ApiError] = []
+        for request, raw in requests:
+            try:
+                places = places_of(request.currency)
+                lines, used = await self.lines(tenant_id, request.items, request.currency, places)
+                draft = await self.draft(
+                    tenant_id, request, request.transactionId, request.currency, lines
+                )
+                built.append(self.build(tenant_id, "usage_completion", draft, raw, used=used))
+            except ApiError as exc:
+                built.append(exc)
+        ready = [b for b in built if isinstance(b, Built)]
+        published = iter(
+            await self._events.publish_many(tenant_id, [_publication(b) for b in ready])
+        )
+        return [
+            b if isinstance(b, ApiError) else await self._recorded(b, next(published))
+            for b in built
+        ]
+
+    async def _recorded(self, built: Built, published: Published) -> Recorded | ApiError:
+        if not published.same_request:
+            return await self._conflict(published.event, built.record.transaction_id, built.request)
+        if published.created:
+            return Recorded(published.event, built.parameters, True)
+        return Recorded(published.event, parameters_of(published.event), False)
 
     async def charge(
         self, tenant_id: str, request: Charge, raw: dict[str, Any], idempotency_key: str | None
@@ -312,6 +344,19 @@ class BillingService:
             f"transactionId {transaction_id!r} was used for a different request",
             jsoncodec.differences(before, request),
         )
+
+
+def _publication(built: Built) -> Publication:
+    record = built.record
+    return Publication(
+        information.EVENT_TYPE,
+        built.parameters,
+        idempotency_key=f"billing:{record.transaction_id}",
+        ordering_key=record.external_contract_id,
+        request_digest=built.digest,
+        billing=record,
+        event_id=record.event_id,
+    )
 
 
 def _check_amounts(draft: Draft, sums: Totals, places: int) -> None:

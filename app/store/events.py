@@ -10,7 +10,7 @@ from app.ids import id_ceiling, id_floor
 from app.records import Event, Inserted, NewDelivery, NewEvent
 from app.store.batch import GroupCommit
 from app.store.billing_rows import billing_columns
-from app.store.connector import Connector, Row, Tx
+from app.store.connector import Connector, IntegrityError, Row, Tx
 from app.store.rows import from_row, to_row
 
 CEILING = id_ceiling("evt")
@@ -121,6 +121,19 @@ class Events:
         """Committed (event and deliveries) when this returns; an idempotency key already used by
         the tenant returns the original event with created=False and writes nothing."""
         return await self._commit.submit(new)
+
+    async def insert_many(self, batch: list[NewEvent]) -> list[Inserted]:
+        """A whole batch in one transaction of its own (bulk ingest). Should another process
+        commit one of its idempotency keys meanwhile, the items go through the group commit
+        one by one instead, which reads that key and answers a repeat."""
+
+        async def work(tx: Tx) -> list[Inserted]:
+            return await self._insert_batch(tx, batch)
+
+        try:
+            return await self._db.transact(work)
+        except IntegrityError:
+            return [await self.insert(new) for new in batch]
 
     async def close(self) -> None:
         await self._commit.close()
