@@ -13,7 +13,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from app import logs, operator, serving
+from app import jsoncodec, logs, operator, serving
+from app import listen as listening
 from app.clock import SystemClock, from_datetime
 from app.config import ConfigError, Settings
 from app.hub import Hub
@@ -262,6 +263,79 @@ def endpoints(
 ) -> None:
     """The endpoints, their health and backlog."""
     _with_store(database, lambda store: operator.list_endpoints(store, tenant))
+
+
+HubUrl = Annotated[
+    str,
+    Opt("--url", envvar="BILLHOOK_URL", help="the hub's URL (BILLHOOK_URL)"),
+]
+Key = Annotated[
+    str | None,
+    Opt("--key", envvar="BILLHOOK_API_KEY", help="a tenant API key (BILLHOOK_API_KEY)"),
+]
+LOCAL_HUB = "http://127.0.0.1:8080"
+
+
+@cli.command()
+def listen(
+    url: HubUrl = LOCAL_HUB,
+    key: Key = None,
+    types: Annotated[
+        list[str] | None, Opt("--types", help="event types to receive (repeatable; default all)")
+    ] = None,
+    forward_to: Annotated[
+        str | None, Opt("--forward-to", help="also POST each event, with its headers, here")
+    ] = None,
+    port: Annotated[int, Opt("--port", help="local port (default: a free one)")] = 0,
+) -> None:
+    """Receive real signed events here: a temporary endpoint on the hub points at this
+    machine; each delivery is verified and printed; the endpoint goes when this stops."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with listening.hub_client(url, key) as api:
+            await listening.listen(api, _say, stop, types, forward_to, port)
+
+    _remote(main())
+
+
+@cli.command()
+def trigger(
+    event_type: Annotated[
+        str, typer.Argument(help="e.g. subscriptions/billingInformationAvailable")
+    ],
+    data: Annotated[
+        typer.FileBinaryRead | None,
+        Opt("--data", help="a JSON file of the parameters (default: the catalog's example)"),
+    ] = None,
+    url: HubUrl = LOCAL_HUB,
+    key: Key = None,
+) -> None:
+    """Publish an event of a type (the catalog's example, or --data) so listeners see it."""
+    parameters = None if data is None else jsoncodec.loads(data.read())
+
+    async def main() -> None:
+        async with listening.hub_client(url, key) as api:
+            answer = await listening.trigger(api, event_type, parameters)
+        typer.echo(f"published {answer['id']} ({event_type}) to {answer['deliveries']} endpoint(s)")
+
+    _remote(main())
+
+
+def _say(line: str) -> None:
+    typer.echo(line)
+
+
+def _remote(coro: Coroutine[Any, Any, None]) -> None:
+    """A command that talks to a hub over HTTP: its refusals are one line and exit 1."""
+    try:
+        _run(coro)
+    except listening.HubUnreachable as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
 
 
 invoices = typer.Typer(help="Finalized invoices: finalize, list, show.", no_args_is_help=True)
