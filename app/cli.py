@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from app import jsoncodec, logs, operator, serving
+from app import jsoncodec, logs, operator, remote, serving
 from app import listen as listening
 from app.clock import SystemClock, from_datetime
 from app.config import ConfigError, Settings
@@ -61,8 +61,10 @@ def api() -> None:
 def _serve(settings: Settings, show_key: bool, role: str) -> None:
     _logging(settings, role if settings.run_api else "worker")
     if not settings.run_api and not settings.run_worker:
-        typer.echo("configuration error: BILLHOOK_API and BILLHOOK_WORKER are both off: "
-                   "nothing to run", err=True)  # fmt: skip
+        typer.echo(
+            "configuration error: BILLHOOK_API and BILLHOOK_WORKER are both off: nothing to run",
+            err=True,
+        )
         raise typer.Exit(2)
     if not settings.run_api:
         _run_worker(settings)
@@ -202,6 +204,28 @@ def _when(option: str, raw: str) -> int:
 Opt = typer.Option
 
 
+HubUrl = Annotated[
+    str,
+    Opt("--url", envvar="BILLHOOK_URL", help="the hub's URL (BILLHOOK_URL)"),
+]
+Key = Annotated[
+    str | None,
+    Opt("--key", envvar="BILLHOOK_API_KEY", help="a tenant API key (BILLHOOK_API_KEY)"),
+]
+LOCAL_HUB = "http://127.0.0.1:8080"
+Json = Annotated[bool, Opt("--json", help="print the answer as JSON (money exact)")]
+
+
+def _over(url: str, key: str | None, action: Callable[[Any], Coroutine[Any, Any, None]]) -> None:
+    """Run an operator action against the hub's HTTP API."""
+
+    async def main() -> None:
+        async with listening.hub_client(url, key) as api:
+            await action(api)
+
+    _remote(main())
+
+
 @cli.command()
 def replay(
     endpoint: Annotated[str, Opt("--endpoint", help="ep_… to send to")],
@@ -211,12 +235,27 @@ def replay(
     event_type: Annotated[list[str] | None, Opt("--event-type", help="repeatable")] = None,
     rate: Annotated[int | None, Opt("--rate", help="events per second (default 250)")] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="only count what would be sent")] = False,
-    watch: Annotated[bool, Opt("--watch/--no-watch", help="show a progress bar")] = True,
+    watch: Annotated[bool, Opt("--watch/--no-watch", help="follow it to the end")] = True,
+    url: HubUrl = LOCAL_HUB,
+    key: Key = None,
+    as_json: Json = False,
     database: Database = None,
 ) -> None:
     """Re-send what an endpoint missed (or backfill a new one), watching the progress."""
     if status not in ("failed", "all"):
         raise typer.BadParameter("failed or all", param_hint="--status")
+    if database is None:
+        body = {
+            "endpoint_id": endpoint,
+            "since": since,
+            "until": until,
+            "status": status,
+            "event_types": event_type,
+            "dry_run": dry_run,
+            "rate_per_s": rate,
+        }
+        _over(url, key, lambda api: remote.replay(api, body, watch, as_json))
+        return
     request = Request(
         endpoint_id=endpoint,
         since=_when("--since", since),
@@ -230,50 +269,67 @@ def replay(
 
 @cli.command("replay-cancel")
 def replay_cancel(
-    replay_id: Annotated[str, typer.Argument(help="rp_…")], database: Database = None
+    replay_id: Annotated[str, typer.Argument(help="rp_…")],
+    url: HubUrl = LOCAL_HUB,
+    key: Key = None,
+    as_json: Json = False,
+    database: Database = None,
 ) -> None:
     """Cancel a running replay (what it enqueued and is pending is cancelled too)."""
+    if database is None:
+        _over(url, key, lambda api: remote.cancel_replay(api, replay_id, as_json))
+        return
     _with_store(database, lambda store: operator.cancel_replay(store, replay_id))
 
 
 @cli.command("cancel-pending")
 def cancel_pending(
-    endpoint: Annotated[str, typer.Argument(help="ep_…")], database: Database = None
+    endpoint: Annotated[str, typer.Argument(help="ep_…")],
+    url: HubUrl = LOCAL_HUB,
+    key: Key = None,
+    as_json: Json = False,
+    database: Database = None,
 ) -> None:
     """Cancel an endpoint's pending deliveries (what a disabled endpoint kept, say) instead of
     sending them when it is enabled again."""
+    if database is None:
+        _over(url, key, lambda api: remote.cancel_pending(api, endpoint, as_json))
+        return
     _with_store(database, lambda store: operator.cancel_pending(store, endpoint))
 
 
 @cli.command()
 def events(
-    tenant: Annotated[str, Opt("--tenant", help="name or tn_… id")] = "default",
+    tenant: Annotated[str, Opt("--tenant", help="with --database: name or tn_… id")] = "default",
     event_type: Annotated[str | None, Opt("--type")] = None,
     limit: Annotated[int, Opt("--limit", min=1, max=500)] = 20,
+    url: HubUrl = LOCAL_HUB,
+    key: Key = None,
+    as_json: Json = False,
     database: Database = None,
 ) -> None:
     """The latest events."""
-    _with_store(database, lambda store: operator.list_events(store, tenant, event_type, limit))
+    if database is None:
+        _over(url, key, lambda api: remote.list_events(api, event_type, limit, as_json))
+        return
+    _with_store(
+        database, lambda store: operator.list_events(store, tenant, event_type, limit, as_json)
+    )
 
 
 @cli.command()
 def endpoints(
-    tenant: Annotated[str, Opt("--tenant", help="name or tn_… id")] = "default",
+    tenant: Annotated[str, Opt("--tenant", help="with --database: name or tn_… id")] = "default",
+    url: HubUrl = LOCAL_HUB,
+    key: Key = None,
+    as_json: Json = False,
     database: Database = None,
 ) -> None:
     """The endpoints, their health and backlog."""
-    _with_store(database, lambda store: operator.list_endpoints(store, tenant))
-
-
-HubUrl = Annotated[
-    str,
-    Opt("--url", envvar="BILLHOOK_URL", help="the hub's URL (BILLHOOK_URL)"),
-]
-Key = Annotated[
-    str | None,
-    Opt("--key", envvar="BILLHOOK_API_KEY", help="a tenant API key (BILLHOOK_API_KEY)"),
-]
-LOCAL_HUB = "http://127.0.0.1:8080"
+    if database is None:
+        _over(url, key, lambda api: remote.list_endpoints(api, as_json))
+        return
+    _with_store(database, lambda store: operator.list_endpoints(store, tenant, as_json))
 
 
 @cli.command()
@@ -349,11 +405,19 @@ def invoices_finalize(
     customer: Annotated[str | None, Opt("--customer", help="customerNumber")] = None,
     contract: Annotated[str | None, Opt("--contract", help="externalContractId")] = None,
     up_to: Annotated[str | None, Opt("--up-to", help="billing information up to then")] = None,
+    url: HubUrl = LOCAL_HUB,
+    key: Key = None,
+    as_json: Json = False,
     database: Database = None,
 ) -> None:
     """Finalize open billing information into invoices (one per customer, contract, currency)."""
+    if database is None:
+        body = {"customerNumber": customer, "externalContractId": contract, "up_to": up_to}
+        wanted = {k: v for k, v in body.items() if v is not None}
+        _over(url, key, lambda api: remote.finalize(api, wanted, as_json))
+        return
     filters = Filters(customer, contract, _when("--up-to", up_to) if up_to else None)
-    _with_hub(database, lambda hub: operator.finalize_invoices(hub, tenant, filters))
+    _with_hub(database, lambda hub: operator.finalize_invoices(hub, tenant, filters, as_json))
 
 
 @invoices.command("list")
@@ -364,10 +428,21 @@ def invoices_list(
         str | None, Opt("--status", help="finalized|partially_credited|credited")
     ] = None,
     limit: Annotated[int, Opt("--limit", min=1, max=500)] = 20,
+    url: HubUrl = LOCAL_HUB,
+    key: Key = None,
+    as_json: Json = False,
     database: Database = None,
 ) -> None:
     """The latest invoices."""
-    _with_hub(database, lambda hub: operator.list_invoices(hub, tenant, customer, status, limit))
+    if database is None:
+        params = {"customerNumber": customer, "status": status, "limit": limit}
+        wanted = {k: v for k, v in params.items() if v is not None}
+        _over(url, key, lambda api: remote.list_invoices(api, wanted, as_json))
+        return
+    _with_hub(
+        database,
+        lambda hub: operator.list_invoices(hub, tenant, customer, status, limit, as_json),
+    )
 
 
 @invoices.command("show")
@@ -375,9 +450,14 @@ def invoices_show(
     number: Annotated[str, typer.Argument(help="INV-…")],
     tenant: Tenant = "default",
     xml: Annotated[bool, Opt("--xml", help="the EN 16931 e-invoice instead")] = False,
+    url: HubUrl = LOCAL_HUB,
+    key: Key = None,
     database: Database = None,
 ) -> None:
-    """One invoice as finalized (or its e-invoice XML)."""
+    """One invoice as finalized, as JSON (or its e-invoice XML)."""
+    if database is None:
+        _over(url, key, lambda api: remote.show_invoice(api, number, xml))
+        return
     _with_hub(database, lambda hub: operator.show_invoice(hub, tenant, number, xml))
 
 

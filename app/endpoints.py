@@ -91,6 +91,11 @@ class EndpointService:
         self.cache.invalidate()
         return after
 
+    async def cancel_pending(self, tenant_id: str, endpoint_id: str) -> int:
+        """Drop what the endpoint kept (while disabled, say) instead of sending it later."""
+        endpoint = await self.get(tenant_id, endpoint_id)
+        return await self._store.endpoints.cancel_pending(endpoint.id, self._clock.now_ms())
+
     async def delete(self, tenant_id: str, endpoint_id: str) -> None:
         if not await self._store.endpoints.delete(tenant_id, endpoint_id, self._clock.now_ms()):
             raise NotFound(f"no endpoint {endpoint_id}")

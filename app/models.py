@@ -333,3 +333,7 @@ class BatchResult(Output):
 
 class BatchOut(Output):
     results: list[BatchResult]
+
+
+class CancelledOut(Output):
+    cancelled: int

@@ -14,15 +14,16 @@ import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from app import jsoncodec
 from app.clock import SystemClock, to_rfc3339
 from app.errors import ApiError
+from app.events import parameters_of
 from app.hub import Hub
 from app.invoicing import documents
 from app.invoicing.service import Filters
 from app.money import minor_units, plain, quantum
+from app.output import show
 from app.records import Document
 from app.replays import Progress as ReplayProgress
 from app.replays import ReplayService, Request
@@ -110,49 +111,71 @@ async def cancel_pending(store: Store, endpoint_id: str) -> None:
     console.print(f"{cancelled} pending delivery(ies) to {endpoint.url} cancelled")
 
 
-async def list_events(store: Store, tenant: str, event_type: str | None, limit: int) -> None:
+async def list_events(
+    store: Store, tenant: str, event_type: str | None, limit: int, as_json: bool = False
+) -> None:
     filters = {"type": event_type}
     events = await store.events.page(await tenant_id(store, tenant), filters, limit)
-    table = Table("id", "type", "created", "customer", "contract")
-    for e in events:
-        table.add_row(
-            e.id,
-            e.type,
-            to_rfc3339(e.created_at),
-            e.customer_number or "",
-            e.external_contract_id or "",
-        )
-    console.print(table)
+    data = [
+        {
+            "id": e.id,
+            "type": e.type,
+            "created_at": to_rfc3339(e.created_at),
+            "parameters": parameters_of(e),
+        }
+        for e in events
+    ]
+    rows = [
+        (e.id, e.type, to_rfc3339(e.created_at), e.customer_number, e.external_contract_id)
+        for e in events
+    ]
+    show(("id", "type", "created", "customer", "contract"), rows, data, as_json)
 
 
-async def list_endpoints(store: Store, tenant: str) -> None:
-    table = Table("id", "url", "status", "event types", "pending", "held")
+async def list_endpoints(store: Store, tenant: str, as_json: bool = False) -> None:
+    rows, data = [], []
     for ep in await store.endpoints.of_tenant(await tenant_id(store, tenant)):
         backlog = await store.endpoints.backlog(ep.id)
         status = "disabled" if ep.status == "disabled" else ep.health
-        types = "all" if ep.event_types is None else ", ".join(ep.event_types)
-        table.add_row(ep.id, ep.url, status, types, str(backlog["pending"]), str(backlog["held"]))
-    console.print(table)
+        types = "all" if ep.event_types is None else list(ep.event_types)
+        rows.append((ep.id, ep.url, status, types, backlog["pending"], backlog["held"]))
+        data.append(
+            {
+                "id": ep.id,
+                "url": ep.url,
+                "status": status,
+                "event_types": types,
+                "pending": backlog["pending"],
+                "held": backlog["held"],
+            }
+        )
+    show(("id", "url", "status", "event types", "pending", "held"), rows, data, as_json)
 
 
-async def finalize_invoices(hub: Hub, tenant: str, filters: Filters) -> None:
+async def finalize_invoices(hub: Hub, tenant: str, filters: Filters, as_json: bool = False) -> None:
     try:
         made = await hub.invoices.finalize(await tenant_id(hub.store, tenant), filters)
     except ApiError as exc:
         raise SystemExit(exc.message) from exc
-    if not made:
+    if not made and not as_json:
         console.print("nothing open to finalize")
         return
-    console.print(_invoice_table(made))
-    console.print(f"{len(made)} invoice(s) finalized; the running hub notifies the endpoints")
+    _invoices(made, as_json)
+    if not as_json:
+        console.print(f"{len(made)} invoice(s) finalized; the running hub notifies the endpoints")
 
 
 async def list_invoices(
-    hub: Hub, tenant: str, customer: str | None, status: str | None, limit: int
+    hub: Hub,
+    tenant: str,
+    customer: str | None,
+    status: str | None,
+    limit: int,
+    as_json: bool = False,
 ) -> None:
     filters = {"customer_number": customer, "status": status}
     found = await hub.invoices.page(await tenant_id(hub.store, tenant), filters, None, limit)
-    console.print(_invoice_table(found))
+    _invoices(found, as_json)
 
 
 async def show_invoice(hub: Hub, tenant: str, number: str, xml: bool) -> None:
@@ -167,18 +190,36 @@ async def show_invoice(hub: Hub, tenant: str, number: str, xml: bool) -> None:
     sys.stdout.write(jsoncodec.dumps(documents.load(doc.document), indent=True).decode() + "\n")
 
 
-def _invoice_table(found: list[Document]) -> Table:
-    table = Table("number", "customer", "contract", "gross", "net", "credited", "created")
+def _invoices(found: list[Document], as_json: bool) -> None:
+    rows, data = [], []
     for d in found:
-        parameters = jsoncodec.loads(d.document)
+        parameters = documents.load(d.document)
         currency = parameters["invoice"]["currency"]
-        table.add_row(
-            d.number,
-            parameters["customerNumber"],
-            parameters["externalContractId"] or "",
-            f"{plain(d.total_gross)} {currency}",
-            plain(d.total_net),
-            plain(d.credited_minor * quantum(minor_units(currency))),
-            to_rfc3339(d.created_at),
+        credited = d.credited_minor * quantum(minor_units(currency))
+        rows.append(
+            (
+                d.number,
+                parameters["customerNumber"],
+                parameters["externalContractId"],
+                f"{plain(d.total_gross)} {currency}",
+                d.total_net,
+                credited,
+                to_rfc3339(d.created_at),
+            )
         )
-    return table
+        data.append(
+            {
+                "number": d.number,
+                "totalGrossAmount": d.total_gross,
+                "totalNetAmount": d.total_net,
+                "creditedAmount": credited,
+                "currency": currency,
+                "document": parameters,
+            }
+        )
+    show(
+        ("number", "customer", "contract", "gross", "net", "credited", "created"),
+        rows,
+        data,
+        as_json,
+    )

@@ -44,12 +44,13 @@ class Merchant:
 
 
 async def billhook(db: Path | str, *args: str) -> tuple[int, str]:
-    """Run a `billhook` command on `db` (a SQLite file or a database URL); its exit code and
-    its output."""
+    """Run a `billhook` command on the local database `db` (a SQLite file or a database URL,
+    `--database`); its exit code and its output."""
     url = db if isinstance(db, str) else f"sqlite:///{db}"
     env = {**os.environ, "BILLHOOK_DATABASE_URL": url, "COLUMNS": "200"}
+    local = () if args[0] == "migrate" else ("--database", url)  # not the default: HTTP is
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app", *args, env=env,
+        sys.executable, "-m", "app", *args, *local, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), 60)

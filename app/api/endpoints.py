@@ -14,6 +14,7 @@ from app.api.views import attempt_out
 from app.clock import to_rfc3339
 from app.models import (
     AttemptOut,
+    CancelledOut,
     EndpointCreate,
     EndpointHealthOut,
     EndpointOut,
@@ -122,6 +123,17 @@ async def health(request: Request) -> Response:
     return JSON(await hub(request).endpoints.health(tenant_id, path_id(request)))
 
 
+@documented(
+    "Cancel the endpoint's pending deliveries (what it kept while disabled, say) instead of "
+    "sending them when it is enabled again",
+    response=CancelledOut,
+)
+async def cancel_pending(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    cancelled = await hub(request).endpoints.cancel_pending(tenant_id, path_id(request))
+    return JSON({"cancelled": cancelled})
+
+
 routes = [
     Route("/v1/endpoints", create, methods=["POST"]),
     Route("/v1/endpoints", list_, methods=["GET"]),
@@ -132,4 +144,5 @@ routes = [
     Route("/v1/endpoints/{id}/secret/rotate", rotate, methods=["POST"]),
     Route("/v1/endpoints/{id}/test", test, methods=["POST"]),
     Route("/v1/endpoints/{id}/health", health, methods=["GET"]),
+    Route("/v1/endpoints/{id}/cancel-pending", cancel_pending, methods=["POST"]),
 ]

@@ -1,0 +1,119 @@
+"""The operator commands over a hub's HTTP API (`--url`/BILLHOOK_URL and a tenant key), the
+way a hub on PostgreSQL on another machine is run; app/operator.py is the same on a local
+database (`--database`). Both print through app/output.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from app.listen import call
+from app.output import document, say, show, text
+
+WATCH_EVERY_S = 0.5
+EVENT_COLUMNS = ("id", "type", "created", "customer", "contract")
+INVOICE_COLUMNS = ("number", "customer", "contract", "gross", "net", "credited", "created")
+
+
+async def list_events(
+    api: httpx.AsyncClient, event_type: str | None, limit: int, as_json: bool
+) -> None:
+    params: dict[str, Any] = {"limit": limit} | ({"type": event_type} if event_type else {})
+    page = await call(api, "GET", "/v1/events", params=params)
+    rows = [
+        (
+            e["id"],
+            e["type"],
+            e["created_at"],
+            e["parameters"].get("customerNumber"),
+            e["parameters"].get("externalContractId"),
+        )
+        for e in page["data"]
+    ]
+    show(EVENT_COLUMNS, rows, page["data"], as_json)
+
+
+async def list_endpoints(api: httpx.AsyncClient, as_json: bool) -> None:
+    page = await call(api, "GET", "/v1/endpoints", params={"limit": 500})
+    rows, data = [], []
+    for ep in page["data"]:
+        health = await call(api, "GET", f"/v1/endpoints/{ep['id']}/health")
+        data.append({**ep, "health": health})
+        types = "all" if ep["event_types"] is None else ep["event_types"]
+        rows.append(
+            (ep["id"], ep["url"], ep["status"], types, health.get("pending"), health.get("held"))
+        )
+    show(("id", "url", "status", "event types", "pending", "held"), rows, data, as_json)
+
+
+async def replay(api: httpx.AsyncClient, body: dict[str, Any], watch: bool, as_json: bool) -> None:
+    started = await call(api, "POST", "/v1/replays", json=body)
+    if body.get("dry_run"):
+        show(("matched",), [(started["matched"],)], started, as_json)
+        return
+    if not as_json:
+        say(
+            f"replay {started['id']} started: {started['matched']} event(s) at up to "
+            f"{started['rate_per_s']}/s"
+        )
+    state = started
+    while watch and state["status"] == "running":
+        await asyncio.sleep(WATCH_EVERY_S)  # the refresh interval of a progress line
+        state = await call(api, "GET", f"/v1/replays/{started['id']}")
+    if as_json:
+        show((), [], state, True)
+    else:
+        say(
+            f"replay {state['id']} {state['status']}: {state['succeeded']} delivered, "
+            f"{state['failed']} failed, {state['pending']} pending"
+        )
+
+
+async def cancel_replay(api: httpx.AsyncClient, replay_id: str, as_json: bool) -> None:
+    state = await call(api, "POST", f"/v1/replays/{replay_id}/cancel")
+    show(("replay", "status"), [(state["id"], state["status"])], state, as_json)
+
+
+async def cancel_pending(api: httpx.AsyncClient, endpoint_id: str, as_json: bool) -> None:
+    answer = await call(api, "POST", f"/v1/endpoints/{endpoint_id}/cancel-pending")
+    show(("endpoint", "cancelled"), [(endpoint_id, answer["cancelled"])], answer, as_json)
+
+
+async def finalize(api: httpx.AsyncClient, body: dict[str, Any], as_json: bool) -> None:
+    answer = await call(api, "POST", "/v1/invoices/finalize", json=body)
+    if not answer["invoices"] and not as_json:
+        say("nothing open to finalize")
+        return
+    show(INVOICE_COLUMNS, _invoice_rows(answer["invoices"]), answer, as_json)
+
+
+async def list_invoices(api: httpx.AsyncClient, params: dict[str, Any], as_json: bool) -> None:
+    page = await call(api, "GET", "/v1/invoices", params=params)
+    show(INVOICE_COLUMNS, _invoice_rows(page["data"]), page["data"], as_json)
+
+
+async def show_invoice(api: httpx.AsyncClient, number: str, xml: bool) -> None:
+    if xml:
+        answer = await api.get(f"/v1/invoices/{number}/e-invoice")
+        if answer.status_code >= 400:
+            await call(api, "GET", f"/v1/invoices/{number}/e-invoice")  # the error, said
+        print(answer.text, end="")
+        return
+    document((await call(api, "GET", f"/v1/invoices/{number}"))["document"])
+
+
+def _invoice_rows(invoices: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            i["number"],
+            i["customerNumber"],
+            i["externalContractId"],
+            f"{text(i['totalGrossAmount'])} {i['currency']}",
+            i["totalNetAmount"],
+            i["creditedAmount"],
+            i["created_at"],
+        )
+        for i in invoices
+    ]

@@ -1,0 +1,107 @@
+"""The operator commands over HTTP, as a hub on another machine is run: a real `billhook serve`
+process, the commands given `--url` and a key (no database), listings as TSV when piped
+(nothing cut), `--json` exact, money as the API writes it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+from app import jsoncodec
+from tests.processes import KEY, hub_process
+from tests.test_billing import completion
+from tests.test_einvoice import valid
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+async def billhook(url: str, *args: str) -> tuple[int, str, str]:
+    """`billhook <args>` against the hub at `url` (BILLHOOK_URL, the key from the environment),
+    as an operator runs it, with no BILLHOOK_DATABASE_URL anywhere: exit code, output, and the
+    output again when it failed (errors go to stderr, which shares the one pipe)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")}
+    env |= {"BILLHOOK_URL": url, "BILLHOOK_API_KEY": KEY}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    code = proc.returncode or 0
+    return code, out.decode(), out.decode() if code else ""
+
+
+async def test_invoices_and_events_over_http(database_url: str):
+    async with hub_process(database_url) as hub:
+        assert hub.url is not None
+        headers = {"authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(base_url=hub.url, headers=headers) as api:
+            seller = (FIXTURES / "seller.example.json").read_bytes()
+            assert (await api.put("/v1/seller", content=seller)).status_code == 200
+            body = completion(
+                items=[
+                    {
+                        "productID": "P",
+                        "description": "Trip",
+                        "quantity": 1,
+                        "grossUnitPrice": Decimal("11.90"),
+                        "vatPercent": 19,
+                    }
+                ]
+            )
+            answer = await api.post("/v1/usage-completions", content=jsoncodec.dumps(body))
+            assert answer.status_code == 202, answer.text
+        code, out, err = await billhook(hub.url, "invoices", "finalize")
+        assert code == 0, err
+        header, row = out.splitlines()[:2]
+        assert header.split("\t")[:4] == ["number", "customer", "contract", "gross"]
+        number, customer, _, gross, net = row.split("\t")[:5]
+        assert (customer, gross, net) == ("C-1", "11.90 EUR", "10.00")  # exact, not 10.0
+        code, out, _ = await billhook(hub.url, "invoices", "list", "--json")
+        [listed] = json.loads(out, parse_float=Decimal)
+        assert listed["number"] == number and str(listed["totalNetAmount"]) == "10.00"
+        code, out, _ = await billhook(hub.url, "invoices", "show", number)
+        assert '"totalNetAmount": 10.00' in out and '"totalGrossAmount": 11.90' in out
+        code, xml, _ = await billhook(hub.url, "invoices", "show", number, "--xml")
+        assert code == 0
+        code, out, err = await billhook(hub.url, "invoices", "show", "INV-2026-000999")
+        assert code == 1 and "404" in err and "no invoice" in err
+        code, out, _ = await billhook(hub.url, "events", "--json", "--limit", "10")
+        types = {e["type"] for e in json.loads(out)}
+        assert types == {"subscriptions/billingInformationAvailable", "invoices/invoiceFinalized"}
+    # Last: Saxon, loaded in this process by the Schematron check, stops the event loop from
+    # noticing that later child processes exit.
+    valid(xml.encode())
+
+
+async def test_endpoints_replay_and_cancel_pending_over_http(database_url: str):
+    async with hub_process(database_url) as hub:
+        assert hub.url is not None
+        long_url = "http://127.0.0.1:9/" + "a-very-long-path/" * 12  # wider than any terminal
+        headers = {"authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(base_url=hub.url, headers=headers) as api:
+            endpoint = (await api.post("/v1/endpoints", json={"url": long_url})).json()
+            patch = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"status": "disabled"})
+            assert patch.status_code == 200
+            for n in range(3):
+                await api.post("/v1/events", json={"type": "t", "parameters": {"n": n}})
+        code, out, err = await billhook(hub.url, "endpoints")
+        assert code == 0, err
+        [row] = out.splitlines()[1:]
+        assert row.split("\t")[:3] == [endpoint["id"], long_url, "disabled"]  # never cut
+        assert row.split("\t")[4:] == ["3", "3"]  # pending, of which held (disabled)
+        code, out, _ = await billhook(
+            hub.url, "replay", "--endpoint", endpoint["id"], "--since", "2026-01-01", "--dry-run"
+        )
+        assert code == 0 and out.splitlines() == ["matched", "3"]  # held ones count as missed
+        code, out, _ = await billhook(hub.url, "cancel-pending", endpoint["id"], "--json")
+        assert json.loads(out) == {"cancelled": 3}
+        code, _, err = await billhook(hub.url, "replay-cancel", "rp_nope")
+        assert code == 1 and "404" in err
+    code, _, err = await billhook("http://127.0.0.1:9", "events")
+    assert code == 1 and "cannot reach the hub" in err
