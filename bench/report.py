@@ -35,6 +35,7 @@ SIDE_BY_SIDE = [
     ("accept_events@postgres", "events_per_s", "accept_events", 0.6),
     # Bulk ingest: events through batches of 100 against one event per request.
     ("accept_batch", "events_per_s", "accept_events", 4),
+    ("accept_batch@postgres", "events_per_s", "accept_events@postgres", 4),
 ]
 POSTGRES_TARGETS = [
     ("mixed@postgres", "p99_ms", "<", 50, "PostgreSQL: p99 accept → receipt < 50 ms at 1,000/s"),

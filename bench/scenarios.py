@@ -656,9 +656,11 @@ SCENARIOS = {
 POSTGRES_SCENARIOS = {
     "receiver_ceiling": receiver_ceiling,
     "accept_events": accept_events,
+    "accept_batch": accept_batch,
     "deliver": deliver,
     "mixed": mixed,
     "accept_events@postgres": on_postgres(accept_events),
+    "accept_batch@postgres": on_postgres(accept_batch),
     "deliver@postgres": on_postgres(deliver),
     "deliver@postgres×2": on_postgres(deliver, workers=2),
     "mixed@postgres": on_postgres(mixed),

@@ -121,11 +121,24 @@ def test_sql_drivers_only_in_the_store():
         assert not imports & {"sqlite3", "aiosqlite", "asyncpg"}, module
 
 
+# The command line's clients of a hub's own API (operator commands over HTTP, listen and
+# trigger): not deliveries. listen's --forward-to passes on what the hub delivered to the
+# developer's machine, at the developer's request, from the CLI process.
+HUB_API_CLIENTS = {"app.listen", "app.remote"}
+
+
 def test_http_to_subscribers_only_in_delivery():
     clients = ("httptools", "aiohttp", "aiohappyeyeballs", "httpx", "urllib.request", "http.client")
     for module, imports in APP.items():
-        if not module.startswith("app.delivery"):
+        if not module.startswith("app.delivery") and module not in HUB_API_CLIENTS:
             assert not any(m.startswith(clients) for m in imports), module
+
+
+def test_the_hub_never_imports_the_command_line_clients():
+    """Only the CLI uses them: a hub process never makes HTTP calls outside delivery."""
+    for module, imports in APP.items():
+        if module not in HUB_API_CLIENTS | {"app.cli", "app.__main__"}:
+            assert not imports & HUB_API_CLIENTS, module
 
 
 def test_delivery_never_touches_the_store():

@@ -140,13 +140,17 @@ async def test_the_database_and_its_directory_are_private(tmp_path: Path):
      ["cancel-pending", "ep_x"], ["invoices", "list"], ["invoices", "finalize"]],
 )  # fmt: skip
 async def test_operator_commands_never_create_a_database(tmp_path: Path, command: list[str]):
+    """On a local database (--database) a missing one is an error naming it, never a new empty
+    hub; by default they talk to a hub over HTTP and touch no database at all."""
     missing = tmp_path / "nothing-here.db"
-    code, out = await billhook(*command, BILLHOOK_DATABASE_URL=f"sqlite:///{missing}")
-    assert code == 2 and not missing.exists()
-    one_clear_line(out, "BILLHOOK_DATABASE_URL")
-    assert "--database" in out
     code, out = await billhook(*command, "--database", f"sqlite:///{missing}")
     assert code == 2 and not missing.exists(), out
+    one_clear_line(out, "--database")
+    code, out = await billhook(
+        *command, BILLHOOK_DATABASE_URL=f"sqlite:///{missing}", BILLHOOK_URL="http://127.0.0.1:9"
+    )
+    assert code == 1 and not missing.exists(), out
+    one_clear_line(out, "cannot reach the hub at http://127.0.0.1:9")
 
 
 async def test_clients_too_slow_to_send_a_request_are_dropped():
