@@ -25,12 +25,15 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class EventAddress(Payload):
+class _Postal(Payload):
     countryCode: str
     postalCode: str | None = None
     postalPlace: str | None = None
     street: str | None = None
     streetNumber: str | None = None
+
+
+class EventAddress(_Postal):
     name: str | None = None
 
 
@@ -110,13 +113,8 @@ class SubscriptionCancelled(SubscriptionChanged):
     reason: str | None
 
 
-class EventSeller(Payload):
+class EventSeller(_Postal):
     name: str
-    street: str | None = None
-    streetNumber: str | None = None
-    postalCode: str | None = None
-    postalPlace: str | None = None
-    countryCode: str
     vatId: str | None = None
     taxNumber: str | None = None
     legalRegistrationId: str | None = None
