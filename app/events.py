@@ -116,6 +116,19 @@ class EventService:
         count = await self._store.events.delivery_count(original.id)
         return Published(original, False, count, original.request_hash == event.request_hash)
 
+    async def publish_item(self, tenant_id: str, item: Publication) -> Published:
+        """publish, with its arguments as one Publication (as publish_many takes them)."""
+        return await self.publish(
+            tenant_id,
+            item.event_type,
+            item.parameters,
+            idempotency_key=item.idempotency_key,
+            ordering_key=item.ordering_key,
+            request_digest=item.request_digest,
+            billing=item.billing,
+            event_id=item.event_id,
+        )
+
     async def publish_many(self, tenant_id: str, items: Sequence[Publication]) -> list[Published]:
         """Many events, with their deliveries and billing rows, in one transaction (bulk
         ingest): the tenant's endpoints are matched once, and each item answers as publish

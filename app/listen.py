@@ -45,8 +45,11 @@ def hub_client(url: str, key: str | None) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=10.0)
 
 
-async def call(api: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> Any:
-    """One API call; an error answer becomes HubUnreachable with the hub's own message."""
+async def call(
+    api: httpx.AsyncClient, method: str, path: str, *, raw: bool = False, **kwargs: Any
+) -> Any:
+    """One API call: its JSON (Decimals exact), or with `raw` its bytes; an error answer becomes
+    HubUnreachable with the hub's own message."""
     try:
         answer = await api.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
@@ -58,6 +61,8 @@ async def call(api: httpx.AsyncClient, method: str, path: str, **kwargs: Any) ->
         except (ValueError, KeyError, TypeError):
             message = answer.text[:200]
         raise HubUnreachable(f"{method} {path} → {answer.status_code} {message}")
+    if raw:
+        return answer.content
     return jsoncodec.loads(answer.content) if answer.content else None
 
 

@@ -5,6 +5,7 @@ database (`--database`). Both print through app/output.py."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import httpx
@@ -96,10 +97,8 @@ async def list_invoices(api: httpx.AsyncClient, params: dict[str, Any], as_json:
 
 async def show_invoice(api: httpx.AsyncClient, number: str, xml: bool) -> None:
     if xml:
-        answer = await api.get(f"/v1/invoices/{number}/e-invoice")
-        if answer.status_code >= 400:
-            await call(api, "GET", f"/v1/invoices/{number}/e-invoice")  # the error, said
-        print(answer.text, end="")
+        xml_bytes: bytes = await call(api, "GET", f"/v1/invoices/{number}/e-invoice", raw=True)
+        sys.stdout.write(xml_bytes.decode())
         return
     document((await call(api, "GET", f"/v1/invoices/{number}"))["document"])
 

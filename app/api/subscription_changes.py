@@ -3,6 +3,7 @@ it, and list, edit, withdraw or execute the changes queued for a later date."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.requests import Request
@@ -32,11 +33,23 @@ def change_out(change: SubscriptionChangeRecord) -> dict[str, Any]:
         "kind": change.kind,
         "status": change.status,
         "effectiveDate": change.effective_date,
-        "request": change.spec,
+        "request": {k: v for k, v in change.spec.items() if k != "asked"},
         "result": change.result,
         "created_at": to_rfc3339(change.created_at),
         "updated_at": to_rfc3339(change.updated_at),
     }
+
+
+def _key(request: Request) -> str | None:
+    return request.headers.get("idempotency-key")
+
+
+async def _made(
+    request: Request, making: Awaitable[tuple[SubscriptionChangeRecord, bool]]
+) -> Response:
+    """201 and the change, or 200 when an Idempotency-Key repeated an earlier request."""
+    change, created = await making
+    return await _answer(hub(request), change, 201 if created else 200)
 
 
 async def _answer(hub_: Hub, change: SubscriptionChangeRecord, status: int) -> Response:
@@ -55,11 +68,10 @@ async def _answer(hub_: Hub, change: SubscriptionChangeRecord, status: int) -> R
     also=(200, 409),
 )
 async def create(request: Request) -> Response:
-    tenant_id = await tenant(request)
-    spec = await body(request, SubscriptionChange)
-    key = request.headers.get("idempotency-key")
-    change, created = await hub(request).changes.change(tenant_id, path_id(request), spec, key)
-    return await _answer(hub(request), change, 201 if created else 200)
+    tenant_id, spec = await tenant(request), await body(request, SubscriptionChange)
+    return await _made(
+        request, hub(request).changes.change(tenant_id, path_id(request), spec, _key(request))
+    )
 
 
 @documented(
@@ -72,11 +84,10 @@ async def create(request: Request) -> Response:
     also=(200, 409),
 )
 async def cancel(request: Request) -> Response:
-    tenant_id = await tenant(request)
-    spec = await body(request, SubscriptionCancel)
-    key = request.headers.get("idempotency-key")
-    change, created = await hub(request).changes.cancel(tenant_id, path_id(request), spec, key)
-    return await _answer(hub(request), change, 201 if created else 200)
+    tenant_id, spec = await tenant(request), await body(request, SubscriptionCancel)
+    return await _made(
+        request, hub(request).changes.cancel(tenant_id, path_id(request), spec, _key(request))
+    )
 
 
 @documented("List a subscription's changes, newest first", response=ChangePage, query=PAGE)

@@ -27,11 +27,10 @@ from app.events import EventService
 from app.invoicing import documents
 from app.invoicing.documents import Credit
 from app.invoicing.service import InvoiceService
-from app.records import NewEvent, Subscription, SubscriptionChangeRecord
+from app.records import BillingRecord, NewEvent, Subscription, SubscriptionChangeRecord
 from app.store import Store
-from app.store.invoices import GroupKey, Stale
-from app.store.subscription_changes import Application
-from app.store.subscription_changes import Credit as CreditOf
+from app.store.invoices import GroupKey, Stale, Written
+from app.store.subscription_changes import Application, PeriodCredit
 
 log = logging.getLogger("billhook.billing")
 
@@ -157,7 +156,7 @@ class ChangeApplier:
 
     async def _period_information(
         self, sub: Subscription, start: date | None
-    ) -> tuple[Any, Params] | None:
+    ) -> tuple[BillingRecord, Params] | None:
         """The billing information of a billed period, as its latest supersession left it."""
         if start is None:
             return None
@@ -171,7 +170,7 @@ class ChangeApplier:
         return found
 
     async def _superseding(
-        self, record: Any, parameters: Params, added: list[Line], reason: str
+        self, record: BillingRecord, parameters: Params, added: list[Line], reason: str
     ) -> list[NewEvent]:
         """The period's billing information again, with the proration lines added."""
         lines = information.lines_of(parameters) + added
@@ -235,7 +234,7 @@ class ChangeApplier:
 
     async def _credit(
         self, sub: Subscription, number: str, tid: str, effects: Plan, reason: str
-    ) -> CreditOf:
+    ) -> PeriodCredit:
         """A credit note of the invoiced period: the unused amount, taken from that period's
         lines on the invoice in order."""
         invoice = documents.load((await self._invoices.get(sub.tenant_id, number)).document)
@@ -248,7 +247,7 @@ class ChangeApplier:
             credits.append(Credit(line["lineNumber"], amount=take))
             left -= take
         build = self._invoices.credit_builder(sub.tenant_id, credits, reason)
-        return CreditOf(number, self._billing.today().year, build)
+        return PeriodCredit(number, self._billing.today().year, build)
 
     async def _notice(
         self, change: SubscriptionChangeRecord, after: Subscription, result: Params
@@ -277,7 +276,7 @@ class ChangeApplier:
         )
 
     async def _after(
-        self, change: SubscriptionChangeRecord, application: Application, credit: Any
+        self, change: SubscriptionChangeRecord, application: Application, credit: Written | None
     ) -> SubscriptionChangeRecord:
         """invoice_now: what it billed is finalized at once; the result names it all."""
         result = dict(application.result)

@@ -136,12 +136,9 @@ class DraftService:
     ) -> tuple[BillingRecord, Params]:
         record, parameters = await self.get(tenant_id, transaction_id)
         if record.status != "draft":
+            hint = " (an invoice is corrected by a credit note or a rebill)"
             raise WrongState(
                 f"only a draft is {verb}; {transaction_id!r} is {record.status}"
-                + (
-                    " (correct an invoice by a credit note or a rebill)"
-                    if record.invoice_number
-                    else ""
-                )
+                + (hint if record.invoice_number else "")
             )
         return record, parameters

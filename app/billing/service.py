@@ -141,6 +141,8 @@ class BillingService:
         ]
 
     async def _recorded(self, built: Built, published: Published) -> Recorded | ApiError:
+        """The answer to a transactionId: new, the original again, or a 409 (returned, so a
+        batch can answer it at its index)."""
         if not published.same_request:
             return await self._conflict(published.event, built.record.transaction_id, built.request)
         if published.created:
@@ -254,26 +256,31 @@ class BillingService:
         source: str,
         draft: Draft,
         raw: dict[str, Any],
-        **options: Any,
+        *,
+        used: Used | None = None,
+        memo: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        subscription_id: str | None = None,
+        status: str = "open",
     ) -> Recorded:
-        """Totals, the payload, and one commit: billing information + event + deliveries.
-        `options` as `build` takes them."""
-        built = self.build(tenant_id, source, draft, raw, **options)
-        published = await self._events.publish(
+        """Totals, the payload, and one commit: billing information + event + deliveries."""
+        built = self.build(
             tenant_id,
-            information.EVENT_TYPE,
-            built.parameters,
-            idempotency_key=f"billing:{draft.transaction_id}",
-            ordering_key=draft.external_contract_id,
-            request_digest=built.digest,
-            billing=built.record,
-            event_id=built.record.event_id,
+            source,
+            draft,
+            raw,
+            used=used,
+            memo=memo,
+            metadata=metadata,
+            subscription_id=subscription_id,
+            status=status,
         )
-        if not published.same_request:
-            raise await self._conflict(published.event, draft.transaction_id, built.request)
-        if published.created:
-            return Recorded(published.event, built.parameters, True)
-        return Recorded(published.event, parameters_of(published.event), False)
+        outcome = await self._recorded(
+            built, await self._events.publish_item(tenant_id, _publication(built))
+        )
+        if isinstance(outcome, ApiError):
+            raise outcome
+        return outcome
 
     def build(
         self,

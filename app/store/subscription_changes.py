@@ -23,7 +23,7 @@ from app.store.rows import from_row, to_row
 
 
 @dataclass(frozen=True, slots=True)
-class Credit:
+class PeriodCredit:
     """A credit note of the invoice that billed a period, built under its lock."""
 
     invoice_number: str
@@ -41,7 +41,7 @@ class Application:
     after: Subscription
     events: Sequence[NewEvent]  # billing information (with rows), notices
     superseded: tuple[BillingRecord, str] | None = None  # (replaced, reason)
-    credit: Credit | None = None
+    credit: PeriodCredit | None = None
 
 
 def change_from_row(row: Row) -> SubscriptionChangeRecord:
