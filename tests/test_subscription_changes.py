@@ -161,6 +161,14 @@ async def test_queued_changes_are_edited_withdrawn_or_executed_now(hub_factory):
     ).json()["change"]
     edited = await hub.http.patch(f"{base}/{first['id']}", json={"effectiveDate": "2024-03-20"})
     assert edited.status_code == 200 and edited.json()["effectiveDate"] == "2024-03-20"
+    replanned = await hub.http.patch(
+        f"{base}/{first['id']}", json={"priceModelId": basic, "proration": "none"}
+    )
+    request = replanned.json()["request"]
+    assert (request["priceModelId"], request["proration"]) == (basic, "none")
+    assert "asked" not in request  # the copy kept to compare repeats is not shown
+    bad = await hub.http.patch(f"{base}/{first['id']}", json={"priceModelId": "pm_nope"})
+    assert bad.status_code == 422
     withdrawn = await hub.http.post(f"{base}/{first['id']}/cancel")
     assert withdrawn.json()["status"] == "cancelled"
     again = await hub.http.post(f"{base}/{first['id']}/execute")
