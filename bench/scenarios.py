@@ -76,7 +76,9 @@ def _endpoints(hub: Hub, urls: list[str], filters: list[dict[str, str]] | None =
     return ids
 
 
-def _accept(env: Env, hub: Hub, path: str, template: str) -> dict[str, Any]:
+def _accept(env: Env, hub: Hub, path: str, template: str, per_request: int = 1) -> dict[str, Any]:
+    """Requests per second through wrk (for a while), or the Python generator (a set number of
+    events, `per_request` in each request)."""
     seconds = env.size(10, 2)
     if have_wrk():
         script = wrk_script(env.workdir / "post.lua", template, API_KEY)
@@ -90,7 +92,7 @@ def _accept(env: Env, hub: Hub, path: str, template: str) -> dict[str, Any]:
         url=f"{hub.url}{path}",
         key=API_KEY,
         body_file=body,
-        count=int(env.size(20000, 3000)),
+        count=max(int(env.size(20000, 3000)) // per_request, 64),
         concurrency=64,
     )
     failed = sum(n for status, n in result["statuses"].items() if not str(status).startswith("2"))
@@ -121,7 +123,8 @@ def accept_batch(env: Env) -> dict[str, Any]:
     try:
         _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(3)])
         items = [event_template().replace('"%s"', f'"%s-{n}"') for n in range(BATCH)]
-        result = _accept(env, hub, "/v1/events/batch", '{"items": [' + ",".join(items) + "]}")
+        body = '{"items": [' + ",".join(items) + "]}"
+        result = _accept(env, hub, "/v1/events/batch", body, per_request=BATCH)
     finally:
         hub.stop()
     events, _ = _count(hub.db)

@@ -49,8 +49,8 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     named = queries.load("sqlite")
     with sqlite3.connect(path) as conn:
         return {
-            name: [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {named[name].sql}", PARAMS)]
-            for name in EXPECTED
+            name: [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {q.sql}", q.args(PARAMS))]
+            for name, q in ((n, named[n]) for n in EXPECTED)
         }
 
 

@@ -136,14 +136,16 @@ async def test_claim_uses_the_due_index(store: Store, database_url: str):
     params = {"now": START_MS, "lease_until": START_MS + 1, "limit": 10, "scan": 40, "cap": 8,
               "excluded": store.db.ids([]), "free": "{}"}  # fmt: skip
     if store.db.dialect == "sqlite":
-        found = await store.db.writer.execute_fetchall("EXPLAIN QUERY PLAN " + query.sql, params)  # type: ignore[attr-defined]
+        found = await store.db.writer.execute_fetchall(  # type: ignore[attr-defined]
+            "EXPLAIN QUERY PLAN " + query.sql, query.args(params)
+        )
     else:
         import asyncpg
 
         conn = await asyncpg.connect(database_url)
         try:
             await conn.execute("SET enable_seqscan = off")
-            found = await conn.fetch("EXPLAIN " + query.sql, *(params[p] for p in query.params))
+            found = await conn.fetch("EXPLAIN " + query.sql, *query.args(params))
         finally:
             await conn.close()
     plan = " ".join(str(tuple(r)) for r in found)

@@ -65,18 +65,18 @@ class _Tx:
     async def execute(self, name: str, params: Params | None = None) -> None:
         query = self._sql[name]
         with _integrity():
-            await self._conn.execute(query.sql, *_args(query, params))
+            await self._conn.execute(query.sql, *query.args(params))
 
     async def executemany(self, name: str, rows: Sequence[Params]) -> None:
         if rows:
             query = self._sql[name]
             with _integrity():
-                await self._conn.executemany(query.sql, [_args(query, r) for r in rows])
+                await self._conn.executemany(query.sql, [query.args(r) for r in rows])
 
     async def fetch(self, name: str, params: Params | None = None) -> list[Row]:
         query = self._sql[name]
         with _integrity():
-            found: list[Row] = await self._conn.fetch(query.sql, *_args(query, params))
+            found: list[Row] = await self._conn.fetch(query.sql, *query.args(params))
         return found
 
     async def fetchrow(self, name: str, params: Params | None = None) -> Row | None:
@@ -85,11 +85,6 @@ class _Tx:
 
     def ids(self, values: Sequence[str]) -> Any:
         return list(values)
-
-
-def _args(query: queries.Query, params: Params | None) -> list[Any]:
-    values = params or {}
-    return [values[name] for name in query.params]
 
 
 @contextlib.contextmanager

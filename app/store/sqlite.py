@@ -57,14 +57,17 @@ class _Tx:
         self._sql = sql
 
     async def execute(self, name: str, params: Params | None = None) -> None:
-        await self._run(self._conn.execute_fetchall, name, params or {})
+        query = self._sql[name]
+        await self._run(self._conn.execute_fetchall, query.sql, query.args(params))
 
     async def executemany(self, name: str, rows: Sequence[Params]) -> None:
         if rows:
-            await self._run(self._conn.executemany, name, rows)
+            query = self._sql[name]
+            await self._run(self._conn.executemany, query.sql, [query.args(r) for r in rows])
 
     async def fetch(self, name: str, params: Params | None = None) -> list[Row]:
-        return list(await self._run(self._conn.execute_fetchall, name, params or {}))
+        query = self._sql[name]
+        return list(await self._run(self._conn.execute_fetchall, query.sql, query.args(params)))
 
     async def fetchrow(self, name: str, params: Params | None = None) -> Row | None:
         rows = await self.fetch(name, params)
@@ -73,9 +76,9 @@ class _Tx:
     def ids(self, values: Sequence[str]) -> Any:
         return _json_list(values)
 
-    async def _run(self, method: Any, name: str, params: Any) -> Any:
+    async def _run(self, method: Any, sql: str, args: Any) -> Any:
         try:
-            return await method(self._sql[name].sql, params)
+            return await method(sql, args)
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
 
