@@ -472,9 +472,13 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 def _freeze_startup_objects() -> None:
     """Move everything imported so far out of the collector's sight: a full collection then
-    scans only what the running hub allocates, so its pauses stay short."""
+    scans only what the running hub allocates, so its pauses stay short. A young collection
+    every 10,000 allocations rather than 700: a request's objects are freed by reference
+    counting, and a bulk request allocates thousands (measured: 7.7 µs of collection per
+    event accepted in batches at the default, 0.4 µs with this)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def main() -> None:

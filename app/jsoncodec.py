@@ -90,14 +90,18 @@ def _children(node: Any) -> list[Any]:
 
 
 def _too_deep(value: Any) -> bool:
-    stack = [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            if depth >= MAX_DEPTH:
-                return True
-            stack += [(child, depth + 1) for child in _children(node)]
-    return False
+    """Level by level, holding only objects and arrays: a bulk body of a thousand items is
+    mostly strings and numbers, which need no visit."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(MAX_DEPTH):
+        inner = []
+        for node in level:
+            members = node.values() if isinstance(node, dict) else node
+            inner += [child for child in members if isinstance(child, dict | list)]
+        if not inner:
+            return False
+        level = inner
+    return True
 
 
 def _valid_unicode(value: Any) -> bool:

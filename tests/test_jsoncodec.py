@@ -26,6 +26,16 @@ def test_deeper_nesting_is_refused_not_a_recursion_error(levels: int):
         jsoncodec.loads(nested(levels))
 
 
+def test_one_item_too_deep_among_many_shallow_ones_is_found():
+    """The walk looks into every object and array, not only the first or last (a bulk body)."""
+    shallow = '{"a": [1, {"b": "c"}]}'
+    deep_value = '{"k": ' * (MAX_DEPTH - 1) + "{}" + "}" * (MAX_DEPTH - 1)
+    items = [shallow] * 500 + [deep_value] + [shallow] * 500
+    assert jsoncodec.loads('{"items": [' + ",".join([shallow] * 1001) + "]}") is not None
+    with pytest.raises(JsonLimit, match="nested deeper"):
+        jsoncodec.loads('{"items": [' + ",".join(items) + "]}")
+
+
 def test_brackets_inside_strings_do_not_count_as_nesting():
     assert jsoncodec.loads('{"text": "' + "[{" * 500 + '"}') == {"text": "[{" * 500}
 
