@@ -8,12 +8,9 @@ they are for whoever runs the hub.
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app import jsoncodec
 from app.clock import SystemClock, to_rfc3339
@@ -23,14 +20,12 @@ from app.hub import Hub
 from app.invoicing import documents
 from app.invoicing.service import Filters
 from app.money import minor_units, plain, quantum
-from app.output import show
+from app.output import ReplayState, follow_replay, replay_ended, show
 from app.records import Document
-from app.replays import Progress as ReplayProgress
 from app.replays import ReplayService, Request
 from app.store import Store
 
 console = Console()
-STALL_WARNING_S = 10.0
 
 
 async def tenant_id(store: Store, tenant: str) -> str:
@@ -59,40 +54,12 @@ async def start_replay(store: Store, request: Request, dry_run: bool, watch: boo
 
 
 async def watch_replay(service: ReplayService, tenant: str, replay_id: str) -> None:
-    """A progress bar until the replay is done or cancelled (Ctrl-C stops watching only)."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as bar:
-        state = await service.progress(tenant, replay_id)
-        task = bar.add_task("replaying", total=max(state.replay.matched, 1), detail="")
-        seen, stalled_since = -1, time.monotonic()
-        while True:
-            done = state.succeeded + state.failed
-            bar.update(task, completed=done, detail=_detail(state))
-            if state.status in ("done", "cancelled"):
-                break
-            if done + state.replay.enqueued != seen:
-                seen, stalled_since = done + state.replay.enqueued, time.monotonic()
-            elif time.monotonic() - stalled_since > STALL_WARNING_S:
-                bar.console.print(
-                    "[yellow]no progress: is a worker running "
-                    "(billhook serve or billhook worker)?[/]"
-                )
-                stalled_since = time.monotonic()
-            await asyncio.sleep(0.5)  # the refresh interval of a progress bar
-            state = await service.progress(tenant, replay_id)
-    console.print(
-        f"replay {replay_id} {state.status}: {state.succeeded} delivered, {state.failed} failed"
-    )
+    async def poll() -> ReplayState:
+        p = await service.progress(tenant, replay_id)
+        r = p.replay
+        return ReplayState(r.id, p.status, r.matched, r.enqueued, p.succeeded, p.failed, p.pending)
 
-
-def _detail(state: ReplayProgress) -> str:
-    return f"enqueued {state.replay.enqueued}, pending {state.pending}, failed {state.failed}"
+    replay_ended(await follow_replay(poll))
 
 
 async def cancel_replay(store: Store, replay_id: str) -> None:

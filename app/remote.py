@@ -11,9 +11,17 @@ from typing import Any
 import httpx
 
 from app.listen import call
-from app.output import document, say, show, text
+from app.output import (
+    WATCH_EVERY_S,
+    ReplayState,
+    document,
+    follow_replay,
+    replay_ended,
+    say,
+    show,
+    text,
+)
 
-WATCH_EVERY_S = 0.5
 EVENT_COLUMNS = ("id", "type", "created", "customer", "contract")
 INVOICE_COLUMNS = ("number", "customer", "contract", "gross", "net", "credited", "created")
 
@@ -50,26 +58,34 @@ async def list_endpoints(api: httpx.AsyncClient, as_json: bool) -> None:
 
 
 async def replay(api: httpx.AsyncClient, body: dict[str, Any], watch: bool, as_json: bool) -> None:
+    """Started over HTTP, then followed with the local mode's progress bar (--json: the final
+    state once, nothing else on stdout)."""
     started = await call(api, "POST", "/v1/replays", json=body)
     if body.get("dry_run"):
         show(("matched",), [(started["matched"],)], started, as_json)
         return
-    if not as_json:
-        say(
-            f"replay {started['id']} started: {started['matched']} event(s) at up to "
-            f"{started['rate_per_s']}/s"
-        )
-    state = started
-    while watch and state["status"] == "running":
-        await asyncio.sleep(WATCH_EVERY_S)  # the refresh interval of a progress line
-        state = await call(api, "GET", f"/v1/replays/{started['id']}")
+    path = f"/v1/replays/{started['id']}"
     if as_json:
+        state = started
+        while watch and state["status"] == "running":
+            await asyncio.sleep(WATCH_EVERY_S)
+            state = await call(api, "GET", path)
         show((), [], state, True)
-    else:
-        say(
-            f"replay {state['id']} {state['status']}: {state['succeeded']} delivered, "
-            f"{state['failed']} failed, {state['pending']} pending"
-        )
+        return
+    say(
+        f"replay {started['id']} started: {started['matched']} event(s) at up to "
+        f"{started['rate_per_s']}/s"
+    )
+
+    async def poll() -> ReplayState:
+        return _replay_state(await call(api, "GET", path))
+
+    replay_ended(await follow_replay(poll) if watch else _replay_state(started))
+
+
+def _replay_state(found: dict[str, Any]) -> ReplayState:
+    fields = ("id", "status", "matched", "enqueued", "succeeded", "failed", "pending")
+    return ReplayState(*(found[f] for f in fields))
 
 
 async def cancel_replay(api: httpx.AsyncClient, replay_id: str, as_json: bool) -> None:

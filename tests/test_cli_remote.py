@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from app import jsoncodec
+from app.testing import Receiver
 from tests.processes import KEY, hub_process
 from tests.test_billing import completion
 from tests.test_einvoice import valid
@@ -105,3 +108,35 @@ async def test_endpoints_replay_and_cancel_pending_over_http(database_url: str):
         assert code == 1 and "404" in err
     code, _, err = await billhook("http://127.0.0.1:9", "events")
     assert code == 1 and "cannot reach the hub" in err
+
+
+async def test_a_replay_over_http_is_followed_to_its_end_with_the_local_progress_bar(
+    database_url: str,
+):
+    """`billhook replay --url …` watches the way `--database` does: the bar (rendered once when
+    piped) up to every event, then the final line; --json prints only the final state."""
+    received: list[str] = []
+
+    async def receiver(scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        received.append(message.get("body", b"").decode())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with Receiver(receiver, "/hook") as server, hub_process(database_url) as hub:
+        assert hub.url is not None
+        headers = {"authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(base_url=hub.url, headers=headers) as api:
+            endpoint = (await api.post("/v1/endpoints", json={"url": server.url})).json()
+            for n in range(3):
+                await api.post("/v1/events", json={"type": "t", "parameters": {"n": n}})
+        args = ("replay", "--endpoint", endpoint["id"], "--since", "2026-01-01", "--status", "all")
+        code, out, err = await billhook(hub.url, *args)
+        assert code == 0, err
+        assert re.search(r"replaying .* 3/3 ", out), out
+        assert re.search(r"replay rp_\w+ done: 3 delivered, 0 failed, 0 pending$", out.strip())
+        code, out, err = await billhook(hub.url, *args, "--json")
+        assert code == 0, err
+        final = json.loads(out)
+        assert (final["status"], final["succeeded"], final["matched"]) == ("done", 3, 3)
+    assert len(received) >= 9  # three first deliveries and two replays of three
