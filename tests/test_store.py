@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
 from app.ids import new_id
 from app.records import Endpoint, Event, NewDelivery, NewEvent
 from app.store import IntegrityError, Store, open_store, queries
+from app.store.connector import Tx
+from app.store.events import insert_events
 from app.store.sqlite import split_script
 from tests.backends import rows
 from tests.conftest import START_MS
@@ -89,6 +92,24 @@ def test_split_script_keeps_statements_whole():
     ]
 
 
+def test_named_parameters_become_numbered_and_plain_inserts_can_be_copied():
+    """One rewrite per dialect keeps the parameters' order (a repeated name is one number);
+    only an INSERT whose values are all parameters is loaded with COPY."""
+    sql = "-- note\nINSERT INTO t (a, b, c) VALUES (:x, :y, :x);"
+    lite, pg = queries._positional("q", sql, "?"), queries._positional("q", sql, "$")
+    assert "VALUES (?1, ?2, ?1)" in lite.sql and "VALUES ($1, $2, $1)" in pg.sql
+    assert lite.args({"y": 2, "x": 1, "unused": 3}) == (1, 2)
+    assert pg.copy is not None and pg.copy.records([{"x": 1, "y": 2}]) == [(1, 2, 1)]
+    for other in (
+        "INSERT INTO t (a, b) VALUES (:x, 0)",
+        "INSERT INTO t (a, b) VALUES (:x, lower(:y))",
+        "INSERT INTO t (a, b) VALUES (:x, :y) ON CONFLICT DO NOTHING",
+        "INSERT INTO t (a, b) VALUES (:x, :y) RETURNING a",
+        "UPDATE t SET a = :x, b = :y",
+    ):
+        assert queries._positional("q", other, "$").copy is None, other
+
+
 async def test_committed_events_survive_a_reopen(database_url: str):
     url = database_url
     store = await open_store(url, migrate_now_ms=START_MS)
@@ -117,6 +138,48 @@ async def test_group_commit_isolates_a_bad_item(store: Store):
     for new in good:
         assert await store.events.get("tn_default", new.event.id) == new.event
     assert await store.events.get("tn_default", bad.event.id) is None
+
+
+BULK = 40  # more rows than COPY_ROWS: PostgreSQL loads them with COPY
+
+
+async def test_a_bulk_batch_stores_every_column_as_given(store: Store):
+    """Bulk rows (COPY on PostgreSQL) keep bytes, NULLs, keys and held deliveries exactly."""
+    endpoint = await _endpoint(store)
+    batch = [
+        NewEvent(
+            replace(_event(f"bulk-{n}"), customer_number=f"C-{n}" if n % 2 else None),
+            (NewDelivery(new_id("dlv"), endpoint.id, None if n % 3 else START_MS + n),),
+        )
+        for n in range(BULK)
+    ]
+    inserted = await store.events.insert_many(batch)
+    assert all(i.created for i in inserted)
+    for new in batch:
+        assert await store.events.get("tn_default", new.event.id) == new.event
+        [stored] = await store.deliveries.of_event("tn_default", new.event.id)
+        assert stored.next_attempt_at == new.deliveries[0].next_attempt_at
+        assert (stored.status, stored.attempts) == ("pending", 0)
+
+
+async def test_a_refused_row_in_a_bulk_insert_fails_the_whole_write(
+    store: Store, database_url: str
+):
+    """A row the database refuses (an unknown endpoint) is an IntegrityError on both backends,
+    COPY included, and nothing of its transaction is stored."""
+    endpoint = await _endpoint(store)
+    news = [
+        NewEvent(_event(), (NewDelivery(new_id("dlv"), endpoint.id, START_MS),))
+        for _ in range(BULK - 1)
+    ]
+    news.append(NewEvent(_event(), (NewDelivery(new_id("dlv"), "ep_does_not_exist", START_MS),)))
+
+    async def write(tx: Tx) -> None:
+        await insert_events(tx, news, {})
+
+    with pytest.raises(IntegrityError):
+        await store.db.transact(write)
+    assert await rows(database_url, "SELECT count(*) FROM events") == [(0,)]
 
 
 async def test_idempotency_keys_are_unique_per_tenant_within_one_batch(store: Store):

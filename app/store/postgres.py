@@ -57,6 +57,9 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, _LOST + _CONFLICT)
 
 
+COPY_ROWS = 32  # fewer rows: the prepared INSERT, sent as one pipeline, costs no more
+
+
 class _Tx:
     def __init__(self, conn: asyncpg.Connection, sql: dict[str, queries.Query]) -> None:
         self._conn = conn
@@ -68,9 +71,18 @@ class _Tx:
             await self._conn.execute(query.sql, *query.args(params))
 
     async def executemany(self, name: str, rows: Sequence[Params]) -> None:
-        if rows:
-            query = self._sql[name]
-            with _integrity():
+        """Many rows of a plain INSERT go through COPY (bulk ingest, a busy group commit): the
+        server then parses and plans nothing per row."""
+        if not rows:
+            return
+        query, copy = self._sql[name], self._sql[name].copy
+        with _integrity():
+            if copy is not None and len(rows) >= COPY_ROWS:
+                records = copy.records(rows)
+                await self._conn.copy_records_to_table(
+                    copy.table, records=records, columns=copy.columns
+                )
+            else:
                 await self._conn.executemany(query.sql, [query.args(r) for r in rows])
 
     async def fetch(self, name: str, params: Params | None = None) -> list[Row]:

@@ -8,12 +8,13 @@ tuple, which SQLite binds in a third of the time it takes to look each name up i
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from operator import itemgetter
 from typing import Any
 
+_INSERT = re.compile(r"INSERT INTO (\w+) \(([^)]*)\)\s*VALUES \(([^)]*)\);?", re.IGNORECASE)
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -23,6 +24,7 @@ class Query:
     name: str
     sql: str
     params: tuple[str, ...] = ()  # the order of the numbered parameters
+    copy: Copy | None = None  # a plain INSERT … VALUES: what bulk copy needs to run it
     _get: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -34,6 +36,41 @@ class Query:
             return ()
         found = self._get(values if values is not None else {})
         return found if len(self.params) > 1 else (found,)
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """An INSERT of one row per parameter set whose values are all parameters, as a table, its
+    columns and the parameter each takes: PostgreSQL loads many rows of it with COPY instead
+    of one INSERT each."""
+
+    table: str
+    columns: tuple[str, ...]
+    names: tuple[str, ...]  # the parameter of each column, in order
+    _get: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_get", itemgetter(*self.names))
+
+    def records(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        get = self._get
+        return [get(row) for row in rows]
+
+
+def _copy(sql: str) -> Copy | None:
+    """The Copy of `INSERT INTO t (a, b) VALUES (:x, :y)`; None for anything else (constants,
+    expressions, ON CONFLICT, RETURNING, a single column)."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    found = _INSERT.fullmatch("\n".join(lines).strip())
+    if found is None:
+        return None
+    columns = tuple(c.strip() for c in found.group(2).split(","))
+    values = tuple(v.strip() for v in found.group(3).split(","))
+    if len(columns) < 2 or len(values) != len(columns):
+        return None
+    if not all(_PARAM.fullmatch(v) for v in values):
+        return None
+    return Copy(found.group(1), columns, tuple(v[1:] for v in values))
 
 
 def parse(text: str) -> dict[str, str]:
@@ -52,7 +89,8 @@ def _positional(name: str, sql: str, mark: str) -> Query:
             order.append(match.group(1))
         return f"{mark}{order.index(match.group(1)) + 1}"
 
-    return Query(name, _PARAM.sub(number, sql), tuple(order))
+    numbered = _PARAM.sub(number, sql)
+    return Query(name, numbered, tuple(order), _copy(sql))
 
 
 def load(dialect: str) -> dict[str, Query]:

@@ -164,11 +164,12 @@ VALUES (
     :external_contract_id, :ordering_key, :body, :created_at, :about_endpoint_id);
 
 -- name: delivery_insert
+-- attempts: the column's default, 0
 INSERT INTO deliveries (
-    id, tenant_id, event_id, endpoint_id, status, trigger, attempts, next_attempt_at,
+    id, tenant_id, event_id, endpoint_id, status, trigger, next_attempt_at,
     created_at, updated_at, replay_id, ordering_key, queued)
 VALUES (
-    :id, :tenant_id, :event_id, :endpoint_id, :status, :trigger, 0, :next_attempt_at,
+    :id, :tenant_id, :event_id, :endpoint_id, :status, :trigger, :next_attempt_at,
     :created_at, :created_at, :replay_id, :ordering_key, :queued);
 
 -- name: ordered_busy
