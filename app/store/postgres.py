@@ -57,7 +57,7 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, _LOST + _CONFLICT)
 
 
-COPY_ROWS = 32  # fewer rows: the prepared INSERT, sent as one pipeline, costs no more
+COPY_ROWS = 32  # below this the prepared INSERT (one pipelined round trip) is kept; not tuned
 
 
 class _Tx:
