@@ -65,10 +65,11 @@ class BillService:
         transaction_id = request.transactionId or new_id("bill")
         draft = await self._billing.draft(tenant_id, request, transaction_id, currency, lines)
         used = [(request.priceModelId, version)] if request.priceModelId else []
-        recorded = await self._billing.record(
+        built = self._billing.build(
             tenant_id, "bill", draft, raw, used=used, memo=request.memo,
             metadata=request.metadata, status=_status(request.draft),
         )  # fmt: skip
+        recorded = await self._billing.record(built)
         invoice = None if request.draft else await self._final(tenant_id, recorded, currency)
         return BillOutcome(recorded, None, invoice)
 
@@ -238,7 +239,7 @@ class BillService:
             billing_start=period.start,
             billing_end=period.end - ONE_DAY,
         )
-        return await self._billing.record(
+        built = self._billing.build(
             sub.tenant_id,
             "subscription" if sub.cycles_billed else "bill",
             draft,
@@ -249,6 +250,7 @@ class BillService:
             subscription_id=sub.id,
             status=_status(sub.terms.get("draft", True)),
         )
+        return await self._billing.record(built)
 
     def period_lines(
         self, sub: Subscription, spec: PriceModelSpec, period: Cycle, places: int, first: bool

@@ -113,7 +113,7 @@ class BillingService:
         places = places_of(request.currency)
         lines, used = await self.lines(tenant_id, request.items, request.currency, places)
         draft = await self.draft(tenant_id, request, request.transactionId, request.currency, lines)
-        return await self.record(tenant_id, "usage_completion", draft, raw, used=used)
+        return await self.record(self.build(tenant_id, "usage_completion", draft, raw, used=used))
 
     async def complete_usage_many(
         self, tenant_id: str, requests: Sequence[tuple[UsageCompletion, dict[str, Any]]]
@@ -159,9 +159,8 @@ class BillingService:
         lines, _ = await self.lines(tenant_id, request.items, request.currency, places)
         draft = await self.draft(tenant_id, request, transaction_id, request.currency, lines)
         metadata = {"reason": request.reason} if request.reason else {}
-        return await self.record(
-            tenant_id, "charge", draft, raw, memo=request.memo, metadata=metadata
-        )
+        built = self.build(tenant_id, "charge", draft, raw, memo=request.memo, metadata=metadata)
+        return await self.record(built)
 
     async def lines(
         self, tenant_id: str, items: Sequence[Item], currency: str, places: int
@@ -250,33 +249,10 @@ class BillingService:
         address: dict[str, Any] = latest["invoice"]["billToAddress"]
         return address
 
-    async def record(
-        self,
-        tenant_id: str,
-        source: str,
-        draft: Draft,
-        raw: dict[str, Any],
-        *,
-        used: Used | None = None,
-        memo: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        subscription_id: str | None = None,
-        status: str = "open",
-    ) -> Recorded:
-        """Totals, the payload, and one commit: billing information + event + deliveries."""
-        built = self.build(
-            tenant_id,
-            source,
-            draft,
-            raw,
-            used=used,
-            memo=memo,
-            metadata=metadata,
-            subscription_id=subscription_id,
-            status=status,
-        )
+    async def record(self, built: Built) -> Recorded:
+        """One commit of what `build` made: billing information + event + deliveries."""
         outcome = await self._recorded(
-            built, await self._events.publish_item(tenant_id, _publication(built))
+            built, await self._events.publish_item(built.record.tenant_id, _publication(built))
         )
         if isinstance(outcome, ApiError):
             raise outcome
