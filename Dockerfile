@@ -20,5 +20,6 @@ USER billhook
 VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/healthz')" || exit 1
-# `serve` applies pending migrations at start; set BILLHOOK_API_KEY (and BILLHOOK_ADMIN_TOKEN).
+# `serve` applies pending migrations at start; set BILLHOOK_API_KEY and BILLHOOK_SECRET_KEY
+# (`billhook secret-key` makes one), and BILLHOOK_ADMIN_TOKEN for tenant administration.
 CMD ["billhook", "serve"]

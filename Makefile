@@ -30,10 +30,16 @@ $(DATA)/.api_key: | $(BIN)/python
 	$(BIN)/python -c 'import secrets; print("bh_" + secrets.token_urlsafe(32))' > $@
 	chmod 600 $@
 
+# The key endpoint secrets are sealed with at rest (keep it apart from the database's backups).
+$(DATA)/.secret_key: | $(BIN)/python
+	mkdir -p -m 700 $(DATA)
+	(umask 077; $(BIN)/python -c 'import secrets; print("bsk_" + secrets.token_urlsafe(32))' > $@)
+
 ## make run: install, migrate, start the hub on SQLite (./data/billhook.db) at http://127.0.0.1:8080
 ## (the URL and the API key are printed once the port is bound)
-run: $(VENV)/.installed $(DATA)/.api_key
-	@export BILLHOOK_API_KEY=$${BILLHOOK_API_KEY:-$$(cat $(DATA)/.api_key)} $(RUN_ENV); \
+run: $(VENV)/.installed $(DATA)/.api_key $(DATA)/.secret_key
+	@export BILLHOOK_API_KEY=$${BILLHOOK_API_KEY:-$$(cat $(DATA)/.api_key)} $(RUN_ENV) \
+	  BILLHOOK_SECRET_KEY=$${BILLHOOK_SECRET_KEY:-$$(cat $(DATA)/.secret_key)}; \
 	exec $(BIN)/billhook serve --show-key
 
 ## make receiver SECRET=whsec_...: the bundled reference receiver on http://127.0.0.1:9000/webhooks

@@ -21,7 +21,8 @@ from app.hub import Hub
 from app.invoicing.service import Filters
 from app.main import create_app
 from app.replays import Request
-from app.store import Store, StoreMissing, open_store
+from app.sealing import Sealer, SealError, new_key
+from app.store import Store, StoreMissing, StoreUnavailable, StoreUnusable, open_store
 
 cli = typer.Typer(
     help="billhook: webhook notification hub for usage-based billing.",
@@ -70,6 +71,7 @@ def _serve(settings: Settings, show_key: bool, role: str) -> None:
         _run_worker(settings)
         return
     sock = _listen(settings)
+    _ready(settings, sock)
     port = sock.getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     typer.echo(f"billhook serving on http://{host}:{port}", err=True)
@@ -98,7 +100,43 @@ def worker() -> None:
     _run_worker(settings)
 
 
+def _needs_key(settings: Settings) -> None:
+    try:
+        settings.require_secret_key()
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _ready(settings: Settings, sock: socket.socket | None = None) -> None:
+    """Before anything says it runs: the key is set, the database opens and is migrated, and
+    every stored secret opens with the key. Any of those failing is one line, exit 2."""
+    _needs_key(settings)
+
+    async def main() -> None:
+        store = await open_store(
+            settings.database_url,
+            migrate_now_ms=SystemClock().now_ms(),
+            pool_size=1,
+            sealer=Sealer(settings.secret_key),
+        )
+        try:
+            await store.endpoints.reseal()
+        finally:
+            await store.close()
+
+    try:
+        _run(main())
+    except (StoreMissing, StoreUnusable, StoreUnavailable, SealError) as exc:
+        if sock is not None:
+            sock.close()
+        typer.echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def _run_worker(settings: Settings) -> None:
+    _ready(settings)
+
     async def main() -> None:
         hub = await Hub.start(settings)
         loop = asyncio.get_running_loop()
@@ -112,6 +150,14 @@ def _run_worker(settings: Settings) -> None:
 
     _freeze_startup_objects()
     _run(main())
+
+
+@cli.command("secret-key")
+def secret_key() -> None:
+    """Print a new BILLHOOK_SECRET_KEY (256 random bits): the key endpoint secrets are sealed
+    with at rest. To rotate, set BILLHOOK_SECRET_KEY=new,old and restart every process; drop
+    the old key once all have restarted (docs/deploy.md)."""
+    typer.echo(new_key())
 
 
 @cli.command()
@@ -133,12 +179,16 @@ def migrate() -> None:
 def _with_store(database: str | None, action: Callable[[Store], Coroutine[Any, Any, None]]) -> None:
     """Run an operator action on the hub's existing database (never a new, empty one)."""
     settings = _settings(**_database(database))
+    _needs_key(settings)
 
     async def main() -> None:
-        store = await _existing(
-            open_store(settings.database_url, migrate_now_ms=SystemClock().now_ms(), create=False),
-            settings,
+        opening = open_store(
+            settings.database_url,
+            migrate_now_ms=SystemClock().now_ms(),
+            create=False,
+            sealer=Sealer(settings.secret_key),
         )
+        store = await _existing(opening, settings)
         try:
             await action(store)
         finally:
@@ -151,6 +201,7 @@ def _with_hub(database: str | None, action: Callable[[Hub], Coroutine[Any, Any, 
     """The hub's services on its existing database, without serving or delivering: what they
     write (an invoice's event, say) is sent by the running hub's worker."""
     settings = _settings(run_worker=False, **_database(database))
+    _needs_key(settings)
 
     async def main() -> None:
         hub = await _existing(Hub.start(settings, create_store=False), settings)
@@ -343,6 +394,15 @@ def listen(
         str | None, Opt("--forward-to", help="also POST each event, with its headers, here")
     ] = None,
     port: Annotated[int, Opt("--port", help="local port (default: a free one)")] = 0,
+    lease: Annotated[
+        int,
+        Opt(
+            "--lease",
+            min=10,
+            max=3600,
+            help="seconds the hub keeps the endpoint if this process dies without a word",
+        ),
+    ] = listening.LEASE_S,
 ) -> None:
     """Receive real signed events here: a temporary endpoint on the hub points at this
     machine; each delivery is verified and printed; the endpoint goes when this stops."""
@@ -350,10 +410,10 @@ def listen(
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: its terminal closed
             loop.add_signal_handler(sig, stop.set)
         async with listening.hub_client(url, key) as api:
-            await listening.listen(api, _say, stop, types, forward_to, port)
+            await listening.listen(api, _say, stop, types, forward_to, port, lease)
 
     _remote(main())
 

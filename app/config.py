@@ -15,6 +15,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
 MIN_SECRET_LENGTH = 16  # API keys and the admin token: long enough not to be guessed
+MIN_SECRET_KEY_LENGTH = 32  # BILLHOOK_SECRET_KEY: the key of every secret at rest
 DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -53,6 +54,8 @@ class Settings(BaseModel):
     port: int = Field(8080, ge=0, le=65535)
     api_key: str | None = Field(None, min_length=MIN_SECRET_LENGTH)
     admin_token: str | None = Field(None, min_length=MIN_SECRET_LENGTH)
+    # Seals secrets at rest (app/sealing.py): the first seals, every one opens (rotation).
+    secret_key: tuple[str, ...] = ()
     run_api: bool = True
     run_worker: bool = True
     retry_schedule: tuple[float, ...] = tuple(
@@ -69,6 +72,9 @@ class Settings(BaseModel):
     poll_interval: float = Field(0.5, gt=0)
     shutdown_grace: float = Field(10.0, ge=0)
     read_timeout: float = Field(10.0, gt=0)  # a request's headers and body, each request
+    # Proxies whose X-Forwarded-For/-Proto are believed (the scheme decides the console
+    # cookie's Secure flag; the address, sign-in throttling): uvicorn's own default.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     log_format: Literal["json", "text"] = "json"
 
     @field_validator("database_url")
@@ -87,6 +93,26 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return parse_networks(value)
         return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for key in value:
+            if len(key) < MIN_SECRET_KEY_LENGTH:
+                raise ValueError(
+                    f"each key must be at least {MIN_SECRET_KEY_LENGTH} characters "
+                    "(generate one with `billhook secret-key`)"
+                )
+        return value
+
+    def require_secret_key(self) -> None:
+        """Processes that read or write endpoint secrets need the key that seals them."""
+        if not self.secret_key:
+            raise ConfigError(
+                "BILLHOOK_SECRET_KEY is not set: endpoint secrets are encrypted at rest with "
+                "it; generate one with `billhook secret-key`, keep it out of the database's "
+                "backups, and give every process the same value"
+            )
 
     @field_validator("timezone")
     @classmethod
@@ -157,6 +183,11 @@ def parse_networks(text: str) -> tuple[IPNetwork, ...]:
         raise ValueError(f"{exc}: give CIDRs such as 127.0.0.0/8,::1/128") from exc
 
 
+def _keys(text: str) -> tuple[str, ...]:
+    """'new,old' → ('new', 'old'): the first seals, every one opens."""
+    return tuple(k.strip() for k in text.split(",") if k.strip())
+
+
 def _integer(text: str) -> int:
     try:
         return int(text)
@@ -179,6 +210,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "BILLHOOK_PORT": ("port", _integer),
     "BILLHOOK_API_KEY": ("api_key", _text),
     "BILLHOOK_ADMIN_TOKEN": ("admin_token", _text),
+    "BILLHOOK_SECRET_KEY": ("secret_key", _keys),
     "BILLHOOK_API": ("run_api", parse_bool),
     "BILLHOOK_WORKER": ("run_worker", parse_bool),
     "BILLHOOK_RETRY_SCHEDULE": ("retry_schedule", parse_schedule),
@@ -193,6 +225,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "BILLHOOK_POLL_INTERVAL": ("poll_interval", parse_duration),
     "BILLHOOK_SHUTDOWN_GRACE": ("shutdown_grace", parse_duration),
     "BILLHOOK_READ_TIMEOUT": ("read_timeout", parse_duration),
+    "BILLHOOK_FORWARDED_ALLOW_IPS": ("forwarded_allow_ips", _text),
     "BILLHOOK_LOG_FORMAT": ("log_format", _text),
 }
 _VARIABLE = {field: var for var, (field, _) in _ENV.items()}

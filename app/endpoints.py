@@ -10,7 +10,7 @@ from typing import Any
 from app.cache import CounterCache
 from app.clock import Clock, to_rfc3339
 from app.egress import EgressBlocked, EgressPolicy
-from app.errors import NotFound, ValidationFailed
+from app.errors import NotFound, ValidationFailed, WrongState
 from app.ids import new_id
 from app.models import EndpointCreate, EndpointPatch
 from app.records import Delivery, Endpoint
@@ -58,6 +58,8 @@ class EndpointService:
             metadata=spec.metadata,
             rate_limit_per_s=spec.rate_limit_per_s,
             ordered=spec.ordered,
+            lease_s=spec.lease_s,
+            lease_until=None if spec.lease_s is None else now + spec.lease_s * 1000,
         )
         await self._store.endpoints.create(endpoint)
         self.cache.invalidate()
@@ -90,6 +92,27 @@ class EndpointService:
         await self._store.endpoints.update(before, after)
         self.cache.invalidate()
         return after
+
+    async def renew_lease(self, tenant_id: str, endpoint_id: str) -> Endpoint:
+        """A temporary endpoint's listener is still there: its lease starts again. 409 when
+        it has no lease, or when the lease lapsed (the endpoint is disabled for good)."""
+        endpoint = await self.get(tenant_id, endpoint_id)
+        if endpoint.lease_s is None:
+            raise WrongState(f"{endpoint_id} is not a temporary endpoint: it has no lease")
+        until = await self._store.endpoints.renew_lease(tenant_id, endpoint_id, self._now())
+        if until is None:
+            raise WrongState(f"the lease of {endpoint_id} lapsed: register a new endpoint")
+        return dataclasses.replace(endpoint, lease_until=until)
+
+    async def lapse_leases(self) -> int:
+        """Timed job: temporary endpoints nobody renewed are disabled."""
+        lapsed = await self._store.endpoints.lapse_leases(self._now())
+        if lapsed:
+            self.cache.invalidate()
+        return lapsed
+
+    def _now(self) -> int:
+        return self._clock.now_ms()
 
     async def cancel_pending(self, tenant_id: str, endpoint_id: str) -> int:
         """Drop what the endpoint kept (while disabled, say) instead of sending it later."""

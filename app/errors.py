@@ -101,6 +101,10 @@ class ValidationFailed(ApiError):
 class RateLimited(ApiError):
     status, code = 429, "rate_limited"
 
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
 
 class Unavailable(ApiError):
     status, code = 503, "unavailable"

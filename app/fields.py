@@ -9,6 +9,7 @@ numbers as doubles keeps exactly (money.SIGNIFICANT_DIGITS), the bound the API d
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 
 from app.money import SIGNIFICANT_DIGITS, plain
@@ -82,6 +84,28 @@ def not_before(earlier: str) -> Any:
     return classmethod(check)
 
 
+# What XML 1.0 cannot carry (its Char production; lone surrogates never pass jsoncodec): text
+# billhook keeps may end in an e-invoice or a PDF, and PostgreSQL's text refuses NUL.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value: str) -> str:
+    """Text every document and store can carry, or a ValueError naming the character."""
+    found = _NOT_XML.search(value)
+    if found is not None:
+        raise ValueError(
+            f"must not contain U+{ord(found.group()):04X} (a control or non-character XML "
+            "1.0 cannot carry, so no invoice could show it)"
+        )
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 def _iso_date(value: Any) -> date:
     if not isinstance(value, str) or len(value) != 10:
         raise ValueError("must be a date written YYYY-MM-DD")
@@ -118,7 +142,9 @@ Day = Annotated[
     BeforeValidator(_iso_date),
     WithJsonSchema({"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}),
 ]
-Name = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)]
+Name = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=255), AfterValidator(_not_blank)
+]
 Description = Annotated[str, StringConstraints(strict=True, max_length=1000)]
 LongText = Annotated[str, StringConstraints(strict=True, max_length=2000)]
 CurrencyCode = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{3}$")]
@@ -126,9 +152,21 @@ Variable = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z][A-Z
 
 
 class Input(BaseModel):
-    """Requests reject unknown fields: a typo must not silently subscribe to everything."""
+    """Requests reject unknown fields (a typo must not silently subscribe to everything), and
+    every text field holds only what XML and the stores carry (422 naming the field)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _carried_everywhere(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            xml_text(value)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                if isinstance(item, str):
+                    xml_text(item)
+        return value
 
 
 class Output(BaseModel):

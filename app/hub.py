@@ -25,6 +25,7 @@ from app.periodic import Job, Periodic
 from app.replay_runner import ReplayRunner
 from app.replays import ReplayService
 from app.retention import RetentionService
+from app.sealing import Sealer
 from app.store import Store, open_store
 from app.tenants import Tenancy
 from app.worker import Worker, rules_for
@@ -51,21 +52,31 @@ class Hub:
     rebills: RebillService
     changes: ChangeService
     catalog: Catalog
+    sealer: Sealer
 
     @classmethod
     async def start(
         cls, settings: Settings, clock: Clock | None = None, *, create_store: bool = True
     ) -> Hub:
-        """Open and migrate the store, seed the default tenant, build the services."""
+        """Open and migrate the store, seal secrets still at rest in plain text (or under an
+        older key), seed the default tenant, build the services."""
+        settings.require_secret_key()
         clock = clock or SystemClock()
+        sealer = Sealer(settings.secret_key)
         store = await open_store(
             settings.database_url,
             migrate_now_ms=clock.now_ms(),
             create=create_store,
             pool_size=settings.database_pool,
+            sealer=sealer,
         )
-        tenancy = Tenancy(store, clock, settings.admin_token)
-        await tenancy.bootstrap(settings.api_key)
+        try:
+            await store.endpoints.reseal()
+            tenancy = Tenancy(store, clock, settings.admin_token)
+            await tenancy.bootstrap(settings.api_key)
+        except BaseException:
+            await store.close()  # a failed start leaves nothing open
+            raise
         cache = endpoint_cache(store)
         deliverer = Deliverer.create(settings, clock)
         catalog = Catalog(store, clock)
@@ -109,6 +120,7 @@ class Hub:
                 Job("invoices", invoices.run_due, every_ms=60_000),
                 Job("replays", runner.run_due),
                 Job("probes", probes),
+                Job("leases", endpoints.lapse_leases),
                 Job("retention", retention.run_due, every_ms=60_000),
             ],
             settings.poll_interval,
@@ -130,11 +142,12 @@ class Hub:
             replays,
             worker,
             periodic,
-            ConsoleAccess(store, clock, tenancy),
+            ConsoleAccess(store, clock, tenancy, sealer),
             drafts,
             RebillService(store, clock, events, invoices, billing.today),
             changes,
             catalog,
+            sealer,
         )
 
     async def run_background(self) -> None:

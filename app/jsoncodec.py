@@ -1,7 +1,7 @@
 """JSON in with exact Decimals, JSON out fast with those Decimals written as exact numbers.
 
 This is the one place JSON is read, so it is where JSON is bounded: nesting (MAX_DEPTH), the
-size of numbers (MAX_DIGITS, MAX_EXPONENT) and valid Unicode (no lone surrogates). Whatever
+size of numbers (MAX_DIGITS, judged as written back) and Unicode (no lone surrogates). Whatever
 passes can be stored, hashed and written back, exactly as sent, without surprises later.
 """
 
@@ -17,8 +17,7 @@ import orjson
 from app.money import plain
 
 MAX_DEPTH = 64  # objects and arrays inside each other; billing payloads use 5
-MAX_DIGITS = 40  # significant digits of a number
-MAX_EXPONENT = 40  # no digit beyond 10^±40: "1E+1000000" would be a million characters
+MAX_DIGITS = 40  # digits of a number written out in full: "1E+1000000" would be a million
 _INT64 = range(-(2**63), 2**64)  # what orjson writes as an integer
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -36,12 +35,19 @@ def _reject_constant(name: str) -> Any:
     raise JsonError(f"{name} is not valid JSON")
 
 
-def _bounded(value: Decimal, text: str) -> Decimal:
+def written_digits(value: Decimal) -> int:
+    """How many digits `dumps` writes for the number (plain notation, its digits held): the
+    bound is judged on this, so the text written reads back as the same number, accepted."""
     _, digits, exponent = value.as_tuple()
-    if len(digits) > MAX_DIGITS or not -MAX_EXPONENT <= int(exponent) <= MAX_EXPONENT:
+    places = int(exponent)
+    return max(len(digits) + places, 0) + max(-places, 0)
+
+
+def _bounded(value: Decimal, text: str) -> Decimal:
+    if written_digits(value) > MAX_DIGITS:
         raise JsonLimit(
-            f"the number {text[:50]} is out of range: at most {MAX_DIGITS} digits, "
-            f"none beyond 10^±{MAX_EXPONENT}"
+            f"the number {text[:50]} is out of range: at most {MAX_DIGITS} digits written out "
+            "in full (e.g. 1.5E41 is 42 digits)"
         )
     return value
 

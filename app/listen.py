@@ -4,7 +4,9 @@ the hub's HTTP API (what `stripe listen` / `stripe trigger` give).
 listen registers a temporary endpoint pointing at a listener on 127.0.0.1, verifies each
 delivery with subscribers/verify.py (the file a merchant copies), prints it as sent (money
 exactly), optionally forwards it with its headers to a local URL, and removes the endpoint when
-it stops (Ctrl-C, or the hub is gone). trigger publishes the catalog's example of a type, or
+it stops (Ctrl-C, SIGTERM, SIGHUP, or the hub is gone). The endpoint holds a lease the listener
+renews: a listener killed outright (SIGKILL) leaves it for LEASE_S only, then the hub disables
+it. trigger publishes the catalog's example of a type, or
 the given parameters, so a listener shows it.
 
 Forwarding posts to the developer's own app from the CLI process: it is not the hub's delivery
@@ -31,8 +33,9 @@ from app import jsoncodec
 from subscribers.verify import Verifier, WebhookVerificationError
 
 Say = Callable[[str], None]
-HEALTH_EVERY_S = 2.0
-GONE_AFTER = 3  # failed health checks in a row
+HEALTH_EVERY_S = 2.0  # the lease is renewed this often, which also tells the hub is there
+LEASE_S = 30  # the hub disables the endpoint when no renewal came for this long
+GONE_AFTER = 3  # failed renewals in a row
 FORWARDED = ("content-type", "webhook-id", "webhook-timestamp", "webhook-signature")
 
 
@@ -133,12 +136,18 @@ async def listen(
     types: list[str] | None = None,
     forward_to: str | None = None,
     port: int = 0,
+    lease_s: int = LEASE_S,
 ) -> int:
     """Receive until `stop` is set or the hub is gone; returns how many deliveries arrived."""
     listener = Listener(say, forward_to)
     async with serving(listener.app, port) as bound:
         local = f"http://127.0.0.1:{bound}/"
-        body = {"url": local, "description": "billhook listen", "event_types": types}
+        body = {
+            "url": local,
+            "description": "billhook listen",
+            "event_types": types,
+            "lease_s": lease_s,
+        }
         endpoint = await call(api, "POST", "/v1/endpoints", json=body)
         listener.verifier = Verifier(endpoint["secret"])
         say(
@@ -147,23 +156,30 @@ async def listen(
         )
         say(f"Secret: {endpoint['secret']}  (Ctrl-C to stop)")
         try:
-            await _until_stopped(api, stop, say)
+            await _until_stopped(api, endpoint["id"], stop, say)
         finally:
             await _remove(api, endpoint["id"], say)
             await listener.close()
     return listener.received
 
 
-async def _until_stopped(api: httpx.AsyncClient, stop: asyncio.Event, say: Say) -> None:
+async def _until_stopped(
+    api: httpx.AsyncClient, endpoint_id: str, stop: asyncio.Event, say: Say
+) -> None:
+    """Renew the endpoint's lease until stopped; stop when the hub is gone or the lease was
+    lost (the hub answered 409: it disabled the endpoint)."""
     failures = 0
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), HEALTH_EVERY_S)
             return
         try:
-            await call(api, "GET", "/healthz")
+            await call(api, "POST", f"/v1/endpoints/{endpoint_id}/lease")
             failures = 0
-        except HubUnreachable:
+        except HubUnreachable as exc:
+            if "409" in str(exc):
+                say(f"The hub ended this endpoint ({exc}); stopping.")
+                return
             failures += 1
             if failures >= GONE_AFTER:
                 say("The hub is gone; stopping.")

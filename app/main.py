@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 
 from app.api import HANDLERS, HOT, ROUTES
 from app.api.hot import HotRoutes
+from app.api.request_line import RequestLine
 from app.clock import Clock
 from app.config import Settings
 from app.console import ROUTES as CONSOLE
@@ -40,6 +41,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     return Starlette(
         routes=[*ROUTES, *CONSOLE],
         exception_handlers=console_aware(HANDLERS),
-        middleware=[Middleware(HotRoutes, routes=HOT)],
+        middleware=[Middleware(RequestLine), Middleware(HotRoutes, routes=HOT)],
         lifespan=lifespan,
     )

@@ -73,6 +73,11 @@ class EndpointCreate(Input):
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=50)
     rate_limit_per_s: PositiveInt | None = None
     ordered: StrictFlag = False
+    lease_s: Annotated[int, Field(strict=True, ge=10, le=3600)] | None = Field(
+        None,
+        description="A temporary endpoint: disabled (lease_expired) unless POST "
+        "/v1/endpoints/{id}/lease renews it within this many seconds (billhook listen).",
+    )
 
     _url = field_validator("url")(check_url)
 
@@ -106,6 +111,7 @@ class EndpointOut(Output):
     disabled_reason: str | None
     created_at: str
     updated_at: str
+    lease_until: str | None = Field(None, description="A temporary endpoint's lease end.")
     secret: str | None = Field(None, description="Only in the answer to POST /v1/endpoints.")
 
 

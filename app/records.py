@@ -33,6 +33,9 @@ OPERATIONAL_TYPES = frozenset(
 )
 
 
+LEASE_EXPIRED = "lease_expired"
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     id: str
@@ -55,6 +58,8 @@ class Endpoint:
     consecutive_failures: int = 0
     failing_since: int | None = None
     last_success_at: int | None = None
+    lease_s: int | None = None  # a temporary endpoint (billhook listen) renews its lease
+    lease_until: int | None = None
 
     @property
     def accepting(self) -> bool:
@@ -64,6 +69,8 @@ class Endpoint:
     def matches(self, event: Event) -> bool:
         """Subscribed to the event's type, every filter field equal, and not its subject."""
         if not self.wants(event.type) or event.about_endpoint_id == self.id:
+            return False
+        if self.disabled_reason == LEASE_EXPIRED:  # its listener is gone for good
             return False
         return self.accepts(event.customer_number, event.external_contract_id)
 

@@ -112,6 +112,8 @@ def config(app: Any, settings: Settings) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         timeout_keep_alive=5,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=int(settings.shutdown_grace) + 5,
     )
 

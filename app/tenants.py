@@ -80,6 +80,16 @@ class Tenancy:
         admin = self._admin_token
         return admin is not None and hmac.compare_digest(token.strip(), admin)
 
+    def is_admin_hash(self, hashed: str | None) -> bool:
+        """The hash of the admin token in force (a console session opened with an earlier
+        token is not)."""
+        admin = self._admin_token
+        return (
+            admin is not None
+            and hashed is not None
+            and hmac.compare_digest(hashed, hash_key(admin.strip()))
+        )
+
     async def create(self, name: str) -> tuple[Tenant, ApiKey, str]:
         key = new_api_key()
         created = await self._store.tenants.create(name, hash_key(key), self._clock.now_ms())

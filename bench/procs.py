@@ -27,6 +27,7 @@ CPUS = os.cpu_count() or 1
 UNDER_TEST = {0} if CPUS >= 2 else None
 AUXILIARY = set(range(1, CPUS)) if CPUS >= 2 else None
 API_KEY = "bh_bench_key_0123456789"
+SECRET_KEY = "bsk_bench_secret_key_0123456789_0123456789"
 
 
 def free_port() -> int:
@@ -161,6 +162,7 @@ class Hub:
             "BILLHOOK_DATABASE_URL": self.db,
             "BILLHOOK_PORT": "0",
             "BILLHOOK_API_KEY": API_KEY,
+            "BILLHOOK_SECRET_KEY": SECRET_KEY,
             "BILLHOOK_EGRESS_ALLOW": "127.0.0.0/8",
             **self.env,
         }

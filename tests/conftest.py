@@ -19,10 +19,13 @@ from starlette.applications import Starlette
 from app.config import Settings
 from app.hub import Hub
 from app.main import create_app
+from app.sealing import Sealer
 from app.testing import FrozenClock, Receiver
 from subscribers.receiver import WebhookReceiver
 
 API_KEY = "bh_test_default_key"
+SECRET_KEY = "bsk_test_secret_key_of_32_characters_or_more"
+SEALER = Sealer([SECRET_KEY])  # for tests that open a store themselves
 ADMIN_TOKEN = "admin-token-for-tests"
 START_MS = 1_795_000_000_000  # 2026-11-18, a fixed "now" for frozen-clock tests
 
@@ -32,6 +35,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "database_url": f"sqlite:///{tmp_path}/billhook.db",
         "api_key": API_KEY,
         "admin_token": ADMIN_TOKEN,
+        "secret_key": (SECRET_KEY,),
         "run_worker": False,
         "egress_allow": "127.0.0.0/8,::1/128",
         "retry_schedule": "0s,0s,0s",
@@ -104,6 +108,16 @@ async def postgres_schema() -> AsyncIterator[str]:
     base = postgres_url()
     if base is None:
         pytest.skip("PostgreSQL tests run when BILLHOOK_TEST_POSTGRES_URL is set")
+
+    schema = await create_schema(base)
+    try:
+        yield in_schema(base, schema)
+    finally:
+        await drop_schema(base, schema)
+
+
+async def create_schema(base: str) -> str:
+    """A fresh schema's name (drop it with drop_schema)."""
     import asyncpg
 
     schema = f"t_{secrets.token_hex(6)}"
@@ -112,13 +126,10 @@ async def postgres_schema() -> AsyncIterator[str]:
         await admin.execute(f"CREATE SCHEMA {schema}")
     finally:
         await admin.close()
-    try:
-        yield in_schema(base, schema)
-    finally:
-        await _drop(base, schema)
+    return schema
 
 
-async def _drop(base: str, schema: str) -> None:
+async def drop_schema(base: str, schema: str) -> None:
     """On a connection of its own: the test's may have been cut by a database restart."""
     import asyncpg
 

@@ -34,8 +34,12 @@ class ConsoleBrowser:
     async def post(
         self, path: str, data: dict[str, Any] | None = None, **kw: Any
     ) -> httpx.Response:
-        """A form sent with the CSRF token the last page carried (unless the data has one)."""
-        return await self.http.post(path, data={"csrf": self.csrf, **(data or {})}, **kw)
+        """A form sent with the CSRF token the last page carried (unless the data has one); a
+        page answering with a form (a refused sign-in) carries the next one."""
+        response = await self.http.post(path, data={"csrf": self.csrf, **(data or {})}, **kw)
+        if found := _CSRF.search(response.text):
+            self.csrf = found.group(1)
+        return response
 
     async def sign_in(self, key: str) -> httpx.Response:
         await self.get("/console/sign-in")

@@ -7,11 +7,12 @@ import asyncio
 import os
 import sys
 from asyncio.subprocess import DEVNULL, PIPE
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 KEY = "bh_process_test_key"
+SECRET_KEY = "bsk_test_secret_key_of_32_characters_or_more"  # as the in-process hubs
 FAST = {
     "BILLHOOK_EGRESS_ALLOW": "127.0.0.0/8",
     "BILLHOOK_RETRY_SCHEDULE": "1s,1s,1s",
@@ -19,6 +20,14 @@ FAST = {
     "BILLHOOK_CONNECT_TIMEOUT": "1s",
     "BILLHOOK_POLL_INTERVAL": "100ms",
 }
+
+
+def child_env(**variables: str) -> dict[str, str]:
+    """The environment of a `billhook` child process: this one's without any BILLHOOK_*
+    variable, plus the secret key every hub needs, plus `variables` (an empty value unsets)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")}
+    env |= {"BILLHOOK_SECRET_KEY": SECRET_KEY, **variables}
+    return {k: v for k, v in env.items() if v != ""}
 
 
 @dataclass
@@ -33,14 +42,15 @@ async def hub_process(
     database_url: str, role: str = "serve", **overrides: str
 ) -> AsyncIterator[HubProcess]:
     """`billhook <role>` on `database_url` and a free port; `overrides`: more BILLHOOK_ vars."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")},
-        "BILLHOOK_DATABASE_URL": database_url,
-        "BILLHOOK_PORT": "0",
-        "BILLHOOK_API_KEY": KEY,
-        **FAST,
-        **overrides,
-    }
+    env = child_env(
+        **{
+            "BILLHOOK_DATABASE_URL": database_url,
+            "BILLHOOK_PORT": "0",
+            "BILLHOOK_API_KEY": KEY,
+            **FAST,
+            **overrides,
+        }
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app", role, env=env, stderr=PIPE, stdout=DEVNULL
     )
@@ -75,6 +85,16 @@ async def _ready(proc: asyncio.subprocess.Process) -> str | None:
         if "worker running" in line:
             return None
     raise AssertionError(f"the hub exited with {await proc.wait()} before it ran:\n{said}")
+
+
+async def poll(
+    check: Callable[[], Awaitable[bool]], seconds: float, interval: float = 0.05
+) -> None:
+    """Await `check()` until it holds, failing after `seconds` (the work runs elsewhere)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
+        await asyncio.sleep(interval)
 
 
 async def until(condition: object, seconds: float, interval: float = 0.05) -> None:

@@ -169,3 +169,31 @@ async def test_foreign_tenant_ids_are_404(hub_factory):
 async def test_start_ms_is_a_fixed_past_time():
     """Guards the frozen-clock fixtures: START_MS is in November 2026."""
     assert time.strftime("%Y-%m", time.gmtime(START_MS / 1000)) == "2026-11"
+
+
+async def test_a_temporary_endpoints_lease_is_renewed_or_lapses(hub_factory):
+    """A lease the listener renews (POST …/lease); once it lapses the hub disables the endpoint
+    (lease_expired), cancels what it kept and matches no event to it again."""
+    clock = FrozenClock(START_MS)
+    hub = await hub_factory(clock=clock)
+    kept = await hub.endpoint("http://127.0.0.1:9/kept")
+    temporary = await hub.endpoint("http://127.0.0.1:9/tmp", lease_s=10)
+    assert kept["lease_until"] is None and temporary["lease_until"]
+    clock.advance(8)
+    renewed = await hub.http.post(f"/v1/endpoints/{temporary['id']}/lease")
+    assert renewed.status_code == 200 and renewed.json()["lease_until"] > temporary["lease_until"]
+    assert (await hub.http.post(f"/v1/endpoints/{kept['id']}/lease")).status_code == 409
+    early = await hub.publish("t", {"n": 1})
+    assert early["deliveries"] == 2
+    clock.advance(11)
+    assert await hub.hub.endpoints.lapse_leases() == 1
+    kept_for_it = (await hub.http.get(f"/v1/events/{early['id']}")).json()["deliveries"]
+    assert {d["endpoint_id"]: d["status"] for d in kept_for_it}[temporary["id"]] == "cancelled"
+    found = (await hub.http.get(f"/v1/endpoints/{temporary['id']}")).json()
+    assert (found["status"], found["disabled_reason"]) == ("disabled", "lease_expired")
+    late = await hub.publish("t", {"n": 2})
+    assert late["deliveries"] == 1  # the kept endpoint only
+    deliveries = (await hub.http.get(f"/v1/events/{late['id']}")).json()["deliveries"]
+    assert [d["endpoint_id"] for d in deliveries] == [kept["id"]]
+    assert (await hub.http.post(f"/v1/endpoints/{temporary['id']}/lease")).status_code == 409
+    assert await hub.hub.endpoints.lapse_leases() == 0

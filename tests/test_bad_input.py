@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_KEY, HubClient
+from app import jsoncodec
+from tests.conftest import ADMIN_TOKEN, API_KEY, HubClient
 
 BIG = "x" * (256 * 1024)
 
@@ -212,6 +213,104 @@ async def test_two_authorization_headers_are_refused_on_every_route(hub: HubClie
                          ("GET", "/v1/events"), ("GET", "/v1/endpoints")]:  # fmt: skip
         answer = await hub.http.request(method, path, headers=twice, json={})
         _error(answer, 400, "bad_request")
+
+
+async def test_two_content_types_are_refused_on_every_route_that_reads_a_body(hub: HubClient):
+    """The hot routes took the last Content-Type and the others the first, so one body could
+    be JSON to one route and not to its neighbour: now every route refuses the pair."""
+    twice = [("content-type", "application/json"), ("content-type", "text/plain")]
+    for method, path in [("POST", "/v1/events"), ("POST", "/v1/usage-completions"),
+                         ("POST", "/v1/endpoints"), ("POST", "/v1/events/batch"),
+                         ("POST", "/v1/charges")]:  # fmt: skip
+        answer = await hub.http.request(method, path, headers=twice, content=b"{}")
+        _error(answer, 400, "bad_request")
+        assert "Content-Type" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/endpoints/ep_%00",
+        "/v1/events/%01x",
+        "/v1/events?cursor=%00",
+        "/v1/invoices?customerNumber=a%00b",
+        "/v1/events?type=%7F",
+        "/console/events/%00",
+        "/v1/events/x%1B",
+    ],
+)
+async def test_a_control_character_in_the_path_or_query_is_a_400_on_every_backend(
+    hub: HubClient, target: str
+):
+    """PostgreSQL's text cannot hold NUL: GET /v1/endpoints/%00 was a 500 there. No id, cursor
+    or search term contains a control character, so the request line is refused before any
+    route runs."""
+    answer = await hub.http.get(target)
+    _error(answer, 400, "bad_request")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "/v1/endpoints",
+            {"url": "http://127.0.0.1:9/x", "description": "a\u0000b"},
+            ["description"],
+        ),
+        (
+            "/v1/endpoints",
+            {"url": "http://127.0.0.1:9/x", "description": "bell\u0007"},
+            ["description"],
+        ),
+        ("/v1/event-types", {"name": "t.x", "description": "\ufffe"}, ["description"]),
+        ("/v1/tenants", {"name": "a\u0000"}, ["name"]),
+        (
+            "/v1/charges",
+            {
+                "customerNumber": "C1",
+                "currency": "EUR",
+                "items": [
+                    {
+                        "productID": "P",
+                        "description": "fine\u0001",
+                        "quantity": 1,
+                        "grossUnitPrice": 5,
+                        "vatPercent": 19,
+                    }
+                ],
+            },
+            ["items", "0", "description"],
+        ),
+        (
+            "/v1/charges",
+            {
+                "customerNumber": "C1",
+                "currency": "EUR",
+                "items": [
+                    {
+                        "productID": "   ",
+                        "description": "fine",
+                        "quantity": 1,
+                        "grossUnitPrice": 5,
+                        "vatPercent": 19,
+                    }
+                ],
+            },
+            ["items", "0", "productID"],
+        ),
+    ],
+)
+async def test_text_no_document_or_store_can_carry_is_a_422_naming_the_field(
+    hub: HubClient, path: str, body: dict[str, Any], field: list[str]
+):
+    """NUL in an endpoint's description was a 500 on PostgreSQL; \\u0001 in a line's
+    description was accepted and its invoice could then never be rendered. Whitespace-only
+    names fire BR-25 in the e-invoice: refused too."""
+    headers = {"authorization": f"Bearer {ADMIN_TOKEN}"} if path == "/v1/tenants" else {}
+    answer = await hub.http.post(path, content=jsoncodec.dumps(body), headers={
+        "content-type": "application/json", **headers})  # fmt: skip
+    error = _error(answer, 422, "validation_error")
+    assert field in [d["loc"][-len(field) :] for d in error["details"]], error
 
 
 async def test_oversize_body_streamed_without_content_length_is_refused(hub: HubClient):

@@ -4,7 +4,6 @@ comes back, and `billhook replay` recovering everything it missed."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sqlite3
 import sys
@@ -19,7 +18,7 @@ from starlette.routing import Route
 from app import jsoncodec
 from app.testing import Receiver
 from tests.conftest import HubClient
-from tests.processes import KEY, hub_process
+from tests.processes import KEY, child_env, hub_process
 from tests.test_einvoice import valid
 from tests.test_invoices import complete, item, seller
 
@@ -47,7 +46,7 @@ async def billhook(db: Path | str, *args: str) -> tuple[int, str]:
     """Run a `billhook` command on the local database `db` (a SQLite file or a database URL,
     `--database`); its exit code and its output."""
     url = db if isinstance(db, str) else f"sqlite:///{db}"
-    env = {**os.environ, "BILLHOOK_DATABASE_URL": url, "COLUMNS": "200"}
+    env = child_env(BILLHOOK_DATABASE_URL=url, COLUMNS="200")
     local = () if args[0] == "migrate" else ("--database", url)  # not the default: HTTP is
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app", *args, *local, env=env,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sys
 from decimal import Decimal
@@ -17,7 +16,7 @@ import httpx
 
 from app import jsoncodec
 from app.testing import Receiver
-from tests.processes import KEY, hub_process
+from tests.processes import KEY, child_env, hub_process
 from tests.test_billing import completion
 from tests.test_einvoice import valid
 
@@ -28,8 +27,7 @@ async def billhook(url: str, *args: str) -> tuple[int, str, str]:
     """`billhook <args>` against the hub at `url` (BILLHOOK_URL, the key from the environment),
     as an operator runs it, with no BILLHOOK_DATABASE_URL anywhere: exit code, output, and the
     output again when it failed (errors go to stderr, which shares the one pipe)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")}
-    env |= {"BILLHOOK_URL": url, "BILLHOOK_API_KEY": KEY}
+    env = child_env(BILLHOOK_URL=url, BILLHOOK_API_KEY=KEY, BILLHOOK_SECRET_KEY="")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from app import jsoncodec
-from app.console.session import COOKIE, MAX_AGE_S
+from app.access import SESSION_S
+from app.console.session import COOKIE
 from app.testing import FrozenClock
 from tests.backends import rows
 from tests.conftest import ADMIN_TOKEN, API_KEY, START_MS, HubClient
@@ -191,7 +192,7 @@ async def test_a_session_expires(hub_factory):
     hub = await hub_factory(clock=clock)
     async with ConsoleBrowser(hub.app) as browser:
         await browser.sign_in(API_KEY)
-        clock.advance(MAX_AGE_S - 1)
+        clock.advance(SESSION_S - 1)
         assert (await browser.get("/console/")).status_code == 200
         clock.advance(2)
         assert (await browser.get("/console/")).status_code == 303

@@ -14,13 +14,13 @@ from app.ids import new_id
 from app.records import Delivery, Endpoint, NewDelivery, NewEvent
 from app.store import Store, open_store
 from tests.backends import rows
-from tests.conftest import START_MS
+from tests.conftest import SEALER, START_MS
 from tests.test_store import _endpoint, _event
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(database_url, migrate_now_ms=START_MS)
+    opened = await open_store(database_url, sealer=SEALER, migrate_now_ms=START_MS)
     await opened.tenants.ensure("tn_default", "default", None, START_MS)
     yield opened
     await opened.close()

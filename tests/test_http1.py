@@ -18,6 +18,7 @@ from app.delivery.http1 import MAX_BODY_BYTES, Client, Target, _Resolved
 from app.egress import EgressPolicy
 from app.signing import new_secret
 from tests.conftest import make_settings
+from tests.processes import until
 
 LOOPBACK = EgressPolicy(make_settings(Path("/tmp")).egress_allow)
 
@@ -30,10 +31,12 @@ class RawServer:
         self.close_after = close_after
         self.connections = 0
         self.requests = 0
+        self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.writers.append(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -293,3 +296,57 @@ async def test_tests_run_on_uvloop_like_the_server():
     import uvloop
 
     assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+
+
+async def test_a_huge_trailer_is_refused_without_reading_it_all(serve):
+    """A chunked answer's trailer had no cap (a 200 MB trailer froze the hub 7 s): it is capped
+    like headers, and so is chunk framing (a chunk extension of any length)."""
+    trailer = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+        b"x-trailer: " + b"a" * (20 * 1024 * 1024) + b"\r\n\r\n"
+    )
+    extension = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"2;ext=" + b"b" * (20 * 1024 * 1024) + b"\r\nok\r\n0\r\n\r\n"
+    )
+    for answer in (trailer, extension):
+        server = await serve(lambda n, answer=answer: answer)
+        outcome = await _outcome(server.port, _client(total_timeout=10.0))
+        assert (outcome.error, outcome.status_code) == ("response_too_large", None)
+
+
+async def test_many_small_chunks_are_not_mistaken_for_a_trailer(serve):
+    body = b"".join(b"1\r\n%c\r\n" % (97 + n % 26) for n in range(60_000))
+    server = await serve(
+        lambda n: b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + body + b"0\r\n\r\n"
+    )
+    answer = await _client(total_timeout=10.0).post(f"http://127.0.0.1:{server.port}/", [], b"")
+    assert answer.status == 200 and len(answer.body) == 60_000
+
+
+@pytest.mark.parametrize("same_write", [True, False])
+async def test_an_extra_unrequested_answer_never_becomes_the_next_requests_answer(
+    serve, same_write: bool
+):
+    """A receiver that answers once more than asked desynchronized a pooled connection: 62
+    attempts recorded another request's answer. A connection holding bytes nobody asked for
+    is closed, never reused."""
+    first = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst"
+    extra = b"HTTP/1.1 500 Oops\r\ncontent-length: 5\r\n\r\nextra"
+    fresh = b"HTTP/1.1 201 Created\r\ncontent-length: 5\r\n\r\nfresh"
+    server = await serve(lambda n: first + extra if n == 1 else fresh)
+    if not same_write:
+        server.answer = lambda n: first if n == 1 else fresh
+    client = _client()
+    url = f"http://127.0.0.1:{server.port}/"
+    assert (await client.post(url, [], b"{}")).body == b"first"
+    if not same_write:
+        writer = server.writers[0]
+        writer.write(extra)
+        await writer.drain()
+        key = ("http", "127.0.0.1", server.port)
+        await until(lambda: not any(c.usable(time.monotonic()) for c in client._idle[key]), 10)
+    second = await client.post(url, [], b"{}")
+    assert (second.status, second.body) == (201, b"fresh")
+    assert server.connections == 2
+    client.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
@@ -14,6 +13,7 @@ from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from app.testing import Receiver
 from subscribers.verify import Verifier
-from tests.processes import KEY, hub_process
+from tests.processes import KEY, child_env, hub_process, poll
 
 SEED = "subscriptions/billingInformationAvailable"
 FIXTURE = (
@@ -31,9 +31,8 @@ DEADLINE_S = 30
 
 
 async def command(*args: str) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app", *args, env=env, stdout=PIPE, stderr=PIPE
+        sys.executable, "-m", "app", *args, env=child_env(), stdout=PIPE, stderr=PIPE
     )
 
 
@@ -117,3 +116,47 @@ async def test_trigger_refuses_what_it_cannot_send(tmp_path: Path):
     gone = await command("trigger", SEED, "--url", "http://127.0.0.1:9", "--key", KEY)
     _, err = await gone.communicate()
     assert gone.returncode == 1 and "cannot reach the hub" in err.decode()
+
+
+async def test_a_hangup_removes_the_temporary_endpoint(tmp_path: Path):
+    """SIGHUP (the terminal closed) left the endpoint active, still receiving the tenant's
+    events: it ends the listener as Ctrl-C does."""
+    async with hub_process(f"sqlite:///{tmp_path}/hub.db") as hub:
+        assert hub.url is not None
+        listener = await command("listen", "--url", hub.url, "--key", KEY)
+        seen: list[str] = []
+        await read_until(listener, "Secret:", seen)
+        listener.send_signal(signal.SIGHUP)
+        await read_until(listener, "removed", seen)
+        assert await asyncio.wait_for(listener.wait(), DEADLINE_S) == 0
+        async with httpx.AsyncClient(headers={"authorization": f"Bearer {KEY}"}) as api:
+            assert (await api.get(f"{hub.url}/v1/endpoints")).json()["data"] == []
+
+
+@pytest.mark.slow
+async def test_a_killed_listeners_endpoint_is_disabled_when_its_lease_lapses(tmp_path: Path):
+    """SIGKILL gives the listener no chance to clean up: the endpoint's lease (10 s here) is
+    no longer renewed, and the hub disables it and stops storing deliveries for it."""
+    async with hub_process(f"sqlite:///{tmp_path}/hub.db") as hub:
+        assert hub.url is not None
+        listener = await command("listen", "--url", hub.url, "--key", KEY, "--lease", "10")
+        await read_until(listener, "Secret:", [])
+        listener.kill()
+        await listener.wait()
+        async with httpx.AsyncClient(
+            base_url=hub.url, headers={"authorization": f"Bearer {KEY}"}
+        ) as api:
+            [endpoint] = (await api.get("/v1/endpoints")).json()["data"]
+            assert endpoint["status"] == "active" and endpoint["lease_until"]
+
+            async def disabled() -> bool:
+                found = (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()
+                return found["status"] == "disabled"
+
+            await poll(disabled, 40)
+            found = (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()
+            assert found["disabled_reason"] == "lease_expired"
+            published = await api.post("/v1/events", json={"type": SEED, "parameters": {}})
+            assert published.json()["deliveries"] == 0
+            lease = await api.post(f"/v1/endpoints/{endpoint['id']}/lease")
+            assert lease.status_code == 409

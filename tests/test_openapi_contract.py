@@ -30,8 +30,18 @@ from schemathesis.specs.openapi.checks import (
 
 from app import jsoncodec
 from app.api import OPENAPI
+from app.config import Settings
 from app.main import create_app
-from tests.conftest import ADMIN_TOKEN, API_KEY, make_settings
+from tests.conftest import (
+    ADMIN_TOKEN,
+    API_KEY,
+    BACKENDS,
+    create_schema,
+    drop_schema,
+    in_schema,
+    make_settings,
+    postgres_url,
+)
 
 CHECKS = {
     GenerationMode.POSITIVE: [
@@ -59,10 +69,28 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real hub (uvicorn, its own thread and loop) on a free loopback port."""
-    settings_ = make_settings(tmp_path_factory.mktemp("contract"), run_worker=False)
+@pytest.fixture(scope="module", params=BACKENDS)
+def live_hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real hub (uvicorn, its own thread and loop) on a free loopback port, on SQLite and on
+    PostgreSQL (whose text refuses what SQLite keeps, such as NUL)."""
+    if request.param == "sqlite":
+        yield from _serving(make_settings(tmp_path_factory.mktemp("contract"), run_worker=False))
+        return
+    base = postgres_url()
+    if base is None:
+        pytest.skip("PostgreSQL tests run when BILLHOOK_TEST_POSTGRES_URL is set")
+    schema = asyncio.run(create_schema(base))
+    try:
+        url = in_schema(base, schema)
+        yield from _serving(make_settings(tmp_path_factory.mktemp("contract"),
+                                          database_url=url, run_worker=False))  # fmt: skip
+    finally:
+        asyncio.run(drop_schema(base, schema))
+
+
+def _serving(settings_: Settings) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(create_app(settings_), log_level="warning"))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import stat
 import sys
@@ -19,13 +18,13 @@ import pytest
 
 from app.serving import protocol
 from app.testing import Receiver
+from tests.processes import child_env, poll
 
 
 async def billhook(*args: str, **env: str) -> tuple[int, str]:
     """A `billhook` command with BILLHOOK_* from `env` only; exit code and stderr+stdout."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app", *args, env={**clean, **env},
+        sys.executable, "-m", "app", *args, env=child_env(**env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
@@ -76,8 +75,8 @@ async def serving(tmp_path: Path, until: str, *args: str, **env: str) -> AsyncIt
     the line holding `until`; stopped on exit."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app", "serve", *args,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("BILLHOOK_")},
-             "BILLHOOK_PORT": "0", "BILLHOOK_DATABASE_URL": f"sqlite:///{tmp_path}/h.db", **env},
+        env=child_env(BILLHOOK_PORT="0", BILLHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/h.db",
+                      **env),
         stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stderr is not None
@@ -134,6 +133,50 @@ async def test_the_database_and_its_directory_are_private(tmp_path: Path):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
 
 
+async def test_an_existing_database_others_can_read_is_made_private_and_said(tmp_path: Path):
+    """A file made by an older billhook (or copied with a loose umask) kept mode 0644."""
+    from app.store import open_store
+
+    url = f"sqlite:///{tmp_path}/h.db"
+    store = await open_store(url, migrate_now_ms=0)
+    await store.close()
+    (tmp_path / "h.db").chmod(0o644)
+    async with serving(tmp_path, "serving on") as said:
+        assert "made 0600" in said and "h.db" in said
+    assert stat.S_IMODE((tmp_path / "h.db").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("content", "names"),
+    [
+        (b"this is not a database, just text\n" * 200, "BILLHOOK_DATABASE_URL"),
+        (b"SQLite format 3\x00" + b"\xff" * 4000, "BILLHOOK_DATABASE_URL"),
+    ],
+)
+async def test_a_file_that_is_not_a_database_ends_start_up_with_one_line(
+    tmp_path: Path, content: bytes, names: str
+):
+    """It used to hang: the failed connection's thread kept the process alive."""
+    (tmp_path / "h.db").write_bytes(content)
+    (tmp_path / "h.db").chmod(0o600)
+    code, out = await billhook("serve", BILLHOOK_PORT="0",
+                               BILLHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/h.db")  # fmt: skip
+    assert code == 2
+    one_clear_line(out, names)
+
+
+async def test_serving_without_a_secret_key_is_one_line_saying_how_to_make_one(tmp_path: Path):
+    code, out = await billhook(
+        "serve", BILLHOOK_PORT="0", BILLHOOK_SECRET_KEY="",
+        BILLHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/h.db",
+    )  # fmt: skip
+    assert code == 2
+    one_clear_line(out, "BILLHOOK_SECRET_KEY")
+    assert "billhook secret-key" in out
+    code, out = await billhook("secret-key")
+    assert code == 0 and len(out.strip()) >= 32
+
+
 @pytest.mark.parametrize(
     "command",
     [["events"], ["endpoints"], ["replay", "--endpoint", "ep_x", "--since", "2026-11-01"],
@@ -181,3 +224,37 @@ async def test_clients_too_slow_to_send_a_request_are_dropped():
                 writer.close()
     assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers[::2])
     assert all(a == b"" for a in answers[1::2])  # cut off mid-body: closed
+
+
+async def test_behind_a_trusted_tls_proxy_the_console_cookie_is_secure(tmp_path: Path):
+    """The proxy ends TLS and says so in X-Forwarded-Proto: the session cookie must then be
+    Secure. From an address not in BILLHOOK_FORWARDED_ALLOW_IPS the header is not believed."""
+    key = "bh_proxy_test_key_0123456789"
+    for allowed, secure in (("127.0.0.1", True), ("192.0.2.1", False)):
+        async with serving(tmp_path, "serving on", BILLHOOK_API_KEY=key,
+                           BILLHOOK_FORWARDED_ALLOW_IPS=allowed) as said:  # fmt: skip
+            base = said.split("serving on ", 1)[1].split()[0]
+            headers = {"x-forwarded-proto": "https", "x-forwarded-for": "198.51.100.7"}
+            async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+                await poll(lambda: _answers(client), 30)
+                form = await client.get("/console/sign-in")
+                token = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+                client.cookies.clear()  # as the browser sends it over https, Secure or not
+                signed_in = await client.post(
+                    "/console/sign-in", data={"csrf": token, "key": key},
+                    headers={"cookie": f"billhook_console_csrf={token}"},
+                )  # fmt: skip
+            cookie = next(
+                c
+                for c in signed_in.headers.get_list("set-cookie")
+                if c.startswith("billhook_console=")
+            )
+            assert ("secure" in cookie.lower().split("; ")) is secure, (allowed, cookie)
+
+
+async def _answers(client: httpx.AsyncClient) -> bool:
+    try:
+        await client.get("/healthz")
+    except httpx.TransportError:
+        return False
+    return True

@@ -14,12 +14,12 @@ from app.store.connector import Tx
 from app.store.events import insert_events
 from app.store.sqlite import split_script
 from tests.backends import rows
-from tests.conftest import START_MS
+from tests.conftest import SEALER, START_MS
 
 
 @pytest.fixture
 async def store(database_url: str):
-    opened = await open_store(database_url, migrate_now_ms=START_MS)
+    opened = await open_store(database_url, sealer=SEALER, migrate_now_ms=START_MS)
     await opened.tenants.ensure("tn_default", "default", None, START_MS)
     yield opened
     await opened.close()
@@ -28,7 +28,7 @@ async def store(database_url: str):
 @pytest.fixture
 async def second(store: Store, database_url: str):
     """Another Store on the same database: what a second hub process holds."""
-    opened = await open_store(database_url)
+    opened = await open_store(database_url, sealer=SEALER)
     yield opened
     await opened.close()
 
@@ -59,7 +59,7 @@ async def _endpoint(store: Store) -> Endpoint:
 
 async def test_migrations_are_versioned_and_applied_once(database_url: str):
     """Several processes may start at once: the first migrates, the others find it done."""
-    stores = [await open_store(database_url) for _ in range(3)]
+    stores = [await open_store(database_url, sealer=SEALER) for _ in range(3)]
     dialect = stores[0].db.dialect
     applied = await asyncio.gather(*(s.migrate(START_MS) for s in stores))
     expected = [v for v, _, _ in queries.migrations(dialect)]
@@ -72,7 +72,7 @@ async def test_migrations_are_versioned_and_applied_once(database_url: str):
 
 async def test_a_failing_migration_leaves_nothing_half_applied(database_url: str):
     """Each run is one transaction: a broken script rolls back the statements before it."""
-    store = await open_store(database_url)
+    store = await open_store(database_url, sealer=SEALER)
     broken = [(1, "broken", "CREATE TABLE a (x INTEGER);\nCREATE TABLE a (x INTEGER);\n")]
     with pytest.raises(Exception, match="already exists"):
         await store.db.migrate(broken, START_MS)
@@ -112,13 +112,13 @@ def test_named_parameters_become_numbered_and_plain_inserts_can_be_copied():
 
 async def test_committed_events_survive_a_reopen(database_url: str):
     url = database_url
-    store = await open_store(url, migrate_now_ms=START_MS)
+    store = await open_store(url, sealer=SEALER, migrate_now_ms=START_MS)
     await store.tenants.ensure("tn_default", "default", None, START_MS)
     endpoint = await _endpoint(store)
     event = _event()
     await store.events.insert(NewEvent(event, (NewDelivery(new_id("dlv"), endpoint.id, START_MS),)))
     await store.close()
-    reopened = await open_store(url, migrate_now_ms=START_MS)
+    reopened = await open_store(url, sealer=SEALER, migrate_now_ms=START_MS)
     assert (await reopened.events.get("tn_default", event.id)) == event
     assert len(await reopened.deliveries.of_event("tn_default", event.id)) == 1
     await reopened.close()

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app import schemas
 from app.api.billing import answer as completion_answer
 from app.api.events import accepted
 from app.api.http import JSON, hub, read_json, tenant
@@ -48,13 +49,14 @@ async def events_batch(request: Request) -> Response:
     tenant_id, items = await _items(request)
     hub_ = hub(request)
     outcomes: list[tuple[int, Any] | ApiError | EventCreate] = []
-    for item in items:
-        try:
-            spec = parse(EventCreate, item)
-            await hub_.catalog.check_event(tenant_id, spec.type, spec.parameters)
-            outcomes.append(spec)
-        except ApiError as exc:
-            outcomes.append(exc)
+    with schemas.budget(schemas.BATCH_BUDGET_S):
+        for item in items:
+            try:
+                spec = parse(EventCreate, item)
+                await hub_.catalog.check_event(tenant_id, spec.type, spec.parameters)
+                outcomes.append(spec)
+            except ApiError as exc:
+                outcomes.append(exc)
     specs = [o for o in outcomes if isinstance(o, EventCreate)]
     publications = [Publication(s.type, s.parameters, s.id, s.ordering_key) for s in specs]
     published = iter(await hub_.events.publish_many(tenant_id, publications))

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.http import JSON, body, hub, one_authorization
+from app.api.http import JSON, body, hub, one_header
 from app.api.openapi import documented
 from app.clock import to_rfc3339
 from app.models import ConsoleLinkCreate, ConsoleLinkOut
@@ -23,7 +23,7 @@ from app.models import ConsoleLinkCreate, ConsoleLinkOut
 )
 async def create(request: Request) -> Response:
     access = hub(request).access
-    grantor = await access.grantor(one_authorization(request.headers.getlist("authorization")))
+    grantor = await access.grantor(one_header(request.headers.getlist("authorization")))
     spec = await body(request, ConsoleLinkCreate)
     token, expires, tenant_id = await access.create_link(
         grantor, spec.tenant_id, spec.role, spec.expires_in_s

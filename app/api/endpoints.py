@@ -39,6 +39,7 @@ def endpoint_out(ep: Endpoint, *, with_secret: bool = False) -> dict[str, Any]:
         disabled_reason=ep.disabled_reason,
         created_at=to_rfc3339(ep.created_at) or "",
         updated_at=to_rfc3339(ep.updated_at) or "",
+        lease_until=to_rfc3339(ep.lease_until),
         secret=ep.secret if with_secret else None,
     ).model_dump(exclude=None if with_secret else {"secret"})
 
@@ -134,6 +135,17 @@ async def cancel_pending(request: Request) -> Response:
     return JSON({"cancelled": cancelled})
 
 
+@documented(
+    "Renew a temporary endpoint's lease (lease_s from now); 409 once it lapsed",
+    response=EndpointOut,
+    also=(409,),
+)
+async def renew_lease(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    endpoint = await hub(request).endpoints.renew_lease(tenant_id, path_id(request))
+    return JSON(endpoint_out(endpoint))
+
+
 routes = [
     Route("/v1/endpoints", create, methods=["POST"]),
     Route("/v1/endpoints", list_, methods=["GET"]),
@@ -145,4 +157,5 @@ routes = [
     Route("/v1/endpoints/{id}/test", test, methods=["POST"]),
     Route("/v1/endpoints/{id}/health", health, methods=["GET"]),
     Route("/v1/endpoints/{id}/cancel-pending", cancel_pending, methods=["POST"]),
+    Route("/v1/endpoints/{id}/lease", renew_lease, methods=["POST"]),
 ]

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.http import JSON
-from app.errors import ApiError, Unavailable
+from app.errors import ApiError, RateLimited, Unavailable
 
 log = logging.getLogger("billhook.api")
 
@@ -20,7 +20,7 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 def extra_headers(exc: ApiError) -> dict[str, str]:
     if exc.status == 401:
         return {"www-authenticate": "Bearer"}
-    if isinstance(exc, Unavailable):
+    if isinstance(exc, Unavailable | RateLimited):
         return {"retry-after": str(exc.retry_after_s)}
     return {}
 

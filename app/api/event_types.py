@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.http import JSON, body, hub, tenant
+from app.api.http import JSON, body, hub, path_id, tenant
 from app.api.openapi import documented
 from app.catalog import EventType
 from app.models import EventTypeCreate, EventTypeOut, EventTypePage
@@ -53,7 +53,19 @@ async def create(request: Request) -> Response:
     return JSON(type_out(declared), status_code=201)
 
 
+@documented(
+    "Remove an event type this tenant declared (409 while an endpoint subscribes to it)",
+    status=204,
+    also=(409,),
+)
+async def delete(request: Request) -> Response:
+    tenant_id = await tenant(request)
+    await hub(request).catalog.remove(tenant_id, path_id(request, "name"))
+    return Response(status_code=204)
+
+
 routes = [
     Route("/v1/event-types", list_, methods=["GET"]),
     Route("/v1/event-types", create, methods=["POST"]),
+    Route("/v1/event-types/{name:path}", delete, methods=["DELETE"]),
 ]

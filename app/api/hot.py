@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import jsoncodec
 from app.api.errors import INTERNAL_ERROR, extra_headers
-from app.api.http import decode_json, one_authorization
+from app.api.http import decode_json, one_header
 from app.errors import ApiError, ValidationFailed
 from app.hub import Hub
 
@@ -37,20 +37,19 @@ class HotEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers: dict[str, str] = {}
-        authorizations: list[str] = []
+        repeated: dict[bytes, list[str]] = {b"authorization": [], b"content-type": []}
         for k, v in scope["headers"]:
             if k in _WANTED:
                 headers[k.decode("latin-1")] = v.decode("latin-1")
-                if k == b"authorization":
-                    authorizations.append(headers["authorization"])
+                if k in repeated:
+                    repeated[k].append(headers[k.decode("latin-1")])
         try:
             hub: Hub = scope["app"].state.hub
-            tenant_id = await hub.tenancy.tenant_for(one_authorization(authorizations))
+            tenant_id = await hub.tenancy.tenant_for(one_header(repeated[b"authorization"]))
             if scope["query_string"]:
                 raise ValidationFailed.field("query", "this route takes no query parameters")
-            body = await decode_json(
-                headers.get("content-type"), headers.get("content-length"), _chunks(receive)
-            )
+            content_type = one_header(repeated[b"content-type"], "Content-Type")
+            body = await decode_json(content_type, headers.get("content-length"), _chunks(receive))
             status, answer = await self.handler(hub, tenant_id, headers, body)
         except ApiError as exc:
             await _respond(send, exc.status, exc.body(), extra_headers(exc))

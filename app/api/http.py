@@ -37,30 +37,29 @@ def hub(request: Request) -> Hub:
     return found
 
 
-def one_authorization(values: Sequence[str]) -> str | None:
-    """Two Authorization headers are ambiguous (proxies and frameworks pick different ones):
-    refused on every route alike, hot or not."""
+def one_header(values: Sequence[str], name: str = "Authorization") -> str | None:
+    """Two Authorization (or Content-Type) headers are ambiguous — proxies and frameworks pick
+    different ones — so they are refused on every route alike, hot or not."""
     if len(values) > 1:
-        raise BadRequest("send one Authorization header, not several")
+        raise BadRequest(f"send one {name} header, not several")
     return values[0] if values else None
 
 
 async def tenant(request: Request) -> str:
-    authorization = one_authorization(request.headers.getlist("authorization"))
+    authorization = one_header(request.headers.getlist("authorization"))
     return await hub(request).tenancy.tenant_for(authorization)
 
 
 def admin(request: Request) -> None:
-    authorization = one_authorization(request.headers.getlist("authorization"))
+    authorization = one_header(request.headers.getlist("authorization"))
     hub(request).tenancy.require_admin(authorization)
 
 
 async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
     """The body as JSON (numbers with fractions as Decimal), refusing more than `limit` bytes."""
     headers = request.headers
-    return await decode_json(
-        headers.get("content-type"), headers.get("content-length"), request.stream(), limit
-    )
+    content_type = one_header(headers.getlist("content-type"), "Content-Type")
+    return await decode_json(content_type, headers.get("content-length"), request.stream(), limit)
 
 
 async def decode_json(

@@ -135,6 +135,11 @@ def error_statuses(route: Route, doc: Doc) -> set[int]:
     return statuses - {doc.status}
 
 
+def document_path(path: str) -> str:
+    """A route's path as OpenAPI writes it: `{name:path}` is `{name}` (no convertors)."""
+    return re.sub(r"{(\w+):\w+}", r"{\1}", path)
+
+
 def _operation(route: Route, doc: Doc) -> dict[str, Any]:
     success: dict[str, Any] = {"description": "OK"}
     if doc.response is not None:
@@ -224,7 +229,8 @@ def build(
         doc = getattr(getattr(route, "endpoint", None), "__openapi__", None)
         if isinstance(route, Route) and doc is not None:
             for method in sorted((route.methods or set()) - {"HEAD"}):
-                paths.setdefault(route.path, {})[method.lower()] = _operation(route, doc)
+                path = document_path(route.path)
+                paths.setdefault(path, {})[method.lower()] = _operation(route, doc)
     return {
         "openapi": "3.1.0",
         "info": {"title": "billhook", "version": __version__},

@@ -7,9 +7,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.access import Session
 from app.console.guard import admin_only, changing, form_text, viewing
 from app.console.render import done, page
-from app.console.session import Session
 from app.errors import NotFound
 from app.events import QUEUE_CAP
 from app.hub import Hub

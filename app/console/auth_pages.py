@@ -1,93 +1,97 @@
-"""Signing in and out: a key (or the admin token) or a one-time link becomes a session cookie.
-Before a session exists the sign-in forms carry a CSRF token paired with a short-lived cookie,
-so no other site can sign a browser in under an account of its choosing."""
+"""Signing in and out: a key (or the admin token) or a one-time link becomes a session held on
+the server. Before a session exists the sign-in forms carry a CSRF token the hub issued and
+signed, paired with a short-lived cookie, so no other site can sign a browser in under an
+account of its choosing."""
 
 from __future__ import annotations
-
-import secrets
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from app.access import Grant
+from app.access import PRE_TOKEN_S, Credential, Session
 from app.console import session as sessions
 from app.console.guard import admin_only, changing, current, form_of, form_text, hub_of
 from app.console.render import page, to
-from app.console.session import PRE_COOKIE, Session
-from app.errors import NotFound, Unauthorized
+from app.console.session import PRE_COOKIE
+from app.errors import RateLimited, Unauthorized
 from app.hub import Hub
 
 
-def _pre_token(request: Request) -> str:
-    return request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
-
-
-def _with_pre_token(request: Request, response: Response, token: str) -> Response:
-    secure = request.url.scheme == "https"
-    response.set_cookie(PRE_COOKIE, token, max_age=3600, path="/console", httponly=True,
-                        samesite="strict", secure=secure)  # fmt: skip
+def _with_pre_token(request: Request, template: str, status: int = 200, **values: str) -> Response:
+    """A sign-in page with a fresh server-issued CSRF token, in the form and in a cookie."""
+    token = hub_of(request).access.pre_token()
+    response = page(request, None, template, status, csrf=token, **values)
+    sessions.write_pre(response, request, token, PRE_TOKEN_S)
     return response
+
+
+def _pre_token_sent(request: Request, sent: object) -> bool:
+    """The form's token is one the hub issued, and the one this browser was given."""
+    cookie = request.cookies.get(PRE_COOKIE, "")
+    return sessions.same_token(sent, cookie) and hub_of(request).access.pre_token_valid(cookie)
 
 
 async def sign_in_form(request: Request) -> Response:
     if await current(request) is not None:
         return RedirectResponse(to(request, "console:overview"), status_code=303)
-    token = _pre_token(request)
-    return _with_pre_token(request, page(request, None, "sign_in.html", csrf=token), token)
+    return _with_pre_token(request, "sign_in.html")
 
 
 async def sign_in(request: Request) -> Response:
     form = await form_of(request)
-    token = _pre_token(request)
-    if not sessions.same_token(form.get("csrf"), request.cookies.get(PRE_COOKIE, "")):
-        failed = page(request, None, "sign_in.html", 403, csrf=token,
-                      error="The form expired: sign in again.")  # fmt: skip
-        return _with_pre_token(request, failed, token)
+    if not _pre_token_sent(request, form.get("csrf")):
+        return _with_pre_token(request, "sign_in.html", 403,
+                               error="The form expired: sign in again.")  # fmt: skip
+    client = request.client.host if request.client else "unknown"
     try:
-        grant = await hub_of(request).access.sign_in(form_text(form, "key") or "")
+        credential = await hub_of(request).access.sign_in(form_text(form, "key") or "", client)
+    except RateLimited as exc:
+        refused = _with_pre_token(request, "sign_in.html", 429, error=exc.message)
+        refused.headers["retry-after"] = str(exc.retry_after_s)
+        return refused
     except Unauthorized:
-        refused = page(request, None, "sign_in.html", 401, csrf=token,
-                       error="This key is unknown or revoked.")  # fmt: skip
-        return _with_pre_token(request, refused, token)
-    return await _signed_in(request, grant)
+        return _with_pre_token(request, "sign_in.html", 401,
+                               error="This key is unknown or revoked.")  # fmt: skip
+    return await _signed_in(request, credential)
 
 
 async def link_form(request: Request) -> Response:
     """A link is used up by the button, not by opening it: a chat app's preview must not
     spend it."""
-    token = _pre_token(request)
-    response = page(request, None, "link.html", csrf=token, link=request.path_params["token"])
-    return _with_pre_token(request, response, token)
+    return _with_pre_token(request, "link.html", link=request.path_params["token"])
 
 
 async def use_link(request: Request) -> Response:
     form = await form_of(request)
-    if not sessions.same_token(form.get("csrf"), request.cookies.get(PRE_COOKIE, "")):
+    if not _pre_token_sent(request, form.get("csrf")):
         expired = "The form expired: open the link again."
         return page(request, None, "error.html", 403, error=expired)
     try:
-        grant = await hub_of(request).access.use_link(request.path_params["token"])
+        credential = await hub_of(request).access.use_link(request.path_params["token"])
     except Unauthorized as exc:
         return page(request, None, "error.html", 401, error=exc.message)
-    return await _signed_in(request, grant)
+    return await _signed_in(request, credential)
 
 
-async def _signed_in(request: Request, grant: Grant) -> Response:
-    response = RedirectResponse(to(request, "console:overview"), status_code=303)
+async def _signed_in(request: Request, credential: Credential) -> Response:
     hub = hub_of(request)
-    sessions.write(
-        response, request, await hub.access.secret(), sessions.new(grant, hub.clock.now_ms())
-    )
-    response.delete_cookie(PRE_COOKIE, path="/console")
+    token, session = await hub.access.open_session(credential)
+    response = RedirectResponse(to(request, "console:overview"), status_code=303)
+    lasts_s = (session.expires_at - hub.clock.now_ms()) // 1000
+    sessions.write(response, request, token, lasts_s)
+    response.delete_cookie(PRE_COOKIE, path=sessions.PATH)
     return response
 
 
 async def sign_out(request: Request) -> Response:
-    """Any role may sign out (with the session's CSRF token)."""
+    """Any role may sign out (with the session's CSRF token): the session ends on the server,
+    so a copy of the cookie is worth nothing after."""
     found = await current(request)
     form = await form_of(request)
     response = RedirectResponse(to(request, "console:sign_in"), status_code=303)
-    if found is not None and sessions.same_token(form.get("csrf"), found.csrf):
+    token = sessions.token(request)
+    if found is not None and token and sessions.same_token(form.get("csrf"), found.csrf):
+        await hub_of(request).access.sign_out(token)
         sessions.clear(response)
     return response
 
@@ -97,9 +101,5 @@ async def sign_out(request: Request) -> Response:
 async def switch_tenant(request: Request, hub: Hub, found: Session) -> Response:
     """The admin looks at one tenant at a time."""
     tenant_id = form_text(await request.form(), "tenant_id") or ""
-    if await hub.tenancy.get(tenant_id) is None:
-        raise NotFound(f"no tenant {tenant_id}")
-    response = RedirectResponse(to(request, "console:overview"), status_code=303)
-    switched = Session(found.grant, found.csrf, tenant_id, found.issued_at)
-    sessions.write(response, request, await hub.access.secret(), switched)
-    return response
+    await hub.access.choose_tenant(found, tenant_id)
+    return RedirectResponse(to(request, "console:overview"), status_code=303)

@@ -10,10 +10,10 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from app.access import Session
 from app.billing.information import STATUSES as BILLING_STATUSES
 from app.console.guard import changing, form_text, viewing
 from app.console.render import done, page, to
-from app.console.session import Session
 from app.errors import Conflict, ValidationFailed
 from app.hub import Hub
 from app.inputs import parse

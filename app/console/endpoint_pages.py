@@ -9,11 +9,11 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.access import Session
 from app.billing.information import EVENT_TYPES as BILLING_TYPES
 from app.console import charts
 from app.console.guard import changing, form_text, viewing
 from app.console.render import done, page
-from app.console.session import Session
 from app.errors import ValidationFailed
 from app.hub import Hub
 from app.inputs import parse

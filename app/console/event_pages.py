@@ -8,9 +8,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.access import Session
 from app.console.guard import changing, form_text, viewing
 from app.console.render import done, page
-from app.console.session import Session
 from app.errors import ValidationFailed
 from app.hub import Hub
 from app.ids import id_floor

@@ -12,9 +12,9 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from app.access import Session
 from app.console import session as sessions
 from app.console.render import page, to
-from app.console.session import Session
 from app.errors import ApiError, PayloadTooLarge
 from app.hub import Hub
 
@@ -37,8 +37,7 @@ def hub_of(request: Request) -> Hub:
 
 
 async def current(request: Request) -> Session | None:
-    hub = hub_of(request)
-    return sessions.read(request, await hub.access.secret(), hub.clock.now_ms())
+    return await hub_of(request).access.session(sessions.token(request))
 
 
 def viewing(handler: Page) -> Callable[[Request], Awaitable[Response]]:

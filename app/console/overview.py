@@ -6,10 +6,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.access import Session
 from app.console import charts
 from app.console.guard import viewing
 from app.console.render import page
-from app.console.session import Session
 from app.events import QUEUE_CAP
 from app.hub import Hub
 

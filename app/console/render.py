@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from app import __version__, jsoncodec
-from app.console.session import Session
+from app.access import Session
 from app.errors import ApiError
 from app.money import plain
 

@@ -9,9 +9,9 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from app.access import Session
 from app.console.guard import changing, form_text, viewing
 from app.console.render import page, to
-from app.console.session import Session
 from app.hub import Hub
 from app.inputs import parse
 from app.models import ReplayCreate

@@ -1,77 +1,46 @@
-"""Console sessions: a signed, HttpOnly, SameSite=Strict cookie holding the grant (tenant and
-role), a CSRF token and when it was issued — never the key that was exchanged for it."""
+"""The console's cookies: the session's token (HttpOnly, SameSite=Strict, Secure over HTTPS),
+and, before a session exists, the sign-in form's CSRF token — both issued by the hub. What a
+session may do is kept on the server (app/access.py), never in the cookie."""
 
 from __future__ import annotations
 
 import hmac
-import secrets
-from dataclasses import dataclass
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.access import Grant
-from app.tenants import DEFAULT_TENANT_ID
-
 COOKIE = "billhook_console"
 PRE_COOKIE = "billhook_console_csrf"  # the sign-in form's CSRF token, before a session exists
-MAX_AGE_S = 8 * 3600
+PATH = "/console"
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
-    grant: Grant
-    csrf: str
-    tenant_id: str | None  # the admin's chosen tenant; a tenant session's own
-    issued_at: int  # unix ms: the session ends MAX_AGE_S later, whatever it does meanwhile
-
-    @property
-    def tenant(self) -> str:
-        """The tenant the pages show (the admin picks one; see /console/tenant)."""
-        return self.tenant_id or self.grant.tenant_id or DEFAULT_TENANT_ID
+def token(request: Request) -> str | None:
+    return request.cookies.get(COOKIE) or None
 
 
-def _serializer(secret: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret, salt="billhook-console-session")
+def write(response: Response, request: Request, value: str, max_age_s: int) -> None:
+    _set(response, request, COOKIE, value, max_age_s)
 
 
-def read(request: Request, secret: str, now_ms: int) -> Session | None:
-    """The session of a cookie signed with `secret` and issued less than MAX_AGE_S ago (by the
-    hub's clock, so that expiry is testable), else None."""
-    raw = request.cookies.get(COOKIE)
-    if not raw:
-        return None
-    try:
-        data = _serializer(secret).loads(raw, max_age=MAX_AGE_S)
-    except BadSignature:
-        return None
-    if not isinstance(data, dict) or not 0 <= now_ms - data.get("i", -1) < MAX_AGE_S * 1000:
-        return None
-    return Session(Grant(data["t"], data["r"]), data["c"], data.get("s"), data["i"])
+def write_pre(response: Response, request: Request, value: str, max_age_s: int) -> None:
+    _set(response, request, PRE_COOKIE, value, max_age_s)
 
 
-def write(response: Response, request: Request, secret: str, session: Session) -> None:
-    data = {"t": session.grant.tenant_id, "r": session.grant.role, "c": session.csrf,
-            "s": session.tenant_id, "i": session.issued_at}  # fmt: skip
+def _set(response: Response, request: Request, name: str, value: str, max_age_s: int) -> None:
     response.set_cookie(
-        COOKIE,
-        _serializer(secret).dumps(data),
-        max_age=MAX_AGE_S,
-        path="/console",
+        name,
+        value,
+        max_age=max(max_age_s, 0),
+        path=PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https",  # behind a proxy: see docs/deploy.md
     )
 
 
-def new(grant: Grant, now_ms: int) -> Session:
-    return Session(grant, secrets.token_urlsafe(24), grant.tenant_id, now_ms)
-
-
 def clear(response: Response) -> None:
-    response.delete_cookie(COOKIE, path="/console")
+    response.delete_cookie(COOKIE, path=PATH)
 
 
 def same_token(sent: object, expected: str) -> bool:
-    return isinstance(sent, str) and hmac.compare_digest(sent, expected)
+    return isinstance(sent, str) and bool(expected) and hmac.compare_digest(sent, expected)

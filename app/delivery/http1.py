@@ -25,7 +25,8 @@ import httptools
 from app.egress import EgressBlocked, EgressPolicy
 
 BODY_LIMIT = 65536  # what is kept of an answer; the rest is read and dropped
-MAX_HEADER_BYTES = 64 * 1024  # an answer's status line and headers
+MAX_HEADER_BYTES = 64 * 1024  # an answer's status line and headers, and so its trailers
+FEED_BYTES = 16 * 1024  # the parser is fed this much at a time, so caps are checked as it goes
 MAX_BODY_BYTES = 1024 * 1024  # an answer's body: more is not a webhook acknowledgement
 IDLE_SECONDS = 30.0  # an idle pooled connection older than this is closed, not reused
 DNS_SECONDS = 30.0
@@ -85,8 +86,10 @@ class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection; carries one request at a time.
 
     Interim answers (100 Continue, 103 Early Hints) are skipped: the answer is the final one,
-    so a pooled connection never falls out of step with its requests. Headers and body are
-    capped, so a hostile receiver cannot make the parser (and the event loop) chew for long.
+    so a pooled connection never falls out of step with its requests; bytes no request asked
+    for (an extra answer) make the connection unusable, never the next request's answer.
+    Headers, body, chunk framing and trailers are capped, so a hostile receiver cannot make the
+    parser (and the event loop) chew for long.
     """
 
     def __init__(self) -> None:
@@ -102,6 +105,9 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.got_bytes = False
         self.headers_done = False
+        self.stray = False  # bytes came that no request asked for: never reuse
+        self.body_seen = False  # body bytes in the slice being fed
+        self.gap = 0  # bytes fed since the last body bytes: chunk framing and trailers
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -109,16 +115,36 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
+        if self.waiter is None:  # nothing was asked: an extra answer, or garbage
+            self._unusable()
+            return
+        for start in range(0, len(data), FEED_BYTES):
+            part = data[start : start + FEED_BYTES] if len(data) > FEED_BYTES else data
+            if not self._feed(part):
+                return
+
+    def _feed(self, part: bytes) -> bool:
+        """Parse one slice; False once the answer failed or is complete."""
         if not self.headers_done:
-            self.head_bytes += len(data)
+            self.head_bytes += len(part)
+        self.body_seen = False
         try:
-            self.parser.feed_data(data)
+            self.parser.feed_data(part)
         except httptools.HttpParserUpgrade:
             self._fail(ProtocolError("the receiver switched protocols (101)"))
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"invalid HTTP answer: {exc}"))
+        if self.waiter is None:
+            return False
         if not self.headers_done and self.head_bytes > MAX_HEADER_BYTES:
             self._fail(AnswerTooLarge(f"answer headers exceed {MAX_HEADER_BYTES // 1024} KiB"))
+            return False
+        self.gap = 0 if self.body_seen or not self.headers_done else self.gap + len(part)
+        if self.gap > MAX_HEADER_BYTES:
+            limit = MAX_HEADER_BYTES // 1024
+            self._fail(AnswerTooLarge(f"answer trailers or chunk framing exceed {limit} KiB"))
+            return False
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.keep_alive = False
@@ -131,10 +157,16 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_message_begin(self) -> None:
+        if self.waiter is None:  # a second answer after the one asked for
+            self._unusable()
+            return
         self.body, self.size, self.retry_after = [], 0, None
         self.framed = self.headers_done = False
+        self.gap = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headers_done:
+            return  # a trailer: nothing of it is wanted
         lowered = name.lower()
         if lowered == b"retry-after":
             self.retry_after = value.decode("latin-1")
@@ -146,6 +178,7 @@ class _Connection(asyncio.Protocol):
         self.head_bytes = 0
 
     def on_body(self, chunk: bytes) -> None:
+        self.body_seen = True
         if self.size < BODY_LIMIT:
             self.body.append(chunk[: BODY_LIMIT - self.size])
         self.size += len(chunk)
@@ -171,7 +204,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         # The parser is reused: a pooled connection only comes back after a complete answer.
         self.got_bytes = self.headers_done = False
-        self.head_bytes = 0
+        self.head_bytes = self.gap = 0
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         return self.waiter
@@ -181,12 +214,19 @@ class _Connection(asyncio.Protocol):
         return (
             transport is not None
             and not transport.is_closing()
+            and not self.stray
             and now - self.idle_since < IDLE_SECONDS
         )
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def _unusable(self) -> None:
+        self.stray = True
+        self.keep_alive = False
+        if self.transport is not None:
+            self.transport.abort()
 
     def _fail(self, exc: BaseException) -> None:
         self.keep_alive = False
@@ -250,7 +290,8 @@ class Client:
             timer.cancel()
 
     def _release(self, target: Target, conn: _Connection) -> None:
-        if conn.keep_alive and conn.transport is not None and not conn.transport.is_closing():
+        transport = conn.transport
+        if conn.keep_alive and not conn.stray and transport and not transport.is_closing():
             conn.idle_since = time.monotonic()
             self._idle[(target.scheme, target.host, target.port)].append(conn)
         else:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.errors import StoreUnavailable
+from app.sealing import Sealer
 from app.store import queries
 from app.store.billing import BillingInformation, Counters, PriceModels, Subscriptions
-from app.store.connector import Connector, IntegrityError, StoreMissing
+from app.store.connector import Connector, IntegrityError, StoreMissing, StoreUnusable
 from app.store.console import Console
 from app.store.deliveries import Deliveries
 from app.store.endpoints import Endpoints
@@ -25,18 +26,21 @@ __all__ = [
     "Store",
     "StoreMissing",
     "StoreUnavailable",
+    "StoreUnusable",
     "connector_for",
     "open_store",
 ]
 
 
 class Store:
-    def __init__(self, connector: Connector) -> None:
+    def __init__(self, connector: Connector, sealer: Sealer | None = None) -> None:
+        """`sealer` seals and opens endpoint secrets; without one (migrations, tools that
+        never touch a secret) a secret read or written is an error, never a plain value."""
         self.db = connector
         self.tenants = Tenants(connector)
-        self.endpoints = Endpoints(connector)
+        self.endpoints = Endpoints(connector, sealer)
         self.events = Events(connector)
-        self.deliveries = Deliveries(connector)
+        self.deliveries = Deliveries(connector, sealer)
         self.counters = Counters(connector)
         self.price_models = PriceModels(connector)
         self.billing = BillingInformation(connector)
@@ -79,13 +83,18 @@ def connector_for(url: str, create: bool = True, pool_size: int = 10) -> Connect
 
 
 async def open_store(
-    url: str, *, migrate_now_ms: int | None = None, create: bool = True, pool_size: int = 10
+    url: str,
+    *,
+    migrate_now_ms: int | None = None,
+    create: bool = True,
+    pool_size: int = 10,
+    sealer: Sealer | None = None,
 ) -> Store:
     """Open (and, given a time, migrate) the store behind a BILLHOOK_DATABASE_URL; without
     `create`, a database that is not there is StoreMissing (operator commands)."""
     connector = connector_for(url, create, pool_size)
     await connector.open()
-    store = Store(connector)
+    store = Store(connector, sealer)
     if migrate_now_ms is not None:
         await store.migrate(migrate_now_ms)
     return store

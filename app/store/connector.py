@@ -41,6 +41,11 @@ class StoreMissing(Exception):
     """There is no database where the URL points (and it was not to be created)."""
 
 
+class StoreUnusable(Exception):
+    """The database cannot be used as it is (not a database, unknown role, wrong password…):
+    no retry will help; the message, one line, names the setting and the fix."""
+
+
 class IntegrityError(Exception):
     """A unique or foreign-key constraint refused a write (the same type on every backend)."""
 

@@ -11,8 +11,10 @@ import orjson
 from app.activity import Slice
 from app.ids import id_ceiling, id_floor
 from app.records import DELIVERY_STATUSES, Attempt, Delivery, Finished, Job
+from app.sealing import Sealer
 from app.store import outcomes
 from app.store.connector import Connector, Row, Tx
+from app.store.endpoints import Secrets
 from app.store.outcomes import Rules
 from app.store.rows import from_row
 
@@ -25,11 +27,11 @@ def attempt_from_row(row: Row) -> Attempt:
     return from_row(Attempt, row)
 
 
-def job_from_row(row: Row, now: int) -> Job:
-    secrets = [row["secret"]]
+def job_from_row(row: Row, now: int, sealed: Secrets) -> Job:
+    secrets = [sealed.open(row["secret"])]
     expires = row["previous_secret_expires_at"]
     if row["previous_secret"] and expires is not None and expires > now:
-        secrets.append(row["previous_secret"])
+        secrets.append(sealed.open(row["previous_secret"]))
     return Job(
         delivery_id=row["delivery_id"],
         tenant_id=row["tenant_id"],
@@ -65,8 +67,9 @@ class Turn:
 
 
 class Deliveries:
-    def __init__(self, db: Connector) -> None:
+    def __init__(self, db: Connector, sealer: Sealer | None = None) -> None:
         self._db = db
+        self._secrets = Secrets(sealer)
 
     async def turn(
         self,
@@ -99,7 +102,7 @@ class Deliveries:
         if not ids:
             return Turn([], changed)
         rows = await self._db.fetch("jobs_by_ids", {"ids": self._db.ids(ids)})
-        return Turn([job_from_row(r, now) for r in rows], changed)
+        return Turn([job_from_row(r, now, self._secrets) for r in rows], changed)
 
     def _claim_params(self, claim: Claim, now: int, lease_until: int) -> dict[str, Any]:
         return {

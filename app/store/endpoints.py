@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
 from app import jsoncodec
 from app.records import Endpoint
+from app.sealing import Sealer, SealError
 from app.store.connector import Connector, Row, Tx
 from app.store.rows import from_row, to_row
 
 
-def endpoint_from_row(row: Row) -> Endpoint:
+class Secrets:
+    """Endpoint secrets sealed on their way in and opened on their way out (app/sealing.py)."""
+
+    def __init__(self, sealer: Sealer | None) -> None:
+        self._sealer = sealer
+
+    def seal(self, plain: str | None) -> str | None:
+        return None if plain is None else self._required().seal(plain)
+
+    @overload
+    def open(self, stored: str) -> str: ...
+    @overload
+    def open(self, stored: None) -> None: ...
+    def open(self, stored: str | None) -> str | None:
+        return None if stored is None else self._required().open(stored)
+
+    def _required(self) -> Sealer:
+        if self._sealer is None:
+            raise SealError("this store was opened without BILLHOOK_SECRET_KEY")
+        return self._sealer
+
+
+def endpoint_from_row(row: Row, secrets: Secrets | None) -> Endpoint:
+    """With `secrets` None the endpoint's secrets stay empty: for matching events only."""
     event_types = row["event_types"]
     filter_ = {}
     if row["filter_customer_number"] is not None:
@@ -26,26 +50,31 @@ def endpoint_from_row(row: Row) -> Endpoint:
         filter=filter_,
         metadata=jsoncodec.loads(row["metadata"]),
         ordered=bool(row["ordered"]),
+        secret=secrets.open(row["secret"]) if secrets else "",
+        previous_secret=secrets.open(row["previous_secret"]) if secrets else None,
     )
 
 
-def _columns(ep: Endpoint) -> dict[str, Any]:
+def _columns(ep: Endpoint, secrets: Secrets) -> dict[str, Any]:
     return to_row(
         ep,
         event_types=None if ep.event_types is None else orjson.dumps(ep.event_types).decode(),
         filter_customer_number=ep.filter.get("customerNumber"),
         filter_external_contract_id=ep.filter.get("externalContractId"),
         metadata=jsoncodec.dumps(ep.metadata).decode(),
+        secret=secrets.seal(ep.secret),
+        previous_secret=secrets.seal(ep.previous_secret),
     )
 
 
 class Endpoints:
-    def __init__(self, db: Connector) -> None:
+    def __init__(self, db: Connector, sealer: Sealer | None = None) -> None:
         self._db = db
+        self.secrets = Secrets(sealer)
 
     async def create(self, endpoint: Endpoint) -> None:
         async def work(tx: Tx) -> None:
-            params = _columns(endpoint)
+            params = _columns(endpoint, self.secrets)
             del params["disabled_reason"]
             await tx.execute("endpoint_insert", params)
             await tx.execute("counter_bump", {"name": "endpoints"})
@@ -54,17 +83,18 @@ class Endpoints:
 
     async def get(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
         row = await self._db.fetchrow("endpoint_get", {"id": endpoint_id, "tenant_id": tenant_id})
-        return endpoint_from_row(row) if row else None
+        return endpoint_from_row(row, self.secrets) if row else None
 
     async def page(self, tenant_id: str, cursor: str | None, limit: int) -> list[Endpoint]:
         params = {"tenant_id": tenant_id, "cursor": cursor, "limit": limit}
-        return [endpoint_from_row(r) for r in await self._db.fetch("endpoint_list", params)]
+        rows = await self._db.fetch("endpoint_list", params)
+        return [endpoint_from_row(r, self.secrets) for r in rows]
 
     async def needing_attention(self, tenant_id: str, limit: int) -> list[Endpoint]:
         """Failing or disabled, newest first."""
         params = {"tenant_id": tenant_id, "limit": limit}
         rows = await self._db.fetch("endpoints_needing_attention", params)
-        return [endpoint_from_row(r) for r in rows]
+        return [endpoint_from_row(r, self.secrets) for r in rows]
 
     async def probe(self, now: int, lease_until: int, limit: int = 100) -> int:
         """Failing endpoints whose probe is due: let one held delivery of each go now.
@@ -96,7 +126,7 @@ class Endpoints:
     async def find(self, endpoint_id: str) -> Endpoint | None:
         """By id alone, whatever the tenant: for operator tools holding the database."""
         row = await self._db.fetchrow("endpoint_by_id", {"id": endpoint_id})
-        return endpoint_from_row(row) if row else None
+        return endpoint_from_row(row, self.secrets) if row else None
 
     async def attempt_stats(self, endpoint_id: str, since: int) -> dict[str, Any]:
         """Attempts since `since`: count, successes, and duration average, p50 and p95."""
@@ -139,14 +169,14 @@ class Endpoints:
 
     async def of_tenant(self, tenant_id: str) -> list[Endpoint]:
         rows = await self._db.fetch("endpoints_of_tenant", {"tenant_id": tenant_id})
-        return [endpoint_from_row(r) for r in rows]
+        return [endpoint_from_row(r, self.secrets) for r in rows]
 
     async def update(self, before: Endpoint, after: Endpoint) -> None:
         """Write `after`; disabling holds the endpoint's pending deliveries, enabling resets its
         health and releases everything held (a catch-up; ordered keys stay in order)."""
 
         async def work(tx: Tx) -> None:
-            columns = _columns(after)
+            columns = _columns(after, self.secrets)
             await tx.execute("endpoint_update", columns)
             await tx.execute("counter_bump", {"name": "endpoints"})
             scope = {"endpoint_id": after.id, "now": after.updated_at}
@@ -163,7 +193,7 @@ class Endpoints:
             params = {
                 "id": endpoint.id,
                 "tenant_id": endpoint.tenant_id,
-                "secret": secret,
+                "secret": self.secrets.seal(secret),
                 "expires_at": expires_at,
                 "now": now,
             }
@@ -196,3 +226,51 @@ class Endpoints:
             return True
 
         return await self._db.transact(work)
+
+    async def renew_lease(self, tenant_id: str, endpoint_id: str, now: int) -> int | None:
+        """The lease's new end; None when the endpoint has no live lease."""
+
+        async def work(tx: Tx) -> int | None:
+            params = {"id": endpoint_id, "tenant_id": tenant_id, "now": now}
+            row = await tx.fetchrow("endpoint_lease_renew", params)
+            return None if row is None else int(row["lease_until"])
+
+        return await self._db.transact(work)
+
+    async def lapse_leases(self, now: int) -> int:
+        """Disable temporary endpoints whose lease lapsed and cancel what they kept."""
+
+        async def work(tx: Tx) -> int:
+            lapsed = await tx.fetch("endpoint_leases_lapse", {"now": now})
+            for row in lapsed:
+                params = {"endpoint_id": row["id"], "now": now}
+                await tx.execute("deliveries_cancel_for_endpoint", params)
+            if lapsed:
+                await tx.execute("counter_bump", {"name": "endpoints"})
+            return len(lapsed)
+
+        return await self._db.transact(work)
+
+    async def reseal(self) -> int:
+        """Seal every secret still in plain text or under an older key with the first key of
+        BILLHOOK_SECRET_KEY; how many endpoints changed. Idempotent: every process runs it at
+        start, so a rotated key takes over without a separate step."""
+        sealer = self.secrets._required()
+        stale = [
+            row
+            for row in await self._db.fetch("endpoint_secrets")
+            if sealer.stale(row["secret"])
+            or (row["previous_secret"] is not None and sealer.stale(row["previous_secret"]))
+        ]
+
+        async def work(tx: Tx) -> None:
+            for row in stale:
+                await tx.execute("endpoint_secrets_set", {
+                    "id": row["id"],
+                    "secret": self.secrets.seal(self.secrets.open(row["secret"])),
+                    "previous_secret": self.secrets.seal(self.secrets.open(row["previous_secret"])),
+                })  # fmt: skip
+
+        if stale:
+            await self._db.transact(work)
+        return len(stale)

@@ -48,3 +48,15 @@ class EventTypes:
     async def of_tenant(self, tenant_id: str) -> list[DeclaredType]:
         rows = await self._db.fetch("event_types_of_tenant", {"tenant_id": tenant_id})
         return [_declared(r) for r in rows]
+
+    async def delete(self, tenant_id: str, name: str) -> bool:
+        """False when the tenant has no such declared type."""
+
+        async def work(tx: Tx) -> bool:
+            params = {"tenant_id": tenant_id, "name": name}
+            if await tx.fetchrow("event_type_delete", params) is None:
+                return False
+            await tx.execute("counter_bump", {"name": "event_types"})
+            return True
+
+        return await self._db.transact(work)

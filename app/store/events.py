@@ -186,5 +186,5 @@ class Events:
         return event_from_row(row) if row else None
 
     async def types_of(self, tenant_id: str) -> list[str]:
-        rows = await self._db.fetch("event_types_of_tenant", {"tenant_id": tenant_id})
+        rows = await self._db.fetch("recent_event_types_of_tenant", {"tenant_id": tenant_id})
         return [str(r["type"]) for r in rows]

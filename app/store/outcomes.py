@@ -150,7 +150,7 @@ def _health_row(h: Health, now: int) -> dict[str, Any]:
 async def _raise(tx: Tx, tenant_id: str, notices: Sequence[Any], now: int) -> None:
     """Operational events fan out like any event, in this same transaction."""
     rows = await tx.fetch("endpoints_of_tenant", {"tenant_id": tenant_id})
-    endpoints = [endpoint_from_row(r) for r in rows]
+    endpoints = [endpoint_from_row(r, None) for r in rows]  # matched, never signed with
     batch = []
     for notice in notices:
         event = operational(tenant_id, notice.type, notice.parameters, now)

@@ -27,6 +27,7 @@ from app.store.connector import (
     R,
     Row,
     StoreMissing,
+    StoreUnusable,
     Work,
     retrying,
 )
@@ -130,9 +131,23 @@ class PostgresConnector:
                 max_inactive_connection_lifetime=60,
             )
         except asyncpg.InvalidCatalogNameError as exc:
-            raise StoreMissing(f"no database at {_redacted(self.url)}") from exc
+            raise StoreMissing(
+                f"no database at {_redacted(self.url)} ({exc}): create it (createdb) or fix "
+                "BILLHOOK_DATABASE_URL"
+            ) from exc
+        except (
+            asyncpg.InvalidAuthorizationSpecificationError,
+            asyncpg.InvalidPasswordError,
+        ) as exc:
+            raise StoreUnusable(
+                f"BILLHOOK_DATABASE_URL: PostgreSQL at {_redacted(self.url)} refused the login "
+                f"({exc}): create the role or fix the user and password in the URL"
+            ) from exc
         except _LOST as exc:
-            raise StoreUnavailable(f"cannot reach {_redacted(self.url)}: {exc}") from exc
+            raise StoreUnavailable(
+                f"BILLHOOK_DATABASE_URL: cannot reach PostgreSQL at {_redacted(self.url)} "
+                f"({exc}): start it, or fix the host and port in the URL"
+            ) from exc
         if not self.create and not await self._migrated():
             await self.close()
             raise StoreMissing(f"no billhook schema at {_redacted(self.url)}")

@@ -73,9 +73,18 @@ def _copy(sql: str) -> Copy | None:
     return Copy(found.group(1), columns, tuple(v[1:] for v in values))
 
 
-def parse(text: str) -> dict[str, str]:
+class DuplicateQuery(ValueError):
+    """Two queries of one file share a name: the later would silently replace the earlier."""
+
+
+def parse(text: str, source: str = "sql") -> dict[str, str]:
     parts = _NAME.split(text)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    found: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in found:
+            raise DuplicateQuery(f"{source} names two queries {name!r}")
+        found[name] = body.strip()
+    return found
 
 
 _MARKS = {"postgres": "$", "sqlite": "?"}
@@ -95,8 +104,9 @@ def _positional(name: str, sql: str, mark: str) -> Query:
 
 def load(dialect: str) -> dict[str, Query]:
     folder = resources.files("app.store") / "sql"
-    texts = parse((folder / "common.sql").read_text()) | parse(
-        (folder / f"{dialect}.sql").read_text()
+    # A dialect's file replaces common queries on purpose; one file never names a query twice.
+    texts = parse((folder / "common.sql").read_text(), "common.sql") | parse(
+        (folder / f"{dialect}.sql").read_text(), f"{dialect}.sql"
     )
     return {name: _positional(name, sql, _MARKS[dialect]) for name, sql in texts.items()}
 

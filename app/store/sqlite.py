@@ -7,8 +7,10 @@ survive power loss, which group commit (store/batch.py) keeps cheap.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,18 @@ import aiosqlite
 import orjson
 
 from app.store import queries
-from app.store.connector import IntegrityError, Params, R, Row, StoreMissing, Work, retrying
+from app.store.connector import (
+    IntegrityError,
+    Params,
+    R,
+    Row,
+    StoreMissing,
+    StoreUnusable,
+    Work,
+    retrying,
+)
+
+log = logging.getLogger("billhook.store")
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -49,6 +62,20 @@ def split_script(script: str) -> list[str]:
     ):
         raise ValueError(f"incomplete SQL statement at the end of a migration: {buffer[:80]!r}")
     return statements
+
+
+def _make_private(path: Path) -> None:
+    for found in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(found.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(found, 0o600)
+            log.warning(
+                f"{found} was readable by others (mode {mode:o}): made 0600 (owner only)",
+                extra={"path": str(found)},
+            )
 
 
 class _Tx:
@@ -97,17 +124,31 @@ class SqliteConnector:
         self._durable = True  # the writer's synchronous mode: FULL unless a turn asked otherwise
 
     async def open(self) -> None:
+        """Connect (and, failing, close what was opened: a half-open store keeps the
+        process alive on aiosqlite's threads)."""
         if self.path != ":memory:":
             self._create_private()
-        self._writer = await self._connect()
-        self._reader = await self._connect()
-        await self._reader.execute("PRAGMA query_only=1")
+        try:
+            self._writer = await self._connect()
+            self._reader = await self._connect()
+            await self._reader.execute("PRAGMA query_only=1")
+        except sqlite3.DatabaseError as exc:
+            await self.close()
+            raise StoreUnusable(
+                f"BILLHOOK_DATABASE_URL: {self.path} is not a SQLite database billhook can "
+                f"use ({exc}): point it at the hub's database file, or at a new path"
+            ) from exc
+        except BaseException:
+            await self.close()
+            raise
 
     def _create_private(self) -> None:
-        """The file holds signing secrets: it and a directory made for it are the owner's
-        alone (SQLite gives its -wal and -shm files the database file's mode)."""
+        """The file holds billing data and sealed secrets: it and a directory made for it are
+        the owner's alone (SQLite gives its -wal and -shm files the database file's mode); an
+        existing file others may read is made private, and the log says so."""
         path = Path(self.path)
         if path.exists():
+            _make_private(path)
             return
         if not self.create:
             raise StoreMissing(f"no database at {self.path}")
@@ -118,8 +159,12 @@ class SqliteConnector:
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
-        for pragma in _PRAGMAS:
-            await conn.execute(pragma)
+        try:
+            for pragma in _PRAGMAS:
+                await conn.execute(pragma)
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
     async def close(self) -> None:

@@ -58,11 +58,23 @@ SELECT 1 AS found FROM api_keys WHERE revoked_at IS NULL LIMIT 1;
 INSERT INTO endpoints (
     id, tenant_id, url, description, event_types, filter_customer_number,
     filter_external_contract_id, metadata, rate_limit_per_s, ordered, status, secret,
-    created_at, updated_at)
+    created_at, updated_at, lease_s, lease_until)
 VALUES (
     :id, :tenant_id, :url, :description, :event_types, :filter_customer_number,
     :filter_external_contract_id, :metadata, :rate_limit_per_s, :ordered, :status, :secret,
-    :created_at, :updated_at);
+    :created_at, :updated_at, :lease_s, :lease_until);
+
+-- name: endpoint_lease_renew
+-- Only a live lease: one that lapsed ended the endpoint (its listener must register again).
+UPDATE endpoints SET lease_until = :now + lease_s * 1000
+WHERE id = :id AND tenant_id = :tenant_id AND deleted_at IS NULL AND lease_s IS NOT NULL
+  AND lease_until >= :now AND status <> 'disabled'
+RETURNING lease_until;
+
+-- name: endpoint_leases_lapse
+UPDATE endpoints SET status = 'disabled', disabled_reason = 'lease_expired', updated_at = :now
+WHERE lease_until < :now AND status <> 'disabled' AND deleted_at IS NULL
+RETURNING id;
 
 -- name: endpoint_get
 SELECT * FROM endpoints WHERE id = :id AND tenant_id = :tenant_id AND deleted_at IS NULL;
@@ -595,12 +607,36 @@ INSERT INTO job_runs (name, due_at) VALUES (:name, :next)
 ON CONFLICT (name) DO UPDATE SET due_at = :next WHERE job_runs.due_at <= :now
 RETURNING name;
 
--- name: hub_secret_ensure
-INSERT INTO hub_secrets (name, value, created_at) VALUES (:name, :value, :now)
-ON CONFLICT (name) DO NOTHING;
+-- name: endpoint_secrets
+-- Deleted endpoints too: their secrets are at rest as well.
+SELECT id, secret, previous_secret FROM endpoints;
 
--- name: hub_secret_get
-SELECT value FROM hub_secrets WHERE name = :name;
+-- name: endpoint_secrets_set
+UPDATE endpoints SET secret = :secret, previous_secret = :previous_secret WHERE id = :id;
+
+-- name: console_session_insert
+INSERT INTO console_sessions (id, token_hash, tenant_id, role, key_id, credential_hash,
+    chosen_tenant, csrf, created_at, expires_at)
+VALUES (:id, :token_hash, :tenant_id, :role, :key_id, :credential_hash, :chosen_tenant, :csrf,
+    :now, :expires_at);
+
+-- name: console_session_get
+-- Live only while not ended, not expired, and the key it was opened with is not revoked.
+SELECT s.* FROM console_sessions s LEFT JOIN api_keys k ON k.id = s.key_id
+WHERE s.token_hash = :token_hash AND s.ended_at IS NULL AND s.expires_at > :now
+  AND (s.key_id IS NULL OR k.revoked_at IS NULL);
+
+-- name: console_session_end
+UPDATE console_sessions SET ended_at = :now WHERE token_hash = :token_hash AND ended_at IS NULL;
+
+-- name: console_session_choose
+UPDATE console_sessions SET chosen_tenant = :tenant_id WHERE id = :id;
+
+-- name: console_sessions_purge
+DELETE FROM console_sessions WHERE expires_at < :before OR ended_at < :before;
+
+-- name: key_of_hash
+SELECT id, tenant_id FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL;
 
 -- name: console_link_insert
 INSERT INTO console_links (id, token_hash, tenant_id, role, expires_at, created_at)
@@ -610,7 +646,7 @@ VALUES (:id, :token_hash, :tenant_id, :role, :expires_at, :now);
 -- One time: the first use marks it; an expired or used link answers nothing.
 UPDATE console_links SET used_at = :now
 WHERE token_hash = :token_hash AND used_at IS NULL AND expires_at > :now
-RETURNING tenant_id, role;
+RETURNING tenant_id, role, expires_at;
 
 -- name: activity_sample_of_tenant
 -- The latest attempts of one slice of a chart's window (a range of attempts_tenant), bounded.
@@ -646,7 +682,7 @@ SELECT * FROM deliveries
 WHERE endpoint_id = :endpoint_id AND status = :status AND tenant_id = :tenant_id AND id < :cursor
 ORDER BY id DESC LIMIT :limit;
 
--- name: event_types_of_tenant
+-- name: recent_event_types_of_tenant
 -- The types a tenant has used lately (the latest 5,000 events): what an endpoint can pick.
 SELECT DISTINCT type FROM (
     SELECT type FROM events WHERE tenant_id = :tenant_id ORDER BY id DESC LIMIT 5000) AS recent
@@ -735,3 +771,6 @@ VALUES (:tenant_id, :name, :description, :schema, :created_at);
 
 -- name: event_types_of_tenant
 SELECT * FROM event_types WHERE tenant_id = :tenant_id ORDER BY name;
+
+-- name: event_type_delete
+DELETE FROM event_types WHERE tenant_id = :tenant_id AND name = :name RETURNING name;
