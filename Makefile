@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA := data
 RUN_ENV := BILLHOOK_EGRESS_ALLOW=$${BILLHOOK_EGRESS_ALLOW:-127.0.0.0/8,::1/128}
 
-.PHONY: run test lint typecheck pytest screenshots receiver bench bench-quick wrk clean
+.PHONY: run test test-fast lint typecheck pytest screenshots receiver bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "billhook needs Python >= 3.11"'
@@ -49,6 +49,10 @@ receiver: $(VENV)/.installed
 
 ## make test: ruff (lint + format check), mypy, the whole pytest suite
 test: lint typecheck pytest
+
+## make test-fast: the suite without the tests that start billhook processes (marked slow)
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/pytest -m "not slow"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

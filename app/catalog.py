@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from app import jsoncodec, payloads, schemas
-from app.billing import information
+from app.billing import change_events, information
 from app.cache import CounterCache
 from app.clock import Clock
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -35,6 +35,10 @@ BUILT_IN: dict[str, type[payloads.Payload]] = {
     information.SUPERSEDED: payloads.BillingInformationSuperseded,
     information.SUBSCRIPTION_CHANGED: payloads.SubscriptionChanged,
     information.SUBSCRIPTION_CANCELLED: payloads.SubscriptionCancelled,
+    change_events.QUEUED: payloads.SubscriptionChangeNotice,
+    change_events.EDITED: payloads.SubscriptionChangeNotice,
+    change_events.WITHDRAWN: payloads.SubscriptionChangeNotice,
+    change_events.FAILED: payloads.SubscriptionChangeFailed,
     INVOICE_EVENT: payloads.InvoiceFinalized,
     CREDIT_NOTE_EVENT: payloads.CreditNoteCreated,
     "endpoint.failing": payloads.EndpointFailing,

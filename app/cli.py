@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import signal
 import socket
 import sys
@@ -80,7 +81,10 @@ def _serve(settings: Settings, show_key: bool, role: str) -> None:
         typer.echo(f"  API key: {settings.api_key}", err=True)
         typer.echo(f"  try:     export BILLHOOK_API_KEY={settings.api_key}", err=True)
     _freeze_startup_objects()
-    serving.run(create_app(settings), sock, settings)
+    app = create_app(settings)
+    serving.run(app, sock, settings)
+    if getattr(app.state, "failure", None):
+        raise typer.Exit(1)  # the worker died: said in the log
 
 
 def _listen(settings: Settings) -> socket.socket:
@@ -145,6 +149,12 @@ def _run_worker(settings: Settings) -> None:
         typer.echo("billhook worker running", err=True)
         try:
             await hub.run_background()
+        except Exception as exc:
+            logging.getLogger("billhook").critical(
+                f"the worker stopped ({type(exc).__name__}: {exc}): the process exits to be "
+                "restarted"
+            )
+            raise typer.Exit(1) from exc
         finally:
             await hub.close()
 

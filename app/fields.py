@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -23,9 +23,11 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
-from app.money import SIGNIFICANT_DIGITS, plain
+from app import vat
+from app.money import SIGNIFICANT_DIGITS, decimals, plain
 
 MAX_DECIMALS = 6
 MAX_AMOUNT = Decimal("1e12")
@@ -41,8 +43,7 @@ def _number(value: Any) -> Any:
 def _exact(value: Decimal) -> Decimal:
     if not value.is_finite():
         raise ValueError("must be a finite number")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
+    if decimals(value) > MAX_DECIMALS:
         raise ValueError(f"must have at most {MAX_DECIMALS} decimals")
     if abs(value) >= MAX_AMOUNT:
         raise ValueError(f"must be below {plain(MAX_AMOUNT)} in magnitude")
@@ -175,12 +176,28 @@ class Output(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+VatCategory = Literal["S", "Z", "E", "AE", "K", "G"]
+ExemptionCode = Annotated[str, StringConstraints(strict=True, pattern=r"^VATEX-[A-Z0-9-]{1,40}$")]
+
+
 class PricedItem(Input):
     """A line with its price as given: billing takes it in charges and completions, invoicing
-    in rebills."""
+    in rebills. The VAT category (app/vat.py) defaults to S above 0 % and Z at 0 %."""
 
     productID: Name
     description: Name
     quantity: Quantity
     grossUnitPrice: Amount
     vatPercent: VatPercent
+    vatCategory: VatCategory | None = None
+    vatExemptionReason: Name | None = None
+    vatExemptionReasonCode: ExemptionCode | None = None
+
+    @model_validator(mode="after")
+    def _category_fits(self) -> PricedItem:
+        found = vat.problem(
+            self.vatPercent, self.vatCategory, self.vatExemptionReason, self.vatExemptionReasonCode
+        )
+        if found:
+            raise ValueError(found)
+        return self

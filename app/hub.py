@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from app.access import ConsoleAccess
 from app.billing.applying import ChangeApplier
@@ -53,6 +56,8 @@ class Hub:
     changes: ChangeService
     catalog: Catalog
     sealer: Sealer
+    background: asyncio.Task[None] | None = None  # the worker's loops, when this process runs them
+    stopping: bool = False  # stop_background was called: the loops ending is no death
 
     @classmethod
     async def start(
@@ -96,7 +101,7 @@ class Hub:
         bills = BillService(store, clock, billing, invoices)
         drafts = DraftService(store, clock, events, billing, bills, invoices)
         applier = ChangeApplier(store, clock, events, billing, bills, drafts, invoices)
-        changes = ChangeService(store, clock, billing, bills, applier, invoices)
+        changes = ChangeService(store, clock, billing, bills, applier, invoices, events)
         lease_ms = round(settings.lease_seconds * 1000)
 
         async def probes() -> int:
@@ -125,7 +130,7 @@ class Hub:
             ],
             settings.poll_interval,
             clock,
-            store.jobs.claim,
+            store.jobs,
         )
         return cls(
             settings,
@@ -151,10 +156,59 @@ class Hub:
         )
 
     async def run_background(self) -> None:
-        """The worker's loops: deliveries, and timed work (subscription cycles, …)."""
-        await asyncio.gather(self.worker.run(), self.periodic.run())
+        """The worker's loops: deliveries, and timed work (subscription cycles, …). When one
+        ends other than by stop_background, the other is stopped too, and the first one's
+        exception is raised (or a RuntimeError if it just returned)."""
+        loops = [
+            asyncio.create_task(self.worker.run(), name="deliveries"),
+            asyncio.create_task(self.periodic.run(), name="timed jobs"),
+        ]
+        done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
+        self._halt()
+        await asyncio.gather(*loops, return_exceptions=True)
+        for loop in done:
+            if not loop.cancelled() and loop.exception() is not None:
+                raise loop.exception()  # type: ignore[misc]
+        if not self.stopping:
+            raise RuntimeError(f"the {next(iter(done)).get_name()} loop returned")
+
+    def start_background(self, on_death: Callable[[BaseException | None], None]) -> None:
+        """Run the worker's loops as a task of this process; `on_death` is told if they end
+        other than by stop_background (an exception, or returning): the process must not
+        keep accepting work nobody delivers."""
+        task = asyncio.create_task(self.run_background(), name="worker")
+        self.background = task
+
+        def watch(done: asyncio.Task[None]) -> None:
+            if self.stopping:
+                return
+            on_death(None if done.cancelled() else done.exception())
+
+        task.add_done_callback(watch)
+
+    async def liveness(self) -> dict[str, Any]:
+        """What /healthz says: the store answers, this process's worker runs, how far behind
+        the workers are."""
+        await self.events.ping()
+        now = self.clock.now_ms()
+        due = await self.events.oldest_due(now)
+        worker = None
+        if self.background is not None:
+            running = not self.background.done()
+            age = round(time.monotonic() - self.worker.last_turn, 3)
+            worker = {"running": running, "last_turn_age_s": age}
+        stopped = worker is not None and not worker["running"]
+        return {
+            "status": "worker_stopped" if stopped else "ok",
+            "worker": worker,
+            "oldest_due_age_s": 0.0 if due is None else max(0.0, (now - due) / 1000),
+        }
 
     def stop_background(self) -> None:
+        self.stopping = True
+        self._halt()
+
+    def _halt(self) -> None:
         self.worker.stop()
         self.periodic.stop()
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -22,20 +23,37 @@ from app.hub import Hub
 log = logging.getLogger("billhook")
 
 
+def _worker_died(app: Starlette, exc: BaseException | None) -> None:
+    """One clear line, then the server shuts down gracefully and `billhook serve` exits
+    non-zero: an API that answers 202 while nothing is delivered is worse than a process its
+    supervisor restarts. (Under another ASGI server: SIGTERM, its own graceful shutdown.)"""
+    reason = f"{type(exc).__name__}: {exc}" if exc is not None else "it returned"
+    log.critical(f"the worker stopped ({reason}): the process exits to be restarted")
+    app.state.failure = reason
+    stop = getattr(app.state, "stop_serving", None)
+    if stop is not None:
+        stop()
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = await Hub.start(settings, clock)
         app.state.hub = hub
+        app.state.failure = None
         if (problem := await hub.tenancy.unreachable()) is not None:
             log.warning(problem)
-        background = asyncio.create_task(hub.run_background()) if settings.run_worker else None
+        if settings.run_worker:
+            hub.start_background(lambda exc: _worker_died(app, exc))
         try:
             yield
         finally:
-            if background is not None:
+            if hub.background is not None:
                 hub.stop_background()
-                await background
+                with contextlib.suppress(Exception):  # a worker that died has said so
+                    await hub.background
             await hub.close()
 
     return Starlette(

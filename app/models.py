@@ -220,8 +220,23 @@ class TenantPage(Output):
     next_cursor: str | None
 
 
+class WorkerHealthOut(Output):
+    running: bool = Field(description="false: this process's worker stopped (it then exits)")
+    last_turn_age_s: float | None = Field(
+        description="seconds since the worker last claimed or recorded (it turns at least "
+        "every BILLHOOK_POLL_INTERVAL)"
+    )
+
+
 class HealthOut(Output):
-    status: str
+    status: Literal["ok", "worker_stopped"]
+    worker: WorkerHealthOut | None = Field(
+        description="this process's worker; null in a process that runs none (billhook api)"
+    )
+    oldest_due_age_s: float = Field(
+        description="how long the oldest due delivery has waited, on every worker: how far "
+        "behind the workers are (0 when none is due)"
+    )
 
 
 class EventReplay(Input):

@@ -96,8 +96,11 @@ def round_half_up(amount: Decimal, places: int) -> Decimal:
 
 
 def decimals(value: Decimal) -> int:
-    """Digits after the point as written (1.50 has 2); 0 for integers and exponents ≥ 0."""
-    exponent = value.as_tuple().exponent
+    """Digits after the point the value needs, however it was written: 0.010 needs 2 (it is
+    0.01), 1.50 needs 1, 20 and 2E+1 need none. Limits judge the value, not its spelling."""
+    if not value.is_finite() or value.is_zero():
+        return 0
+    exponent = value.normalize().as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 

@@ -35,6 +35,7 @@ class _Postal(Payload):
 
 class EventAddress(_Postal):
     name: str | None = None
+    vatId: str | None = Field(None, description="the buyer's VAT identifier (BT-48)")
 
 
 class BillingItem(Payload):
@@ -44,6 +45,11 @@ class BillingItem(Payload):
     vatPercent: Number
     productID: str
     externalContractId: str | None
+    vatCategory: Literal["S", "Z", "E", "AE", "K", "G"] | None = Field(
+        None, description="EN 16931 VAT category, when it was given (else S, or Z at 0 %)"
+    )
+    vatExemptionReason: str | None = None
+    vatExemptionReasonCode: str | None = None
 
 
 class PreliminaryInvoice(Payload):
@@ -111,6 +117,29 @@ class SubscriptionCancelled(SubscriptionChanged):
     """A subscription was cancelled."""
 
     reason: str | None
+
+
+class SubscriptionChangeNotice(Payload):
+    """A subscription change (or cancellation) waiting for its date: queued, edited or
+    withdrawn (`status`: queued, cancelled)."""
+
+    changeId: str
+    customerNumber: str
+    effectiveDate: Day
+    externalContractId: str
+    kind: Literal["change", "cancel"]
+    priceModelId: str
+    priceModelVersion: int
+    proration: Literal["prorate", "none", "invoice_now"]
+    status: Literal["queued", "cancelled", "failed"]
+    subscriptionId: str
+
+
+class SubscriptionChangeFailed(SubscriptionChangeNotice):
+    """A queued subscription change could not be applied at its date: it ended `failed`, with
+    the reason; the subscription goes on as it was (its cycles are billed as before)."""
+
+    reason: str
 
 
 class EventSeller(_Postal):

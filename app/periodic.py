@@ -3,6 +3,8 @@ event — subscription cycles, automatic finalization, replay jobs, endpoint pro
 (the list is wired in app/hub.py).
 
 Each job claims its due rows from the store, so several worker processes can run it safely.
+A job that runs at most every so often is leased first (one worker runs it) and marked done
+only when it succeeded: a failure makes it due again after RETRY_MS, not at the next slot.
 """
 
 from __future__ import annotations
@@ -12,12 +14,19 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.clock import Clock
 
 log = logging.getLogger("billhook.periodic")
 
-Claim = Callable[[str, int, int], Awaitable[bool]]
+LEASE_MS = 10 * 60_000  # longer than any job runs: a worker that dies mid-job frees it then
+RETRY_MS = 10_000  # a failed job is due again this soon
+
+
+class Leases(Protocol):
+    async def claim(self, name: str, now: int, lease_ms: int) -> bool: ...
+    async def due_at(self, name: str, when: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +40,13 @@ class Job:
 
 
 class Periodic:
-    def __init__(self, jobs: Sequence[Job], interval_s: float, clock: Clock, claim: Claim) -> None:
+    def __init__(
+        self, jobs: Sequence[Job], interval_s: float, clock: Clock, leases: Leases
+    ) -> None:
         self._jobs = list(jobs)
         self._interval = interval_s
         self._clock = clock
-        self._claim = claim
+        self._leases = leases
         self._stop = asyncio.Event()
 
     async def run_once(self) -> dict[str, int]:
@@ -44,15 +55,29 @@ class Periodic:
         done: dict[str, int] = {}
         for job in self._jobs:
             try:
-                if job.every_ms is not None and not await self._claim(
-                    job.name, self._clock.now_ms(), job.every_ms
-                ):
-                    continue
-                done[job.name] = await job.run()
+                ran = await self._run(job)
             except Exception:
                 log.exception("periodic job failed", extra={"job": job.name})
                 done[job.name] = 0
+                continue
+            if ran is not None:
+                done[job.name] = ran
         return done
+
+    async def _run(self, job: Job) -> int | None:
+        """The job's count, or None when another worker holds it or it is not due."""
+        if job.every_ms is None:
+            return await job.run()
+        started = self._clock.now_ms()
+        if not await self._leases.claim(job.name, started, LEASE_MS):
+            return None
+        try:
+            count = await job.run()
+        except Exception:
+            await self._leases.due_at(job.name, self._clock.now_ms() + RETRY_MS)
+            raise
+        await self._leases.due_at(job.name, started + job.every_ms)
+        return count
 
     async def run(self) -> None:
         while not self._stop.is_set():

@@ -29,7 +29,13 @@ class ApiKey:
 # their types explicitly (one subscribed to "everything" gets the tenant's own events), and
 # never to the endpoint they are about: it is the one that cannot receive them.
 OPERATIONAL_TYPES = frozenset(
-    {"endpoint.failing", "endpoint.recovered", "endpoint.disabled", "message.attempt.exhausted"}
+    {
+        "endpoint.failing",
+        "endpoint.recovered",
+        "endpoint.disabled",
+        "message.attempt.exhausted",
+        "subscription.change.failed",
+    }
 )
 
 
@@ -198,7 +204,7 @@ class SubscriptionChangeRecord:
     spec: dict[str, Any]
     effective_date: str
     due_at: int
-    status: str  # queued | applied | cancelled
+    status: str  # queued | applied | cancelled | failed (could not be applied at its date)
     result: dict[str, Any] | None
     created_at: int
     updated_at: int

@@ -119,4 +119,6 @@ def config(app: Any, settings: Settings) -> uvicorn.Config:
 
 
 def run(app: Any, sock: socket.socket, settings: Settings) -> None:
-    uvicorn.Server(config(app, settings)).run(sockets=[sock])
+    server = uvicorn.Server(config(app, settings))
+    app.state.stop_serving = lambda: setattr(server, "should_exit", True)
+    server.run(sockets=[sock])

@@ -74,6 +74,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._backlog = False
+        self.last_turn = time.monotonic()  # liveness: /healthz says how long ago
         self.on_endpoints_changed: Callable[[], None] = lambda: None
 
     def notify(self) -> None:
@@ -173,8 +174,10 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._poll)
         self._wake.clear()
+        self.last_turn = time.monotonic()  # idle is alive too
 
     async def _turn(self, finished: list[Finished], want: int, driven: bool = False) -> list[Job]:
+        self.last_turn = time.monotonic()
         now = self._clock.now_ms()
         handed_back, self._handed_back = self._handed_back, []
         try:
@@ -196,10 +199,30 @@ class Worker:
             log.exception(
                 "recording attempts or claiming failed", extra={"attempts": len(finished)}
             )
+            await self._record_one_by_one(finished, now)
             return []
         if turn.endpoints_changed:
             self.on_endpoints_changed()
         return turn.jobs
+
+    async def _record_one_by_one(self, finished: list[Finished], now: int) -> None:
+        """After a failed turn, each outcome alone: one that cannot be recorded must not send
+        its neighbours again (it stays leased, and is sent again after its lease)."""
+        if len(finished) < 2:
+            return
+        for one in finished:
+            try:
+                turn = await self._store.deliveries.turn(
+                    [one], now, now + self._lease_ms, Claim(0), self._rules
+                )
+            except Exception:
+                log.exception(
+                    "recording an attempt failed; it is sent again after its lease",
+                    extra={"delivery_id": one.job.delivery_id},
+                )
+                continue
+            if turn.endpoints_changed:
+                self.on_endpoints_changed()
 
     async def _attempt(self, job: Job) -> Finished:
         outcome = await self._deliverer.send(job.url, job.event_id, job.body, job.secrets)

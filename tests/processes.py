@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 from asyncio.subprocess import DEVNULL, PIPE
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -85,21 +85,3 @@ async def _ready(proc: asyncio.subprocess.Process) -> str | None:
         if "worker running" in line:
             return None
     raise AssertionError(f"the hub exited with {await proc.wait()} before it ran:\n{said}")
-
-
-async def poll(
-    check: Callable[[], Awaitable[bool]], seconds: float, interval: float = 0.05
-) -> None:
-    """Await `check()` until it holds, failing after `seconds` (the work runs elsewhere)."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
-        await asyncio.sleep(interval)
-
-
-async def until(condition: object, seconds: float, interval: float = 0.05) -> None:
-    """Poll `condition()` until it holds, failing after `seconds`."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(interval)

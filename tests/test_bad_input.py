@@ -17,6 +17,9 @@ def deep(levels: int) -> bytes:
     return b'{"type": "t", "parameters": ' + b'{"a": ' * levels + b"1" + b"}" * levels + b"}"
 
 
+ITEM = {"productID": "P", "description": "d", "quantity": 1, "grossUnitPrice": 5, "vatPercent": 19}
+
+
 def _error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
@@ -298,6 +301,18 @@ async def test_a_control_character_in_the_path_or_query_is_a_400_on_every_backen
             },
             ["items", "0", "productID"],
         ),
+        (
+            "/v1/charges",
+            {"customerNumber": "C1", "currency": "EUR", "memo": "a\ufffeb", "items": [ITEM]},
+            ["memo"],
+        ),
+        (
+            "/v1/charges",
+            {"customerNumber": "C1", "currency": "EUR", "items": [ITEM | {"description": "\t"}]},
+            ["items", "0", "description"],
+        ),
+        ("/v1/invoices/INV-2026-000001/credit-notes", {"reason": "\u0007"}, ["reason"]),
+        ("PUT /v1/seller", {"name": "ACME\u0001", "countryCode": "DE"}, ["name"]),
     ],
 )
 async def test_text_no_document_or_store_can_carry_is_a_422_naming_the_field(
@@ -307,8 +322,10 @@ async def test_text_no_document_or_store_can_carry_is_a_422_naming_the_field(
     description was accepted and its invoice could then never be rendered. Whitespace-only
     names fire BR-25 in the e-invoice: refused too."""
     headers = {"authorization": f"Bearer {ADMIN_TOKEN}"} if path == "/v1/tenants" else {}
-    answer = await hub.http.post(path, content=jsoncodec.dumps(body), headers={
-        "content-type": "application/json", **headers})  # fmt: skip
+    method, _, path = path.rpartition(" ")
+    headers["content-type"] = "application/json"
+    content = jsoncodec.dumps(body)
+    answer = await hub.http.request(method or "POST", path, content=content, headers=headers)
     error = _error(answer, 422, "validation_error")
     assert field in [d["loc"][-len(field) :] for d in error["details"]], error
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -21,6 +22,9 @@ from tests.conftest import HubClient
 from tests.processes import KEY, child_env, hub_process
 from tests.test_einvoice import valid
 from tests.test_invoices import complete, item, seller
+from tests.waiting import until
+
+pytestmark = pytest.mark.slow  # every test here starts billhook processes
 
 EVENTS = 30
 
@@ -71,13 +75,6 @@ def _replays(db: Path) -> int:
         return int(raw.execute("SELECT count(*) FROM replays").fetchone()[0])
 
 
-async def _until(condition, seconds: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 async def test_an_endpoint_down_then_back_recovers_everything_with_one_command(tmp_path: Path):
     db = tmp_path / "hub.db"
     merchant = Merchant()
@@ -110,7 +107,7 @@ async def test_an_endpoint_down_then_back_recovers_everything_with_one_command(t
         assert started and f" done: {started.group(1)} delivered, 0 failed" in out, out
         # The replay sent what had failed; starting it probed the endpoint at once, and that
         # success released what the circuit held.
-        await _until(lambda: merchant.received == set(range(EVENTS)), 90)
+        await until(lambda: merchant.received == set(range(EVENTS)), 90)
 
     code, out = await billhook(db, "endpoints")
     assert code == 0 and endpoint["id"] in out and "active" in out, out  # recovered
@@ -122,7 +119,7 @@ async def _post(hub: httpx.AsyncClient, db: Path, numbers: range) -> None:
     for n in numbers:
         body = {"type": "t", "parameters": {"n": n}}
         assert (await hub.post("/v1/events", json=body)).status_code == 202
-    await _until(lambda: _settled(db))
+    await until(lambda: _settled(db))
 
 
 async def test_replay_of_an_unknown_endpoint_is_a_clear_error(tmp_path: Path):

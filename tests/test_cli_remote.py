@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from app import jsoncodec
 from app.testing import Receiver
 from tests.processes import KEY, child_env, hub_process
 from tests.test_billing import completion
 from tests.test_einvoice import valid
+
+pytestmark = pytest.mark.slow  # every test here starts billhook processes
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from app.testing import Receiver
 from subscribers.receiver import WebhookReceiver
 from tests.conftest import ADMIN_TOKEN, API_KEY, make_settings
 from tests.test_billing import completion
+from tests.waiting import until
 
 CHROMIUM = os.environ.get("BILLHOOK_TEST_CHROMIUM") or shutil.which("chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
@@ -90,15 +91,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         assert live.requested and not outside, f"requests left the machine: {outside}"
 
 
-async def until(check: Callable[[], Awaitable[bool]], seconds: float = 20.0) -> None:
-    """Poll with a deadline (the hub's worker runs on its own)."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
-        await asyncio.sleep(0.05)
-
-
-async def reload_until(page: Any, selector: str, text: str) -> None:
+async def reloaduntil(page: Any, selector: str, text: str) -> None:
     """Reload the page until `selector` shows `text`, as a person pressing F5 would."""
 
     async def shown() -> bool:
@@ -136,13 +129,13 @@ async def test_register_deliver_survive_an_outage_replay_and_invoice(live: Live)
         first = await bill(live, transactionId="t-1")
         await until(lambda: _count(inbox, 1))
         await page.goto(f"{live.url}/console/events/{first}")
-        await reload_until(page, "main section h3", "succeeded")
+        await reloaduntil(page, "main section h3", "succeeded")
         assert receiver.url in await page.locator("main section h3").first.inner_text()
         port = receiver.port
 
     missed = [await bill(live, transactionId=f"t-{n}") for n in range(2, 7)]  # 5 failures
     await page.goto(endpoint_url)
-    await reload_until(page, "main > p .badge", "failing")
+    await reloaduntil(page, "main > p .badge", "failing")
 
     async with Receiver(inbox.app, "/webhooks", port=port):
         await page.get_by_role("link", name="Replay…").click()
@@ -155,7 +148,7 @@ async def test_register_deliver_survive_an_outage_replay_and_invoice(live: Live)
         assert set(missed) <= inbox.inbox.ids()  # webhook-id is the event id
 
     await page.goto(endpoint_url)
-    await reload_until(page, "main > p .badge", "active")
+    await reloaduntil(page, "main > p .badge", "active")
     if SCREENSHOTS:
         await page.goto(f"{live.url}/console/")
         await page.screenshot(path=str(Path(SCREENSHOTS) / "console.png"), full_page=False)

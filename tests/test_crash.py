@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,7 +21,10 @@ from starlette.routing import Route
 from app.testing import Receiver
 from subscribers.receiver import Inbox
 from subscribers.verify import Verifier
-from tests.processes import KEY, hub_process, until
+from tests.processes import KEY, hub_process
+from tests.waiting import until
+
+pytestmark = pytest.mark.slow  # every test here starts billhook processes
 
 EVENTS = 500
 

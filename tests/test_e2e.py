@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
@@ -14,6 +13,7 @@ from starlette.routing import Route
 
 from app.testing import Receiver
 from tests.conftest import HubClient
+from tests.waiting import until
 
 BILLING = "subscriptions/billingInformationAvailable"
 
@@ -38,14 +38,6 @@ class Recorder:
 
     def ids(self) -> list[str]:
         return [r["headers"]["webhook-id"] for r in self.requests]
-
-
-async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Poll a condition with a deadline (the worker runs on its own here)."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_fan_out_to_three_endpoints_with_filters(hub: HubClient):
@@ -128,7 +120,7 @@ async def test_running_worker_delivers_without_being_driven(hub_factory):
     async with Receiver(recorder.app, "/hook") as server:
         recorder.secret = (await hub.endpoint(server.url))["secret"]
         events = [await hub.publish("t", {"n": n}) for n in range(50)]
-        await _until(lambda: len(recorder.requests) >= 50)
+        await until(lambda: len(recorder.requests) >= 50)
     assert sorted(recorder.ids()) == sorted(e["id"] for e in events)
 
 
@@ -148,11 +140,12 @@ async def test_every_outcome_of_a_running_worker_is_recorded(hub_factory):
                 found += [(d["status"], d["attempts"]) for d in detail["deliveries"]]
             return found
 
-        await _until(lambda: len(recorder.requests) >= 200)
-        deadline = asyncio.get_running_loop().time() + 10
-        while (current := await statuses()) != [("succeeded", 1)] * 200:
-            assert asyncio.get_running_loop().time() < deadline, sorted(set(current))
-            await asyncio.sleep(0.02)
+        await until(lambda: len(recorder.requests) >= 200)
+
+        async def all_succeeded_once() -> bool:
+            return await statuses() == [("succeeded", 1)] * 200
+
+        await until(all_succeeded_once, 10)
     assert len(recorder.ids()) == 200
 
 

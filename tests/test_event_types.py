@@ -114,6 +114,12 @@ async def test_what_the_hub_sends_matches_the_catalog(hub_factory):
     clock.now = at("2026-02-15T09:00:00+01:00").now
     await post(hub, f"/v1/subscriptions/{sub['id']}/changes", {"priceModelId": pro})
     await post(hub, f"/v1/subscriptions/{sub['id']}/cancel", {"effective": "now"})
+    other = (await post(hub, "/v1/bills", bill | {"priceModelId": pro})).json()["subscription"]
+    queued = await post(hub, f"/v1/subscriptions/{other['id']}/changes", {"priceModelId": basic})
+    path = f"/v1/subscriptions/{other['id']}/changes/{queued.json()['change']['id']}"
+    edited = await hub.http.patch(path, json={"effectiveDate": "2026-04-01"})
+    assert edited.status_code == 200, edited.text
+    assert (await post(hub, f"{path}/cancel", {})).status_code == 200
     types = await catalog(hub)
     sent = (await hub.http.get("/v1/events?limit=500")).json()["data"]
     seen = set()
@@ -126,6 +132,7 @@ async def test_what_the_hub_sends_matches_the_catalog(hub_factory):
         "endpoint.recovered",
         "endpoint.disabled",
         "message.attempt.exhausted",
+        "subscription.change.failed",
         "webhook.test",
     }
     assert seen == set(BUILT_IN) - operational

@@ -18,7 +18,7 @@ from app.delivery.http1 import MAX_BODY_BYTES, Client, Target, _Resolved
 from app.egress import EgressPolicy
 from app.signing import new_secret
 from tests.conftest import make_settings
-from tests.processes import until
+from tests.waiting import until
 
 LOOPBACK = EgressPolicy(make_settings(Path("/tmp")).egress_allow)
 

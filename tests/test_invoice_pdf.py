@@ -81,12 +81,78 @@ async def test_a_credit_note_pdf_carries_its_381_e_invoice(hub: HubClient):
     assert "Total gross: 149.95 EUR" in text and "wrong tariff" in text
 
 
-async def test_no_pdf_without_an_e_invoice_or_a_document(hub: HubClient):
-    """A three-decimal currency has no Factur-X (409, as its e-invoice); unknown numbers 404."""
+async def test_a_three_decimal_currency_gets_a_plain_pdf_and_no_e_invoice(hub: HubClient):
+    """EN 16931 has no three-decimal amounts, so a KWD invoice has no e-invoice (409 says
+    why); it still gets its PDF, a plain PDF/A-3 with every amount. Unknown numbers are 404."""
     await seller(hub)
     await complete(hub, currency="KWD", items=[item("1.235")])
     _, [invoice] = await finalize(hub)
-    answer = await hub.http.get(f"/v1/invoices/{invoice['number']}/pdf")
-    assert answer.status_code == 409 and answer.json()["error"]["code"] == "e_invoice_unavailable"
+    xml = await hub.http.get(f"/v1/invoices/{invoice['number']}/e-invoice")
+    assert xml.status_code == 409 and "BR-DEC" in xml.json()["error"]["message"]
+    pdf = await pdf_of(hub, f"/v1/invoices/{invoice['number']}/pdf")
+    text = text_of(pdf)
+    assert "1.235 KWD" in text and invoice["number"] in text
+    catalog = pypdf.PdfReader(io.BytesIO(pdf)).trailer["/Root"]
+    assert catalog["/OutputIntents"][0].get_object()["/S"] == "/GTS_PDFA1"
+    assert "/AF" not in catalog  # nothing embedded: there is no e-invoice to carry
     assert (await hub.http.get("/v1/invoices/INV-2026-000099/pdf")).status_code == 404
     assert (await hub.http.get("/v1/credit-notes/CN-2026-000099/pdf")).status_code == 404
+
+
+async def test_every_line_is_whole_and_every_page_names_its_document(hub: HubClient):
+    """Descriptions were cut at 60 characters, and pages after the first had no invoice
+    number, column headings or page number. Now each description is wrapped whole and every
+    page carries the number, the headings (on pages the lines run onto) and 'page n of N'."""
+    await seller(hub)
+    long = "Charging session at station Berlin-Mitte, connector 7, " * 3 + "end-of-line"
+    lines = [item("1.00", product=f"P{n}") | {"description": f"{long} #{n}"} for n in range(60)]
+    await complete(hub, items=lines)
+    _, [invoice] = await finalize(hub)
+    pdf = await pdf_of(hub, f"/v1/invoices/{invoice['number']}/pdf")
+    pages = [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages]
+    assert len(pages) > 2
+    flat = " ".join(" ".join(pages).split())
+    for n in range(60):
+        assert f"end-of-line #{n}" in flat, n  # the end of each long description is there
+    for number, text in enumerate(pages, start=1):
+        assert invoice["number"] in text, number
+        assert f"page {number} of {len(pages)}" in text, number
+    for text in pages[1:-1]:
+        assert "Description" in text and "Gross" in text  # the headings repeated
+    assert_pdf_a_3(pdf)
+
+
+async def test_text_beyond_latin_is_shown_and_what_no_font_has_is_never_dropped(
+    hub: HubClient,
+):
+    """Glyphs outside the embedded font vanished (東京, Arabic, emoji), so the PDF and its XML
+    disagreed. CJK and Arabic now come from embedded fallback fonts; a character no embedded
+    font has is printed as its code point."""
+    await seller(hub)
+    lines = [
+        item("1.00") | {"description": "Trip Tokyo 東京 → Ōsaka 大阪"},
+        item("2.00") | {"description": "رحلة إلى دبي"},
+        item("3.00") | {"description": "Bonus 😀 ride"},
+    ]
+    await complete(hub, items=lines)
+    _, [invoice] = await finalize(hub)
+    pdf = await pdf_of(hub, f"/v1/invoices/{invoice['number']}/pdf")
+    text = text_of(pdf)
+    assert "東京" in text and "大阪" in text
+    assert all(letter in text for letter in "دبيرحلة")  # shaped: joined forms, right to left
+    assert "[U+1F600]" in text
+    assert_pdf_a_3(pdf)
+
+
+async def test_the_xmp_carries_every_document_information_entry(hub: HubClient):
+    """PDF/A-3: /Keywords in the Info dictionary needs pdf:Keywords in the XMP."""
+    await seller(hub)
+    await complete(hub)
+    _, [invoice] = await finalize(hub)
+    pdf = await pdf_of(hub, f"/v1/invoices/{invoice['number']}/pdf")
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    info = reader.metadata
+    xmp = reader.trailer["/Root"]["/Metadata"].get_object().get_data().decode()
+    assert info is not None and info["/Keywords"]
+    assert f"<pdf:Keywords>{info['/Keywords']}</pdf:Keywords>" in xmp
+    assert f">{info['/Title']}<" in xmp and f">{info['/Author']}<" in xmp

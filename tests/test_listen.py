@@ -21,7 +21,10 @@ from starlette.routing import Route
 
 from app.testing import Receiver
 from subscribers.verify import Verifier
-from tests.processes import KEY, child_env, hub_process, poll
+from tests.processes import KEY, child_env, hub_process
+from tests.waiting import until
+
+pytestmark = pytest.mark.slow  # every test here starts billhook processes
 
 SEED = "subscriptions/billingInformationAvailable"
 FIXTURE = (
@@ -133,7 +136,6 @@ async def test_a_hangup_removes_the_temporary_endpoint(tmp_path: Path):
             assert (await api.get(f"{hub.url}/v1/endpoints")).json()["data"] == []
 
 
-@pytest.mark.slow
 async def test_a_killed_listeners_endpoint_is_disabled_when_its_lease_lapses(tmp_path: Path):
     """SIGKILL gives the listener no chance to clean up: the endpoint's lease (10 s here) is
     no longer renewed, and the hub disables it and stops storing deliveries for it."""
@@ -153,7 +155,7 @@ async def test_a_killed_listeners_endpoint_is_disabled_when_its_lease_lapses(tmp
                 found = (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()
                 return found["status"] == "disabled"
 
-            await poll(disabled, 40)
+            await until(disabled, 40)
             found = (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()
             assert found["disabled_reason"] == "lease_expired"
             published = await api.post("/v1/events", json={"type": SEED, "parameters": {}})

@@ -122,8 +122,10 @@ def test_allocate_refuses_a_total_that_is_not_the_sum():
         allocate(D("5.00"), [D("1"), D("1")], 2)
 
 
-def test_decimals_as_written():
-    assert [decimals(D(x)) for x in ("1", "1.50", "0.000001", "1E+2")] == [0, 2, 6, 0]
+def test_decimals_are_what_the_value_needs_not_how_it_was_written():
+    """`amount: 0.010` was refused as "more than 2 decimals": it is 0.01."""
+    written = ("1", "1.50", "0.000001", "1E+2", "0.010", "0.0000010", "0.00", "12.3400")
+    assert [decimals(D(x)) for x in written] == [0, 1, 6, 0, 2, 6, 0, 2]
 
 
 # -- properties -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -97,9 +98,12 @@ def _serving(settings_: Settings) -> Iterator[str]:
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
     thread.start()
     try:
-        while not server.started:
+        started = threading.Event()
+        deadline = time.monotonic() + 60
+        while not server.started:  # a thread of its own: polled with a deadline, not awaited
             assert thread.is_alive(), "the hub did not start"
-            threading.Event().wait(0.01)
+            assert time.monotonic() < deadline, "the hub did not start within 60 s"
+            started.wait(0.01)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True

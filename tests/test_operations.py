@@ -15,7 +15,7 @@ from tests.conftest import HubClient
 
 async def test_healthz_needs_no_key(hub: HubClient):
     response = await hub.http.get("/healthz", headers={"authorization": ""})
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
 async def test_metrics_count_events_and_attempts(hub: HubClient, receiver):

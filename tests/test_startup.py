@@ -18,7 +18,8 @@ import pytest
 
 from app.serving import protocol
 from app.testing import Receiver
-from tests.processes import child_env, poll
+from tests.processes import child_env
+from tests.waiting import until
 
 
 async def billhook(*args: str, **env: str) -> tuple[int, str]:
@@ -37,6 +38,7 @@ def one_clear_line(out: str, names: str) -> None:
     assert names in lines[0] and "Traceback" not in out and "serving on" not in out, out
 
 
+@pytest.mark.slow
 async def test_a_port_in_use_is_one_line_naming_the_variable(tmp_path: Path):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -52,6 +54,7 @@ async def test_a_port_in_use_is_one_line_naming_the_variable(tmp_path: Path):
     one_clear_line(out, "BILLHOOK_PORT")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("var", "value"),
     [
@@ -92,11 +95,13 @@ async def serving(tmp_path: Path, until: str, *args: str, **env: str) -> AsyncIt
         await proc.wait()
 
 
+@pytest.mark.slow
 async def test_serving_with_no_key_and_no_tenant_says_how_to_get_one(tmp_path: Path):
     async with serving(tmp_path, "BILLHOOK_API_KEY") as said:
         assert "no API key can call this hub" in said and "BILLHOOK_ADMIN_TOKEN" in said
 
 
+@pytest.mark.slow
 async def test_make_runs_banner_prints_a_console_url_that_signs_in_with_the_printed_key(
     tmp_path: Path,
 ):
@@ -106,14 +111,9 @@ async def test_make_runs_banner_prints_a_console_url_that_signs_in_with_the_prin
         console = said.split("console: ", 1)[1].split()[0]
         assert f"API key: {key}" in said
         async with httpx.AsyncClient(follow_redirects=True) as client:
-            deadline = asyncio.get_running_loop().time() + 30
-            while True:  # the banner comes once the port is bound; the app starts right after
-                try:
-                    page = await client.get(console)
-                    break
-                except httpx.TransportError:
-                    assert asyncio.get_running_loop().time() < deadline
-                    await asyncio.sleep(0.05)
+            # The banner comes once the port is bound; the app starts right after.
+            await until(lambda: _answers(client, console), 30)
+            page = await client.get(console)
             assert page.status_code == 200 and "Sign in" in page.text
             token = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
             signed_in = await client.post(str(page.url), data={"csrf": token, "key": key})
@@ -133,6 +133,7 @@ async def test_the_database_and_its_directory_are_private(tmp_path: Path):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
 
 
+@pytest.mark.slow
 async def test_an_existing_database_others_can_read_is_made_private_and_said(tmp_path: Path):
     """A file made by an older billhook (or copied with a loose umask) kept mode 0644."""
     from app.store import open_store
@@ -146,6 +147,7 @@ async def test_an_existing_database_others_can_read_is_made_private_and_said(tmp
     assert stat.S_IMODE((tmp_path / "h.db").stat().st_mode) == 0o600
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "names"),
     [
@@ -165,6 +167,7 @@ async def test_a_file_that_is_not_a_database_ends_start_up_with_one_line(
     one_clear_line(out, names)
 
 
+@pytest.mark.slow
 async def test_serving_without_a_secret_key_is_one_line_saying_how_to_make_one(tmp_path: Path):
     code, out = await billhook(
         "serve", BILLHOOK_PORT="0", BILLHOOK_SECRET_KEY="",
@@ -177,6 +180,7 @@ async def test_serving_without_a_secret_key_is_one_line_saying_how_to_make_one(t
     assert code == 0 and len(out.strip()) >= 32
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [["events"], ["endpoints"], ["replay", "--endpoint", "ep_x", "--since", "2026-11-01"],
@@ -226,6 +230,7 @@ async def test_clients_too_slow_to_send_a_request_are_dropped():
     assert all(a == b"" for a in answers[1::2])  # cut off mid-body: closed
 
 
+@pytest.mark.slow
 async def test_behind_a_trusted_tls_proxy_the_console_cookie_is_secure(tmp_path: Path):
     """The proxy ends TLS and says so in X-Forwarded-Proto: the session cookie must then be
     Secure. From an address not in BILLHOOK_FORWARDED_ALLOW_IPS the header is not believed."""
@@ -236,7 +241,7 @@ async def test_behind_a_trusted_tls_proxy_the_console_cookie_is_secure(tmp_path:
             base = said.split("serving on ", 1)[1].split()[0]
             headers = {"x-forwarded-proto": "https", "x-forwarded-for": "198.51.100.7"}
             async with httpx.AsyncClient(base_url=base, headers=headers) as client:
-                await poll(lambda: _answers(client), 30)
+                await until(lambda: _answers(client), 30)
                 form = await client.get("/console/sign-in")
                 token = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
                 client.cookies.clear()  # as the browser sends it over https, Secure or not
@@ -252,9 +257,9 @@ async def test_behind_a_trusted_tls_proxy_the_console_cookie_is_secure(tmp_path:
             assert ("secure" in cookie.lower().split("; ")) is secure, (allowed, cookie)
 
 
-async def _answers(client: httpx.AsyncClient) -> bool:
+async def _answers(client: httpx.AsyncClient, url: str = "/healthz") -> bool:
     try:
-        await client.get("/healthz")
+        await client.get(url)
     except httpx.TransportError:
         return False
     return True

@@ -101,7 +101,7 @@ async def test_an_upgrade_now_puts_its_proration_on_the_open_period(hub_factory)
     )
     assert applied["subscription"]["priceModelId"] == pro
     period = f"{sub['id']}:2024-02-01"
-    assert applied["change"]["result"]["superseded"] == period
+    assert applied["change"]["result"]["superseded"] == [period]
     replaced = await info(hub, period)
     assert (replaced["status"], replaced["supersededBy"]) == ("superseded", f"{period}~2")
     now = await info(hub, f"{period}~2")
@@ -123,7 +123,7 @@ async def test_an_upgrade_of_an_invoiced_period_is_a_credit_note_and_new_billing
     clock.now = at("2024-02-15T09:00:00+01:00").now
     answer = await change(hub, sub["id"], priceModelId=pro, effective="now")
     result = answer.json()["change"]["result"]
-    assert result["credited"] == "INV-2024-000001" and result["creditNote"] == "CN-2024-000001"
+    assert result["credited"] == ["INV-2024-000001"] and result["creditNotes"] == ["CN-2024-000001"]
     note = (await hub.http.get("/v1/credit-notes/CN-2024-000001")).json()
     assert note["totalGrossAmount"] == 15.52
     [charged] = result["billed"]

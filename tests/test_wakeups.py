@@ -3,13 +3,12 @@ their poll: a delivery stored by an API process is sent at once by an idle worke
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from app.testing import Receiver
 from tests.conftest import HubClient
 from tests.test_e2e import Recorder
+from tests.waiting import until
 
 
 async def test_a_delivery_stored_by_another_process_wakes_an_idle_worker(
@@ -25,7 +24,4 @@ async def test_a_delivery_stored_by_another_process_wakes_an_idle_worker(
         # No race with the LISTEN being set up: once it is, the listener wakes the worker
         # once more, which then finds whatever was committed before.
         event = await api.publish("t", {"n": 1})
-        deadline = asyncio.get_running_loop().time() + 20
-        while event["id"] not in recorder.ids():
-            assert asyncio.get_running_loop().time() < deadline, "the worker was not woken"
-            await asyncio.sleep(0.05)
+        await until(lambda: event["id"] in recorder.ids(), 20, what="the worker was woken")

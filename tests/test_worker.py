@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from app.testing import FrozenClock, Receiver
 from tests.conftest import START_MS, HubClient
+from tests.waiting import until
 
 
 class Gate:
@@ -92,10 +93,7 @@ async def test_graceful_stop_hands_unfinished_work_back_at_once(hub_factory):
         await hub.endpoint(server.url)
         event = await hub.publish("t", {})
         run = asyncio.create_task(hub.hub.worker.run())
-        deadline = asyncio.get_running_loop().time() + 5
-        while gate.arrived == 0:
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.01)
+        await until(lambda: gate.arrived > 0, 5)
         hub.hub.worker.stop()
         await run
         gate.open.set()

@@ -13,13 +13,19 @@ from app.errors import Unavailable
 from app.models import HealthOut
 
 
-@documented("Liveness: 200 when the store answers", response=HealthOut, auth="none", also=(503,))
+@documented(
+    "Liveness: 200 when the store answers and this process's worker (if it runs one) is alive, "
+    "with how far behind the workers are; 503 otherwise",
+    response=HealthOut,
+    auth="none",
+    also=(503,),
+)
 async def healthz(request: Request) -> Response:
     try:
-        await hub(request).events.ping()
+        found = await hub(request).liveness()
     except Exception as exc:
         raise Unavailable(f"store does not answer: {exc}") from exc
-    return JSON({"status": "ok"})
+    return JSON(found, status_code=200 if found["status"] == "ok" else 503)
 
 
 async def prometheus(request: Request) -> Response:

@@ -11,24 +11,29 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from app import jsoncodec
 from app.billing import change_plans, information
 from app.billing.bills import BillService, cycle_fields
-from app.billing.change_plans import Plan, negated
+from app.billing.change_events import FAILED as CHANGE_FAILED
+from app.billing.change_events import change_notice
+from app.billing.change_plans import Plan
 from app.billing.drafts import SUPERSEDED, DraftService, notice, revised
 from app.billing.models import PriceModelSpec
-from app.billing.periods import Cycle
+from app.billing.period_credits import Billed, Take, allocate, invoiced_lines
+from app.billing.periods import Cycle, cycle
 from app.billing.pricing import Line
 from app.billing.service import BillingService, places_of
 from app.clock import Clock
+from app.errors import ApiError, Conflict
 from app.events import EventService
 from app.invoicing import documents
-from app.invoicing.documents import Credit
+from app.invoicing.documents import Credit, CreditRefused
 from app.invoicing.service import InvoiceService
 from app.records import BillingRecord, NewEvent, Subscription, SubscriptionChangeRecord
-from app.store import Store
+from app.store import IntegrityError, Store, StoreUnavailable
 from app.store.invoices import GroupKey, Stale, Written
 from app.store.subscription_changes import Application, PeriodCredit
 
@@ -62,55 +67,88 @@ class ChangeApplier:
 
     async def run_due(self, limit: int = 100) -> int:
         """Apply every queued change whose date has come (the worker calls this before the
-        subscription cycles: a change dated on a period's start prices that period)."""
+        subscription cycles: a change dated on a period's start prices that period). One that
+        cannot be applied ends `failed` with its reason, once: it never blocks the cycles nor
+        comes back on every run; only a store that is away is tried again."""
         applied = 0
         for change in await self._store.changes.due(self._clock.now_ms(), limit):
             try:
                 applied += await self.apply(change) is not None
-            except Exception:
-                log.exception(
-                    "applying a subscription change failed; retried on the next run",
-                    extra={"tenant_id": change.tenant_id, "change_id": change.id},
-                )
+            except StoreUnavailable:
+                ids = {"tenant_id": change.tenant_id, "change_id": change.id}
+                log.warning("the store is away: a due change waits for the next run", extra=ids)
+            except Exception as exc:
+                await self._failed(change, exc)
         return applied
 
-    async def apply(self, change: SubscriptionChangeRecord) -> SubscriptionChangeRecord | None:
+    async def apply(
+        self, change: SubscriptionChangeRecord, new: bool = False
+    ) -> SubscriptionChangeRecord | None:
         """Apply it once; None while it waits (its period is not billed yet) or when another
-        process applied it first."""
+        process applied it first. `new`: a change applied in its own request, written in the
+        same transaction as its effects (a failure stores nothing); a repeat of its
+        Idempotency-Key racing it gets the earlier change."""
         for _ in range(ATTEMPTS):
             sub = await self._bills.subscription(change.tenant_id, change.subscription_id)
             if sub.status != "active":
-                return await self._void(change, sub)
-            application = await self._application(change, sub)
+                return None if new else await self._void(change, sub)
+            application = await self._application(change, sub, new)
             if application is None:
                 return None
             try:
-                credit = await self._store.changes.apply(application)
-            except Stale:
+                notes = await self._store.changes.apply(application)
+            except IntegrityError:
+                earlier = await self._store.changes.by_key(sub.id, change.idempotency_key)
+                if new and earlier is not None:
+                    return earlier
+                raise
+            except (Stale, CreditRefused):  # moved meanwhile (a credit note, a cycle): again
                 current = await self._store.changes.get(change.tenant_id, change.id)
-                if current is None or current.status != "queued":
+                if not new and (current is None or current.status != "queued"):
                     return None
                 continue
             self._events.committed(sum(len(e.deliveries) for e in application.events))
-            return await self._after(change, application, credit)
+            return await self._after(application.change, application, notes)
+        if new:
+            raise Conflict("the subscription changed while this change was computed: send it again")
         return None
+
+    async def _failed(self, change: SubscriptionChangeRecord, exc: Exception) -> None:
+        """It cannot be applied: `failed` with why, an operational event, one log line."""
+        reason = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
+        log.error(
+            "a subscription change could not be applied at its date: it is failed",
+            exc_info=not isinstance(exc, ApiError),
+            extra={"tenant_id": change.tenant_id, "change_id": change.id, "reason": reason},
+        )
+        sub = await self._bills.subscription(change.tenant_id, change.subscription_id)
+        failed = dataclasses.replace(change, updated_at=self._clock.now_ms())
+        parameters = {**change_notice(change, sub), "status": "failed", "reason": reason}
+        notice_ = await self._events.prepare(
+            sub.tenant_id, CHANGE_FAILED, parameters, self._clock.now_ms(),
+            ordering_key=sub.external_contract_id,
+        )  # fmt: skip
+        if await self._store.changes.fail(failed, reason, notice_):
+            self._events.committed(len(notice_.deliveries))
 
     # -- applying ---------------------------------------------------------------------------
 
     async def _application(
-        self, change: SubscriptionChangeRecord, sub: Subscription
+        self, change: SubscriptionChangeRecord, sub: Subscription, in_request: bool = False
     ) -> Application | None:
         day = date.fromisoformat(change.effective_date)
         old = await self.spec(sub.tenant_id, sub.price_model_id, sub.price_model_version)
-        new = None
+        target = None
         if change.kind == "change":
             spec = change.spec
-            new = await self.spec(sub.tenant_id, spec["priceModelId"], spec["priceModelVersion"])
+            target = await self.spec(sub.tenant_id, spec["priceModelId"], spec["priceModelVersion"])
         now = self._clock.now_ms()
-        effects = change_plans.plan(sub, change.kind, change.spec, day, old, new, self.lines, now)
+        effects = change_plans.plan(
+            sub, change.kind, change.spec, day, old, target, self.lines, now
+        )
         if effects is None:
             return None
-        return await self._written(change, sub, effects, old)
+        return await self._written(change, sub, effects, old, in_request)
 
     def lines(self, sub: Subscription, spec: PriceModelSpec, part: Cycle) -> list[Line]:
         first = sub.cycles_billed == 0 and part.start.isoformat() == sub.terms["start"]
@@ -122,32 +160,72 @@ class ChangeApplier:
         sub: Subscription,
         effects: Plan,
         old: PriceModelSpec,
+        new: bool = False,
     ) -> Application:
         reason = f"subscription {change.kind} {change.id}"
-        result: Params = {"billed": [], "superseded": None, "credited": None}
-        events: list[NewEvent] = []
-        superseded = credit = None
-        period = await self._period_information(sub, effects.billed_period)
-        charge = effects.charge
-        if effects.credit and period is not None and period[0].status in ("draft", "open"):
-            record, parameters = period
-            added = [negated(line) for line in effects.credit] + charge
-            events += await self._superseding(record, parameters, added, reason)
-            superseded, charge = (record, reason), []
-            result["superseded"] = record.transaction_id
-            result["billed"].append(revised(record.transaction_id))
-        elif effects.credit and period is not None and period[0].invoice_number:
-            credit = await self._credit(
-                sub, period[0].invoice_number, period[0].transaction_id, effects, reason
-            )
-            result["credited"] = period[0].invoice_number
+        result: Params = {"billed": [], "superseded": [], "credited": []}
+        takes = await self._takes(sub, effects)
+        cycle = await self._period_information(sub, effects.billed_period)
+        cycle_open = cycle is not None and cycle[0].status in ("draft", "open") and bool(takes)
+        charge, events, superseded = effects.charge, [], []
+        for take in takes:
+            if take.billed.invoice is not None:
+                continue
+            added = take.lines
+            if cycle_open and cycle is not None and take.billed.record.id == cycle[0].id:
+                added, charge = added + charge, []  # one document per period while it is open
+            events += await self._superseding(take.billed.record, take.billed.parameters, added,
+                                              reason)  # fmt: skip
+            replaced = take.billed.record.transaction_id
+            superseded.append((take.billed.record, reason, revised(replaced)))
+            result["superseded"].append(replaced)
+            result["billed"].append(revised(replaced))
+        credits = self._credits(sub, takes, reason)
+        result["credited"] = [credit.invoice_number for credit in credits]
         if charge:
             tid = self._charge_id(sub, change, effects)
             events.append(await self._charged(sub, effects, charge, tid, old))
             result["billed"].append(tid)
-        after = effects.after
-        events.append(await self._notice(change, after, result))
-        return Application(change.id, result, sub, after, events, superseded, credit)
+        events.append(await self._notice(change, effects.after, result))
+        return Application(change, result, sub, effects.after, events, superseded, credits, new=new)
+
+    async def _takes(self, sub: Subscription, effects: Plan) -> list[Take]:
+        """Where the credit for the unused part comes from (period_credits.py)."""
+        if not effects.credit or effects.billed_period is None:
+            return []
+        rate = effects.credit[0].vat_percent
+        period = cycle(sub.terms, effects.billed_period)
+        sources = []
+        for record, parameters in await self._store.billing.of_subscription(sub.tenant_id, sub.id):
+            start = date.fromisoformat(parameters["invoice"]["billingStartDate"])
+            if record.status in ("superseded", "discarded") or not (
+                period.start <= start < period.end
+            ):
+                continue
+            sources.append(await self._billed(record, parameters, rate))
+        return allocate(effects.credit, sources)
+
+    async def _billed(self, record: BillingRecord, parameters: Params, rate: Decimal) -> Billed:
+        if record.invoice_number is None:
+            return Billed(record, parameters)
+        number, tenant_id = record.invoice_number, record.tenant_id
+        invoice = documents.load((await self._invoices.get(tenant_id, number)).document)
+        notes = [documents.load(n.document)
+                 for n in await self._invoices.credit_notes(tenant_id, number)]  # fmt: skip
+        lines = invoiced_lines(invoice, notes, record.transaction_id, rate)
+        return Billed(record, parameters, number, lines)
+
+    def _credits(self, sub: Subscription, takes: list[Take], reason: str) -> list[PeriodCredit]:
+        """One credit note per invoice the credit is taken from."""
+        by_invoice: dict[str, list[Credit]] = {}
+        for take in takes:
+            if take.billed.invoice is not None:
+                by_invoice.setdefault(take.billed.invoice, []).extend(take.credits)
+        year = self._billing.today().year
+        return [
+            PeriodCredit(number, year, self._invoices.credit_builder(sub.tenant_id, items, reason))
+            for number, items in by_invoice.items()
+        ]
 
     def _charge_id(self, sub: Subscription, change: SubscriptionChangeRecord, effects: Plan) -> str:
         if effects.cycle_start is not None:  # in arrears: the cycle of that period, now
@@ -232,23 +310,6 @@ class ChangeApplier:
         )
         return await self._billing.prepared(built)
 
-    async def _credit(
-        self, sub: Subscription, number: str, tid: str, effects: Plan, reason: str
-    ) -> PeriodCredit:
-        """A credit note of the invoiced period: the unused amount, taken from that period's
-        lines on the invoice in order."""
-        invoice = documents.load((await self._invoices.get(sub.tenant_id, number)).document)
-        left = change_plans.gross(effects.credit)
-        credits = []
-        for line in invoice["invoice"]["items"]:
-            if left <= 0 or line.get("transactionId") != tid or line["grossAmount"] <= 0:
-                continue
-            take = min(left, line["grossAmount"])
-            credits.append(Credit(line["lineNumber"], amount=take))
-            left -= take
-        build = self._invoices.credit_builder(sub.tenant_id, credits, reason)
-        return PeriodCredit(number, self._billing.today().year, build)
-
     async def _notice(
         self, change: SubscriptionChangeRecord, after: Subscription, result: Params
     ) -> NewEvent:
@@ -276,12 +337,11 @@ class ChangeApplier:
         )
 
     async def _after(
-        self, change: SubscriptionChangeRecord, application: Application, credit: Written | None
+        self, change: SubscriptionChangeRecord, application: Application, notes: list[Written]
     ) -> SubscriptionChangeRecord:
         """invoice_now: what it billed is finalized at once; the result names it all."""
         result = dict(application.result)
-        if credit is not None:
-            result["creditNote"] = credit.document.number
+        result["creditNotes"] = [note.document.number for note in notes]
         if change.spec["proration"] == "invoice_now":
             result["invoices"] = await self._invoice_now(change.tenant_id, result["billed"])
         if result != application.result:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from app import jsoncodec
+from app.billing.information import vat_of
 from app.billing.models import Bill, BillingFields, PriceModelSpec
 from app.billing.periods import ONE_DAY, Cycle, cycle, first_anchor
 from app.billing.pricing import Line, UsageError, arguments, prorate, rate
@@ -376,4 +377,5 @@ def _one_off(item: dict[str, Any], product_id: str) -> Line:
         Decimal(item["quantity"]),
         Decimal(item["grossUnitPrice"]),
         Decimal(item["vatPercent"]),
+        vat_of(item),
     )

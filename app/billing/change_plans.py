@@ -64,9 +64,11 @@ def plan(
         if day == upcoming or not (prorate or kind == "cancel"):
             return Plan(after, [], fee, _days(day, day) if fee else None, None, None)
         used = Cycle(upcoming, day, (day - upcoming).days, unbilled.full_days)
-        moved = after
+        # The used part is that period's cycle: counted, so its one-off items are not billed
+        # again by the next one.
+        moved = dataclasses.replace(after, cycles_billed=sub.cycles_billed + 1)
         if kind != "cancel":
-            moved = dataclasses.replace(after, next_period_start=day.isoformat())
+            moved = dataclasses.replace(moved, next_period_start=day.isoformat())
         charge = lines(sub, old, used) + fee
         return Plan(moved, [], charge, _days(upcoming, day - ONE_DAY), upcoming, None)
     period = containing(terms, day)

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 from app import jsoncodec
-from app.billing import change_plans
+from app.billing import change_events, change_plans
 from app.billing.applying import ChangeApplier
 from app.billing.bills import BillService, usage_of_model
 from app.billing.models import ChangeEdit, SubscriptionCancel, SubscriptionChange
@@ -19,10 +19,11 @@ from app.billing.periods import Cycle, containing
 from app.billing.service import BillingService
 from app.clock import Clock
 from app.errors import Conflict, NotFound, ValidationFailed, WrongState
+from app.events import EventService
 from app.fields import Input
 from app.ids import new_id
 from app.invoicing.service import InvoiceService
-from app.records import Subscription, SubscriptionChangeRecord
+from app.records import NewEvent, Subscription, SubscriptionChangeRecord
 from app.store import Store
 
 Params = dict[str, Any]
@@ -37,7 +38,9 @@ class ChangeService:
         bills: BillService,
         applier: ChangeApplier,
         invoices: InvoiceService,
+        events: EventService,
     ) -> None:
+        self._events = events
         self._store = store
         self._clock = clock
         self._billing = billing
@@ -112,31 +115,43 @@ class ChangeService:
             due_at=self._due(day),
             updated_at=self._clock.now_ms(),
         )
-        return await self._rewritten(edited)
+        return await self._rewritten(edited, sub, change_events.EDITED)
 
     async def withdraw(
         self, tenant_id: str, sub_id: str, change_id: str
     ) -> SubscriptionChangeRecord:
         change = await self._queued(tenant_id, sub_id, change_id)
+        sub = await self._bills.subscription(tenant_id, sub_id)
         withdrawn = dataclasses.replace(change, status="cancelled", updated_at=self._clock.now_ms())
-        return await self._rewritten(withdrawn)
+        return await self._rewritten(withdrawn, sub, change_events.WITHDRAWN)
 
     async def execute(
         self, tenant_id: str, sub_id: str, change_id: str
     ) -> SubscriptionChangeRecord:
-        """A queued change applied now: effective today, whatever date it had."""
+        """A queued change applied now: effective today, whatever date it had. It is applied
+        with its new date in one transaction: one that cannot be applied stays as it was."""
         change = await self._queued(tenant_id, sub_id, change_id)
         today, now = self._billing.today(), self._clock.now_ms()
         edited = dataclasses.replace(
             change, effective_date=today.isoformat(), due_at=now, updated_at=now
         )
-        return await self._applied_now(await self._rewritten(edited))
+        applied = await self._applier.apply(edited)
+        if applied is None:
+            raise WrongState(
+                f"change {change_id} cannot take effect today: the period before it is not "
+                "billed yet (it applies once it is)"
+            )
+        return applied
 
     async def get(self, tenant_id: str, sub_id: str, change_id: str) -> SubscriptionChangeRecord:
         found = await self._store.changes.get(tenant_id, change_id)
         if found is None or found.subscription_id != sub_id:
             raise NotFound(f"no change {change_id} of subscription {sub_id}")
         return found
+
+    async def failed(self, tenant_id: str, limit: int) -> list[SubscriptionChangeRecord]:
+        """The tenant's changes that could not be applied at their date, newest first."""
+        return await self._store.changes.failed_of_tenant(tenant_id, limit)
 
     async def page(
         self, tenant_id: str, sub_id: str, cursor: str | None, limit: int
@@ -173,16 +188,31 @@ class ChangeService:
         )
         if kind == "cancel" and await self._cancel_queued(sub):
             raise WrongState(f"a cancellation of {sub.id} is queued already")
-        stored = await self._store.changes.insert(change)
+        if change.due_at <= now:
+            # Applied in this request, in one transaction with what it bills: a change that
+            # cannot be applied answers its error and stores nothing.
+            applied = await self._applier.apply(change, new=True)
+            if applied is not None:
+                return applied, applied.id == change.id
+            # Its period is not billed yet: it waits (queued) for the worker, which applies it
+            # right after that cycle.
+        notice = await self._notice(change, sub, change_events.QUEUED)
+        stored = await self._store.changes.insert(change, [notice])
         if stored.id != change.id:  # the same key, racing: the first one's change
             return stored, False
-        if change.due_at <= now:
-            return await self._applied_now(change), True
+        self._committed(notice)
         return change, True
 
-    async def _applied_now(self, change: SubscriptionChangeRecord) -> SubscriptionChangeRecord:
-        applied = await self._applier.apply(change)
-        return applied or await self.get(change.tenant_id, change.subscription_id, change.id)
+    async def _notice(
+        self, change: SubscriptionChangeRecord, sub: Subscription, event_type: str
+    ) -> NewEvent:
+        return await self._events.prepare(
+            sub.tenant_id, event_type, change_events.change_notice(change, sub),
+            self._clock.now_ms(), ordering_key=sub.external_contract_id,
+        )  # fmt: skip
+
+    def _committed(self, notice: NewEvent) -> None:
+        self._events.committed(len(notice.deliveries))
 
     async def _cancel_queued(self, sub: Subscription) -> bool:
         pending = await self._store.changes.of_subscription(sub.id, None, 100)
@@ -257,9 +287,13 @@ class ChangeService:
             raise WrongState(f"change {change_id} is {change.status}")
         return change
 
-    async def _rewritten(self, change: SubscriptionChangeRecord) -> SubscriptionChangeRecord:
-        if not await self._store.changes.rewrite(change):
+    async def _rewritten(
+        self, change: SubscriptionChangeRecord, sub: Subscription, event_type: str
+    ) -> SubscriptionChangeRecord:
+        notice = await self._notice(change, sub, event_type)
+        if not await self._store.changes.rewrite(change, [notice]):
             raise WrongState(f"change {change.id} was applied meanwhile")
+        self._committed(notice)
         return change
 
 

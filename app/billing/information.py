@@ -47,7 +47,8 @@ class Draft:
 
 
 def item(line: Line, contract: str | None) -> dict[str, Any]:
-    return {
+    """The seed's item; a VAT category, and its exemption reason, only when given."""
+    found = {
         "description": line.description,
         "grossUnitPrice": line.gross_unit_price,
         "quantity": line.quantity,
@@ -55,6 +56,25 @@ def item(line: Line, contract: str | None) -> dict[str, Any]:
         "productID": line.product_id,
         "externalContractId": contract,
     }
+    if line.vat is not None:
+        category, reason, code = line.vat
+        found["vatCategory"] = category
+        if reason:
+            found["vatExemptionReason"] = reason
+        if code:
+            found["vatExemptionReasonCode"] = code
+    return found
+
+
+def vat_of(item_: dict[str, Any]) -> tuple[str, str | None, str | None] | None:
+    """The VAT category an item was given, with its reason (None: the default one)."""
+    if not item_.get("vatCategory"):
+        return None
+    return (
+        item_["vatCategory"],
+        item_.get("vatExemptionReason"),
+        item_.get("vatExemptionReasonCode"),
+    )
 
 
 def parameters(draft: Draft, totals: Totals, places: int) -> dict[str, Any]:
@@ -98,6 +118,7 @@ def lines_of(parameters_: dict[str, Any]) -> list[Line]:
             Decimal(i["quantity"]),
             Decimal(i["grossUnitPrice"]),
             Decimal(i["vatPercent"]),
+            vat_of(i),
         )
         for i in parameters_["invoice"]["items"]
     ]

@@ -44,6 +44,14 @@ class Address(Input):
     street: Name | None = None
     streetNumber: Annotated[str, StringConstraints(strict=True, max_length=32)] | None = None
     name: Name | None = None
+    vatId: (
+        Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{2}[A-Za-z0-9+*.]{2,13}$")]
+        | None
+    ) = Field(
+        None,
+        description="the buyer's VAT identifier (BT-48): reverse charge and intra-community "
+        "supplies need it",
+    )
 
 
 class RatedItem(Input):
@@ -444,7 +452,7 @@ class ChangeOut(Output):
     id: str
     subscriptionId: str
     kind: Literal["change", "cancel"]
-    status: Literal["queued", "applied", "cancelled"]
+    status: Literal["queued", "applied", "cancelled", "failed"]
     effectiveDate: str
     request: dict[str, Any]
     result: dict[str, Any] | None

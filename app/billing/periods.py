@@ -1,5 +1,7 @@
-"""Billing periods of a subscription: aligned to its anchor, a stub before the first anchor
-counted against the full period that ends there, the last one cut at the contract's end.
+"""Billing periods of a subscription: aligned to its anchor (every boundary is the anchor plus
+or minus whole intervals), a stub from the start to the first boundary counted against the
+full period that ends there, the last one cut at the contract's end. An anchor more than a
+period after the start is a stub plus full periods up to it (seed 001's proration, repeated).
 Pure functions of the subscription's terms."""
 
 from __future__ import annotations
@@ -27,15 +29,10 @@ class Cycle:
 
 def cycle(terms: dict[str, Any], start: date) -> Cycle:
     """The billing period that begins at `start`: up to the next anchor-aligned boundary, cut at
-    the contract's end; a stub before the first anchor counts against the period ending there."""
+    the contract's end; a stub counts against the full period it is part of."""
     anchor, interval = date.fromisoformat(terms["anchor"]), terms["interval"]
-    if start < anchor:
-        end, full_start = anchor, nth_boundary(anchor, interval, -1)
-    else:
-        n = 0
-        while nth_boundary(anchor, interval, n + 1) <= start:
-            n += 1
-        full_start, end = nth_boundary(anchor, interval, n), nth_boundary(anchor, interval, n + 1)
+    n = _index(anchor, interval, start)
+    full_start, end = nth_boundary(anchor, interval, n), nth_boundary(anchor, interval, n + 1)
     full_days = (end - full_start).days
     if terms.get("contract_end"):
         end = min(end, date.fromisoformat(terms["contract_end"]) + ONE_DAY)
@@ -52,11 +49,19 @@ def first_anchor(anchor: date, start: date, interval: str) -> date:
 
 
 def containing(terms: dict[str, Any], day: date) -> Cycle:
-    """The billing period `day` falls in (the stub before the first anchor included)."""
+    """The billing period `day` falls in (the first one, a stub, included)."""
+    first = cycle(terms, date.fromisoformat(terms["start"]))
+    if day < first.end:
+        return first
     anchor, interval = date.fromisoformat(terms["anchor"]), terms["interval"]
-    if day < anchor:
-        return cycle(terms, date.fromisoformat(terms["start"]))
+    return cycle(terms, nth_boundary(anchor, interval, _index(anchor, interval, day)))
+
+
+def _index(anchor: date, interval: str, day: date) -> int:
+    """n such that anchor + n intervals <= day < anchor + (n + 1) intervals (n may be < 0)."""
     n = 0
+    while nth_boundary(anchor, interval, n) > day:
+        n -= 1
     while nth_boundary(anchor, interval, n + 1) <= day:
         n += 1
-    return cycle(terms, nth_boundary(anchor, interval, n))
+    return n

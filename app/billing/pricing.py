@@ -36,6 +36,7 @@ class Line:
     quantity: Decimal
     gross_unit_price: Decimal
     vat_percent: Decimal
+    vat: tuple[str, str | None, str | None] | None = None  # (category, reason, code) if given
 
     @property
     def gross(self) -> Decimal:

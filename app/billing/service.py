@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from app import jsoncodec
 from app.billing import information
-from app.billing.information import Draft
+from app.billing.information import Draft, vat_of
 from app.billing.models import BillingFields, Charge, Item, UsageCompletion
 from app.billing.price_models import PriceModelService
 from app.billing.pricing import Line, UsageError, rate
@@ -369,8 +369,9 @@ def places_of(currency: str) -> int:
 
 def priced_line(item: PricedItem) -> Line:
     return Line(
-        item.productID, item.description, item.quantity, item.grossUnitPrice, item.vatPercent
-    )
+        item.productID, item.description, item.quantity, item.grossUnitPrice, item.vatPercent,
+        vat_of(item.model_dump()),
+    )  # fmt: skip
 
 
 def _address(address: Any) -> dict[str, Any]:

@@ -42,8 +42,9 @@ async def billing(request: Request, hub: Hub, found: Session) -> Response:
     }
     cursor = request.query_params.get("cursor") or None
     items = await hub.billing.page(found.tenant, filters, cursor, PAGE_SIZE + 1)
+    failed = await hub.changes.failed(found.tenant, 20)
     return page(
-        request, found, "billing.html",
+        request, found, "billing.html", failed_changes=failed,
         rows=items[:PAGE_SIZE], filters=filters, statuses=BILLING_STATUSES,
         next_cursor=items[PAGE_SIZE - 1][0].id if len(items) > PAGE_SIZE else None,
     )  # fmt: skip

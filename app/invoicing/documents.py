@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app import jsoncodec
+from app import jsoncodec, vat
 from app.money import (
     DIVIDE,
     HUNDRED,
@@ -35,6 +35,7 @@ from app.money import (
     totals,
 )
 
+VAT_KEYS = ("vatCategory", "vatExemptionReason", "vatExemptionReasonCode")  # when given
 INVOICE_EVENT = "invoices/invoiceFinalized"
 CREDIT_NOTE_EVENT = "invoices/creditNoteCreated"
 Params = dict[str, Any]
@@ -79,6 +80,43 @@ class Credit:
     line: int
     quantity: Decimal | None = None
     amount: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaxGroup:
+    """One VAT breakdown group by (category, rate): what an e-invoice's BG-23 and a PDF's
+    breakdown list. Only 0 % has several categories, so no VAT is rounded anew."""
+
+    category: str
+    rate: Decimal
+    net: Decimal
+    vat: Decimal
+    reason: str | None
+    code: str | None
+
+
+def tax_groups(document: Params) -> list[TaxGroup]:
+    """The document's groups by rate, its 0 % group split by category (each part is its
+    lines' net), each exempt category with the reason the invoice states (BT-120/121)."""
+    groups = []
+    for group in document["vatBreakdown"]:
+        rate = group["vatPercent"]
+        if rate:
+            groups.append(TaxGroup("S", rate, group["netAmount"], group["vatAmount"], None, None))
+            continue
+        parts: dict[str, list[Params]] = {}
+        for line in document["items"]:
+            if line["vatPercent"] == rate:
+                parts.setdefault(vat.category(rate, line.get("vatCategory")), []).append(line)
+        for category, lines in parts.items():
+            given = next((line for line in lines if line.get("vatExemptionReason")
+                          or line.get("vatExemptionReasonCode")), {})  # fmt: skip
+            text, code = vat.reason(
+                category, given.get("vatExemptionReason"), given.get("vatExemptionReasonCode")
+            )
+            net = sum((line["netAmount"] for line in lines), ZERO)
+            groups.append(TaxGroup(category, rate, net, ZERO, text, code))
+    return groups
 
 
 # -- invoices -------------------------------------------------------------------------------
@@ -443,6 +481,7 @@ def _credit_line(line: Params, chosen: _Chosen, net: Decimal) -> Params:
         "grossUnitPrice": line["grossUnitPrice"] if per_unit else chosen.amount,
         "quantity": quantity if per_unit else Decimal(1),
         "vatPercent": line["vatPercent"],
+        **{key: line[key] for key in VAT_KEYS if key in line},
         "productID": line["productID"],
         "grossAmount": chosen.amount,
         "netAmount": net,

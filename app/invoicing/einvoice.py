@@ -26,6 +26,8 @@ from drafthorse.models.party import TaxRegistration
 from drafthorse.models.payment import PaymentTerms
 from drafthorse.models.tradelines import LineItem
 
+from app import vat
+from app.invoicing import documents
 from app.money import minor_units, plain
 
 SCHEMA = "FACTUR-X_EN16931"
@@ -79,7 +81,7 @@ def cii(invoice: Params) -> bytes:
         preceding=_replaced(document),
         order_reference=document.get("orderReference"),
     )
-    return _render(header, document, invoice["customerNumber"], document.get("notes", ()))
+    return _render(header, document, invoice["customerNumber"], document.get("notes", ()), document)
 
 
 def credit_note_cii(note: Params, invoice: Params) -> bytes:
@@ -97,7 +99,7 @@ def credit_note_cii(note: Params, invoice: Params) -> bytes:
         preceding=(document["invoiceNumber"], corrected["invoiceDate"]),
         order_reference=corrected.get("orderReference"),
     )
-    return _render(header, document, note["customerNumber"], [document["reason"]])
+    return _render(header, document, note["customerNumber"], [document["reason"]], corrected)
 
 
 def _replaced(document: Params) -> tuple[str, str] | None:
@@ -106,13 +108,20 @@ def _replaced(document: Params) -> tuple[str, str] | None:
     return None if replaced is None else (replaced["invoiceNumber"], replaced["invoiceDate"])
 
 
-def _render(header: _Header, document: Params, customer: str, notes: Iterable[str]) -> bytes:
+def _render(
+    header: _Header, document: Params, customer: str, notes: Iterable[str], invoice: Params
+) -> bytes:
+    """`invoice`: the invoice's own document (a credit note's is the one it corrects), for
+    what a credit note does not repeat (where the goods went)."""
     places = minor_units(document["currency"])
     if places > MAX_PLACES:
         raise NotRepresentable(
             f"{document['currency']} has {places} decimals; EN 16931 allows amounts with at "
-            f"most {MAX_PLACES} (rules BR-DEC-*), so this document has no e-invoice"
+            f"most {MAX_PLACES} (rules BR-DEC-*), so this document has no e-invoice; its PDF "
+            "is a plain PDF/A-3"
         )
+    categories = {_category_of(line) for line in document["items"]}
+    _check_parties(categories, document)
     doc = Document()
     doc.context.guideline_parameter.id = GUIDELINE
     doc.header.id = header.number
@@ -124,6 +133,9 @@ def _render(header: _Header, document: Params, customer: str, notes: Iterable[st
         doc.header.notes.add(note)  # BT-22
     _parties(doc, document, customer, header.order_reference)
     doc.trade.delivery.event.occurrence = date.fromisoformat(header.period[1])
+    if "K" in categories:  # BR-IC-12: where an intra-community supply went
+        ship_to = invoice.get("shipToAddress") or document["billToAddress"]
+        doc.trade.delivery.ship_to.address.country_id = ship_to["countryCode"]
     for line in document["items"]:
         doc.trade.items.add(_line(line))
     _settlement(doc, document, header)
@@ -147,6 +159,10 @@ def _parties(doc: Document, document: Params, customer: str, order: str | None) 
     agreement.buyer.id = customer
     agreement.buyer.name = bill_to.get("name") or f"Customer {customer}"
     _address(agreement.buyer.address, bill_to)
+    if bill_to.get("vatId"):  # BT-48
+        registration = TaxRegistration()
+        registration.id = ("VA", bill_to["vatId"])
+        agreement.buyer.tax_registrations.add(registration)
     if order:
         agreement.buyer_order.issuer_assigned_id = order
 
@@ -175,7 +191,7 @@ def _line(line: Params) -> LineItem:
     item.agreement.net.amount = _d(price)
     item.delivery.billed_quantity = (_d(quantity), UNIT)
     item.settlement.trade_tax.type_code = "VAT"
-    item.settlement.trade_tax.category_code = _category(line["vatPercent"])
+    item.settlement.trade_tax.category_code = _category_of(line)
     item.settlement.trade_tax.rate_applicable_percent = _d(line["vatPercent"])
     item.settlement.monetary_summation.total_amount = _d(net)
     return item
@@ -185,14 +201,8 @@ def _settlement(doc: Document, document: Params, header: _Header) -> None:
     settlement = doc.trade.settlement
     currency = document["currency"]
     settlement.currency_code = currency
-    for group in document["vatBreakdown"]:
-        tax = ApplicableTradeTax()
-        tax.calculated_amount = _d(group["vatAmount"])
-        tax.type_code = "VAT"
-        tax.basis_amount = _d(group["netAmount"])
-        tax.category_code = _category(group["vatPercent"])
-        tax.rate_applicable_percent = _d(group["vatPercent"])
-        settlement.trade_tax.add(tax)
+    for group in _breakdown(document):
+        settlement.trade_tax.add(group)
     settlement.period.start = date.fromisoformat(header.period[0])
     settlement.period.end = date.fromisoformat(header.period[1])
     if header.preceding is not None:
@@ -213,6 +223,44 @@ def _settlement(doc: Document, document: Params, header: _Header) -> None:
     total.due_amount = _d(document["totalGrossAmount"])
 
 
-def _category(vat_percent: Decimal) -> str:
-    """S: standard (or reduced) rate; Z: zero rated."""
-    return "S" if vat_percent else "Z"
+def _category_of(line: Params) -> str:
+    """The line's VAT category: as given, else S above 0 % and Z at 0 % (app/vat.py)."""
+    return vat.category(line["vatPercent"], line.get("vatCategory"))
+
+
+def _check_parties(categories: set[str], document: Params) -> None:
+    """What EN 16931 asks of the parties for these categories (BR-AE-02, BR-IC-02, BR-G-02)."""
+    needs_buyer = categories & set(vat.NEEDS_BUYER_VAT_ID)
+    if needs_buyer and not document["billToAddress"].get("vatId"):
+        raise NotRepresentable(
+            f"lines of category {', '.join(sorted(needs_buyer))} need the buyer's VAT identifier "
+            "(billToAddress.vatId, BT-48)"
+        )
+    if categories & {"AE", "K", "G"} and not document["seller"].get("vatId"):
+        raise NotRepresentable("reverse charge, intra-community and export lines need the "
+                               "seller's VAT identifier (seller.vatId)")  # fmt: skip
+
+
+def _breakdown(document: Params) -> list[ApplicableTradeTax]:
+    """BG-23, one group per (category, rate) (documents.tax_groups)."""
+    return [
+        _tax(g.category, g.rate, g.net, g.vat, g.reason, g.code)
+        for g in documents.tax_groups(document)
+    ]
+
+
+def _tax(
+    category: str, rate: Decimal, basis: Decimal, amount: Decimal, text: str | None,
+    code: str | None,
+) -> ApplicableTradeTax:  # fmt: skip
+    tax = ApplicableTradeTax()
+    tax.calculated_amount = _d(amount)
+    tax.type_code = "VAT"
+    if text:
+        tax.exemption_reason = text
+    tax.basis_amount = _d(basis)
+    tax.category_code = category
+    if code:
+        tax.exemption_reason_code = code
+    tax.rate_applicable_percent = _d(rate)
+    return tax

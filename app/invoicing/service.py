@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -253,20 +253,29 @@ class InvoiceService:
     async def invoice_pdf(self, tenant_id: str, number: str) -> bytes:
         """The invoice as PDF/A-3 with its e-invoice embedded (Factur-X EN16931)."""
         params = documents.load((await self.get(tenant_id, number)).document)
-        xml = await self.e_invoice(tenant_id, number)
+        xml = await self._e_invoice_if_any(self.e_invoice(tenant_id, number))
         page = pdf.invoice_page(params)
         return await asyncio.to_thread(
-            pdf.factur_x, page, params["invoice"], params["customerNumber"], xml
+            pdf.render, page, params["invoice"], params["customerNumber"], xml
         )
 
     async def credit_note_pdf(self, tenant_id: str, number: str) -> bytes:
         """The credit note as PDF/A-3 with its e-invoice embedded (Factur-X EN16931)."""
         note, _ = await self._credit_note_with_invoice(tenant_id, number)
-        xml = await self.credit_note_e_invoice(tenant_id, number)
+        xml = await self._e_invoice_if_any(self.credit_note_e_invoice(tenant_id, number))
         page = pdf.credit_note_page(note)
         return await asyncio.to_thread(
-            pdf.factur_x, page, note["creditNote"], note["customerNumber"], xml
+            pdf.render, page, note["creditNote"], note["customerNumber"], xml
         )
+
+    @staticmethod
+    async def _e_invoice_if_any(making: Awaitable[bytes]) -> bytes | None:
+        """The e-invoice a PDF embeds; none when EN 16931 cannot express the document (three
+        decimal currencies): the PDF is then a plain PDF/A-3, which any document can be."""
+        try:
+            return await making
+        except EInvoiceUnavailable:
+            return None
 
     async def _credit_note_with_invoice(self, tenant_id: str, number: str) -> tuple[Params, Params]:
         note = documents.load((await self.credit_note(tenant_id, number)).document)

@@ -96,6 +96,12 @@ class GroupCommit(Generic[T, R]):
             if not batch[0][1].done():
                 batch[0][1].set_exception(exc)
             return
+        if len(results) != len(batch):  # a bug in `apply`: no caller may wait forever on it
+            error = RuntimeError(f"a batch of {len(batch)} answered {len(results)} results")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)

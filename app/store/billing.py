@@ -126,6 +126,16 @@ class BillingInformation:
             return None
         return billing_from_row(row), jsoncodec.loads(bytes(row["body"]))["parameters"]
 
+    async def of_subscription(
+        self, tenant_id: str, subscription_id: str
+    ) -> list[tuple[BillingRecord, dict[str, Any]]]:
+        """Everything a subscription billed, newest first, each with its parameters."""
+        params = {"tenant_id": tenant_id, "subscription_id": subscription_id}
+        rows = await self._db.fetch("billing_of_subscription", params)
+        return [
+            (billing_from_row(r), jsoncodec.loads(bytes(r["body"]))["parameters"]) for r in rows
+        ]
+
     async def discard(self, record: BillingRecord, reason: str, event: NewEvent) -> bool:
         """A draft becomes discarded (kept, with its reason) and the event says so, together;
         False when it is no draft any more."""

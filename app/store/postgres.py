@@ -113,6 +113,10 @@ class PostgresConnector:
     dialect = "postgres"
     writers = 4  # group commit keeps this many batches committing at once
 
+    HEARTBEAT_S = 15.0  # how often the LISTEN connection is asked to answer
+    HEARTBEAT_TIMEOUT_S = 10.0  # … and how long it has to
+    RELISTEN_S = 1.0
+
     def __init__(self, url: str, create: bool = True, pool_size: int = 10) -> None:
         self.url = url
         self.create = create
@@ -120,6 +124,7 @@ class PostgresConnector:
         self._sql = queries.load("postgres")
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._listen_lost = False
 
     async def open(self) -> None:
         try:
@@ -263,21 +268,36 @@ class PostgresConnector:
                 raise
             except Exception as exc:
                 log.warning("LISTEN %s lost (%s); polling until it is back", channel, exc)
-            await asyncio.sleep(1.0)
+                self._listen_lost = True
+            await asyncio.sleep(self.RELISTEN_S)
 
     async def _listen_once(self, channel: str, wake: Callable[[], None]) -> None:
         """Until the connection is lost; each notification wakes (and the wake-up after a
-        reconnect catches what was committed meanwhile)."""
-        conn = await asyncpg.connect(self.url)
+        reconnect catches what was committed meanwhile). A connection that is lost without a
+        word (half-open: a failover, a NAT's timeout) is found by a query every HEARTBEAT_S
+        that must answer within HEARTBEAT_TIMEOUT_S."""
+        conn = await asyncio.wait_for(asyncpg.connect(self.url), self.HEARTBEAT_TIMEOUT_S)
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _: lost.set())
         try:
             await conn.add_listener(channel, lambda *_: wake())
+            if self._listen_lost:
+                log.warning("LISTEN %s is back", channel)
+                self._listen_lost = False
             wake()
-            await lost.wait()
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self.HEARTBEAT_S)
+                    break
+                try:
+                    await asyncio.wait_for(conn.fetchval("SELECT 1"), self.HEARTBEAT_TIMEOUT_S)
+                except TimeoutError as exc:
+                    raise ConnectionError(
+                        f"no answer to a heartbeat in {self.HEARTBEAT_TIMEOUT_S:g} s"
+                    ) from exc
+            raise ConnectionError("the connection was closed")
         finally:
-            with contextlib.suppress(Exception):
-                await conn.close()
+            conn.terminate()
 
 
 def _redacted(url: str) -> str:

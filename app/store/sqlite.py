@@ -196,10 +196,13 @@ class SqliteConnector:
             await self.writer.execute_fetchall("BEGIN IMMEDIATE")
             try:
                 result = await work(_Tx(self.writer, self._sql))
+                await asyncio.shield(self.writer.execute_fetchall("COMMIT"))
             except BaseException:
-                await asyncio.shield(self.writer.execute_fetchall("ROLLBACK"))
+                # A failed COMMIT (a deferred constraint, a full disk) leaves the transaction
+                # open: every later BEGIN would fail. Roll it back whatever failed.
+                if self.writer.in_transaction:
+                    await asyncio.shield(self.writer.execute_fetchall("ROLLBACK"))
                 raise
-            await asyncio.shield(self.writer.execute_fetchall("COMMIT"))
             return result
 
     async def fetch(self, name: str, params: Params | None = None) -> list[Row]:
@@ -223,10 +226,11 @@ class SqliteConnector:
             await conn.execute_fetchall("BEGIN IMMEDIATE")
             try:
                 applied = await self._apply(conn, scripts, now_ms)
+                await conn.execute_fetchall("COMMIT")
             except BaseException:
-                await conn.execute_fetchall("ROLLBACK")
+                if conn.in_transaction:
+                    await conn.execute_fetchall("ROLLBACK")
                 raise
-            await conn.execute_fetchall("COMMIT")
             return applied
 
     async def _apply(

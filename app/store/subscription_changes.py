@@ -35,13 +35,15 @@ class PeriodCredit:
 class Application:
     """Everything applying a change writes, computed against `before`."""
 
-    change_id: str
+    change: SubscriptionChangeRecord  # as applied (executed now: dated today)
     result: dict[str, Any]
     before: Subscription
     after: Subscription
     events: Sequence[NewEvent]  # billing information (with rows), notices
-    superseded: tuple[BillingRecord, str] | None = None  # (replaced, reason)
-    credit: PeriodCredit | None = None
+    # (replaced, reason, the transactionId replacing it: among `events`)
+    superseded: Sequence[tuple[BillingRecord, str, str]] = ()
+    credits: Sequence[PeriodCredit] = ()  # one credit note per invoice the credit is taken from
+    new: bool = False  # applied in its own request: inserted in the same transaction
 
 
 def change_from_row(row: Row) -> SubscriptionChangeRecord:
@@ -63,11 +65,15 @@ class SubscriptionChanges:
     def __init__(self, db: Connector) -> None:
         self._db = db
 
-    async def insert(self, change: SubscriptionChangeRecord) -> SubscriptionChangeRecord:
-        """Insert it, or return the change an earlier request with its Idempotency-Key made."""
+    async def insert(
+        self, change: SubscriptionChangeRecord, events: Sequence[NewEvent] = ()
+    ) -> SubscriptionChangeRecord:
+        """Insert it (with the events that say it is queued), or return the change an earlier
+        request with its Idempotency-Key made."""
 
         async def work(tx: Tx) -> None:
             await tx.execute("change_insert", _columns(change))
+            await insert_events(tx, events, {})
 
         try:
             await self._db.transact(work)
@@ -105,13 +111,39 @@ class SubscriptionChanges:
         rows = await self._db.fetch("changes_due", {"now": now, "limit": limit})
         return [change_from_row(r) for r in rows]
 
-    async def rewrite(self, change: SubscriptionChangeRecord) -> bool:
-        """A queued change edited or cancelled; False when it was applied meanwhile."""
+    async def rewrite(
+        self, change: SubscriptionChangeRecord, events: Sequence[NewEvent] = ()
+    ) -> bool:
+        """A queued change edited or cancelled (with the events that say so); False when it
+        was applied meanwhile."""
 
         async def work(tx: Tx) -> bool:
-            return bool(await tx.fetch("change_rewrite", _columns(change)))
+            if not await tx.fetch("change_rewrite", _columns(change)):
+                return False
+            await insert_events(tx, events, {})
+            return True
 
         return await self._db.transact(work)
+
+    async def fail(self, change: SubscriptionChangeRecord, reason: str, notice: NewEvent) -> bool:
+        """A queued change that cannot be applied ends `failed` with its reason, and the
+        operational event says so, together; False when it was not queued any more."""
+
+        async def work(tx: Tx) -> bool:
+            params = {"id": change.id, "now": change.updated_at,
+                      "result": jsoncodec.dumps({"error": reason}).decode()}  # fmt: skip
+            if not await tx.fetch("change_failed", params):
+                return False
+            await insert_events(tx, [notice], {})
+            return True
+
+        return await self._db.transact(work)
+
+    async def failed_of_tenant(self, tenant_id: str, limit: int) -> list[SubscriptionChangeRecord]:
+        rows = await self._db.fetch(
+            "changes_failed_of_tenant", {"tenant_id": tenant_id, "limit": limit}
+        )
+        return [change_from_row(r) for r in rows]
 
     async def set_result(self, change_id: str, result: dict[str, Any]) -> None:
         """What applying it led to after the commit (a credit note's number, invoices)."""
@@ -122,38 +154,40 @@ class SubscriptionChanges:
 
         await self._db.transact(work)
 
-    async def apply(self, application: Application) -> Written | None:
-        """Write it all or nothing; the credit note, if any, is returned. Stale when the
+    async def apply(self, application: Application) -> list[Written]:
+        """Write it all or nothing; the credit notes it issued are returned. Stale when the
         change was applied or cancelled meanwhile or the subscription moved on."""
 
-        async def work(tx: Tx) -> Written | None:
+        async def work(tx: Tx) -> list[Written]:
+            change = application.change
+            if application.new:
+                await tx.execute("change_insert", _columns(change))
             marked = {
-                "id": application.change_id,
+                "id": change.id,
                 "now": application.after.updated_at,
                 "result": jsoncodec.dumps(application.result).decode(),
+                "effective_date": change.effective_date,
+                "due_at": change.due_at,
             }
             if not await tx.fetch("change_applied", marked):
-                raise Stale(application.change_id)
+                raise Stale(change.id)
             if not await tx.fetch("subscription_changed", _moved(application)):
                 raise Stale(application.before.id)
-            if application.superseded is not None:
-                old, reason = application.superseded
-                replacement = next(e.billing for e in application.events if e.billing)
-                params = {
-                    "id": old.id,
-                    "reason": reason,
-                    "superseded_by": replacement.transaction_id,
-                }
+            for old, reason, replacement in application.superseded:
+                params = {"id": old.id, "reason": reason, "superseded_by": replacement}
                 if not await tx.fetch("billing_supersede", params):
                     raise Stale(old.id)
             await insert_events(tx, application.events, {})
-            credit = application.credit
-            if credit is None:
-                return None
-            before = application.before
-            return await credit_in(
-                tx, before.tenant_id, credit.invoice_number, credit.year, credit.build
-            )
+            written = []
+            for credit in application.credits:
+                note = await credit_in(
+                    tx, application.before.tenant_id, credit.invoice_number, credit.year,
+                    credit.build,
+                )  # fmt: skip
+                if note is None:
+                    raise Stale(credit.invoice_number)
+                written.append(note)
+            return written
 
         return await self._db.transact(work)
 
@@ -168,6 +202,7 @@ def _moved(application: Application) -> dict[str, Any]:
         "status": after.status,
         "next_period_start": after.next_period_start,
         "next_bill_at": after.next_bill_at,
+        "cycles_billed": after.cycles_billed,
         "now": after.updated_at,
         "seen_next_period_start": before.next_period_start,
         "seen_next_bill_at": before.next_bill_at,

@@ -316,6 +316,12 @@ VALUES (
     :external_contract_id, :currency, :total_gross, :total_net, :invoice_date, :request,
     :price_models, :subscription_id, :memo, :metadata, :status, :created_at);
 
+-- name: billing_of_subscription
+-- Everything a subscription billed, newest first (a period's documents are among them).
+SELECT b.*, e.body FROM billing_information b JOIN events e ON e.id = b.event_id
+WHERE b.tenant_id = :tenant_id AND b.subscription_id = :subscription_id
+ORDER BY b.id DESC;
+
 -- name: billing_by_transaction
 SELECT b.*, e.body FROM billing_information b JOIN events e ON e.id = b.event_id
 WHERE b.tenant_id = :tenant_id AND b.transaction_id = :transaction_id;
@@ -607,6 +613,9 @@ INSERT INTO job_runs (name, due_at) VALUES (:name, :next)
 ON CONFLICT (name) DO UPDATE SET due_at = :next WHERE job_runs.due_at <= :now
 RETURNING name;
 
+-- name: job_due_at
+UPDATE job_runs SET due_at = :due_at WHERE name = :name;
+
 -- name: endpoint_secrets
 -- Deleted endpoints too: their secrets are at rest as well.
 SELECT id, secret, previous_secret FROM endpoints;
@@ -747,9 +756,20 @@ RETURNING id;
 
 -- name: change_applied
 -- Queued → applied happens once: a second process finds no queued row and writes nothing.
-UPDATE subscription_changes SET status = 'applied', result = :result, updated_at = :now
+-- (Executed now: its date and due time become today's in the same statement.)
+UPDATE subscription_changes SET status = 'applied', result = :result, updated_at = :now,
+    effective_date = :effective_date, due_at = :due_at
 WHERE id = :id AND status = 'queued'
 RETURNING id;
+
+-- name: change_failed
+UPDATE subscription_changes SET status = 'failed', result = :result, updated_at = :now
+WHERE id = :id AND status = 'queued'
+RETURNING id;
+
+-- name: changes_failed_of_tenant
+SELECT * FROM subscription_changes WHERE tenant_id = :tenant_id AND status = 'failed'
+ORDER BY id DESC LIMIT :limit;
 
 -- name: subscription_changed
 -- Only from the state the change was computed against: a cycle billed (or claimed) meanwhile
@@ -757,7 +777,7 @@ RETURNING id;
 UPDATE subscriptions SET
     price_model_id = :price_model_id, price_model_version = :price_model_version,
     terms = :terms, status = :status, next_period_start = :next_period_start,
-    next_bill_at = :next_bill_at, updated_at = :now
+    next_bill_at = :next_bill_at, cycles_billed = :cycles_billed, updated_at = :now
 WHERE id = :id AND next_period_start = :seen_next_period_start
   AND next_bill_at = :seen_next_bill_at AND status = 'active'
 RETURNING id;
