@@ -24,6 +24,7 @@ from app.main import create_app
 from app.replays import Request
 from app.sealing import Sealer, SealError, new_key
 from app.store import Store, StoreMissing, StoreUnavailable, StoreUnusable, open_store
+from app.tenants import DEFAULT_TENANT_ID
 
 cli = typer.Typer(
     help="billhook: webhook notification hub for usage-based billing.",
@@ -57,7 +58,7 @@ def serve(
 @cli.command()
 def api() -> None:
     """Run only the HTTP API (the role of an API process beside separate workers)."""
-    _serve(_settings(run_worker=False), show_key=False, role="api")
+    _serve(_settings(run_worker=False, run_ingest=False), show_key=False, role="api")
 
 
 def _serve(settings: Settings, show_key: bool, role: str) -> None:
@@ -99,8 +100,19 @@ def _listen(settings: Settings) -> socket.socket:
 @cli.command()
 def worker() -> None:
     """Run only the delivery worker (scale it apart from the API)."""
-    settings = _settings(run_api=False)
+    settings = _settings(run_api=False, run_ingest=False)
     _logging(settings, "worker")
+    _run_worker(settings)
+
+
+@cli.command()
+def ingest() -> None:
+    """Run only queue ingest: consume the BILLHOOK_INGEST sources (docs/configuration.md)."""
+    settings = _settings(run_api=False, run_worker=False)
+    _logging(settings, "ingest")
+    if not settings.ingest:
+        typer.echo("configuration error: BILLHOOK_INGEST names no source: nothing to run", err=True)
+        raise typer.Exit(2)
     _run_worker(settings)
 
 
@@ -126,6 +138,13 @@ def _ready(settings: Settings, sock: socket.socket | None = None) -> None:
         )
         try:
             await store.endpoints.reseal()
+            for source in settings.ingest if settings.run_ingest else ():
+                known = source.tenant == DEFAULT_TENANT_ID  # made at start if missing
+                if not known and await store.tenants.get(source.tenant) is None:
+                    raise StoreUnusable(
+                        f"BILLHOOK_INGEST: {source.name}: no tenant {source.tenant!r} "
+                        "(tenant= takes a tenant id)"
+                    )
         finally:
             await store.close()
 
@@ -146,13 +165,17 @@ def _run_worker(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, hub.stop_background)
-        typer.echo("billhook worker running", err=True)
+        roles = ["worker"] if settings.run_worker else []
+        roles += (
+            [f"ingest from {s.name} ({s.where})" for s in hub.ingest.sources] if hub.ingest else []
+        )
+        typer.echo(f"billhook running: {', '.join(roles)}", err=True)
         try:
             await hub.run_background()
         except Exception as exc:
             logging.getLogger("billhook").critical(
-                f"the worker stopped ({type(exc).__name__}: {exc}): the process exits to be "
-                "restarted"
+                f"the background loops stopped ({type(exc).__name__}: {exc}): the process "
+                "exits to be restarted"
             )
             raise typer.Exit(1) from exc
         finally:

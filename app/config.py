@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -19,6 +21,47 @@ MIN_SECRET_KEY_LENGTH = 32  # BILLHOOK_SECRET_KEY: the key of every secret at re
 DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+
+
+INGEST_KINDS = ("usage_completions", "charges", "events")
+INGEST_BROKERS = {"amqp": "rabbitmq", "amqps": "rabbitmq", "nats": "nats", "tls": "nats",
+                  "redis": "redis", "rediss": "redis"}  # fmt: skip
+_INGEST_OPTIONS = {
+    "rabbitmq": ("queue",),
+    "nats": ("stream", "subject", "consumer", "redeliver_after"),
+    "redis": ("stream", "group", "consumer", "redeliver_after"),
+}
+_INGEST_REQUIRED = {"rabbitmq": ("queue",), "nats": ("stream", "subject"), "redis": ("stream",)}
+_INGEST_COMMON = ("tenant", "name", "batch", "dead_letter")
+_INGEST_NAME = re.compile(r"^[A-Za-z0-9_.:>*/-]{1,200}$")
+MAX_INGEST_BATCH = 1000  # the bulk routes' limit
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IngestSource:
+    """One BILLHOOK_INGEST line: where queue ingest reads, what, for which tenant
+    (docs/configuration.md). `url` holds the broker's credentials: log `where`, never it."""
+
+    kind: str  # usage_completions | charges | events
+    broker: str  # rabbitmq | nats | redis
+    url: str = dataclasses.field(repr=False)
+    tenant: str = ""
+    name: str = ""
+    batch: int = 100
+    options: tuple[
+        tuple[str, str], ...
+    ] = ()  # queue, stream, subject, consumer, group, dead_letter
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        return dict(self.options).get(name, default)
+
+    @property
+    def where(self) -> str:
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        at = self.option("queue") or self.option("stream")
+        return f"{parts.scheme}://{host}{port}{parts.path} {at}"
 
 
 class ConfigError(ValueError):
@@ -58,6 +101,11 @@ class Settings(BaseModel):
     secret_key: tuple[str, ...] = ()
     run_api: bool = True
     run_worker: bool = True
+    run_ingest: bool = True  # consume `ingest` here (serve, ingest; not api or worker)
+    ingest: tuple[IngestSource, ...] = ()
+    # Testing only: the process SIGKILLs itself at this point (the crash tests' "between
+    # commit and ack"); never set in production.
+    failpoint: str | None = None
     retry_schedule: tuple[float, ...] = tuple(
         parse_duration(p) for p in DEFAULT_RETRY_SCHEDULE.split(",")
     )
@@ -93,6 +141,11 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return parse_networks(value)
         return value
+
+    @field_validator("ingest", mode="before")
+    @classmethod
+    def _ingest(cls, value: Any) -> Any:
+        return parse_ingest(value) if isinstance(value, str) else value
 
     @field_validator("secret_key")
     @classmethod
@@ -183,6 +236,51 @@ def parse_networks(text: str) -> tuple[IPNetwork, ...]:
         raise ValueError(f"{exc}: give CIDRs such as 127.0.0.0/8,::1/128") from exc
 
 
+def parse_ingest(text: str) -> tuple[IngestSource, ...]:
+    """One source per line (or `;`): `<kind> <broker URL> key=value…`."""
+    lines = [line.strip() for line in re.split(r"[\n;]", text)]
+    sources = tuple(
+        _ingest_line(line, n) for n, line in enumerate((x for x in lines if x), start=1)
+    )
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ValueError("two sources have the same name: give each its own name=")
+    return sources
+
+
+def _ingest_line(line: str, number: int) -> IngestSource:
+    kind, _, rest = line.partition(" ")
+    url, _, rest = rest.strip().partition(" ")
+    where = f"source {number}"
+    if kind not in INGEST_KINDS:
+        raise ValueError(f"{where}: starts with one of {', '.join(INGEST_KINDS)}, not {kind!r}")
+    broker = INGEST_BROKERS.get(urlsplit(url).scheme)
+    if broker is None or not urlsplit(url).hostname:
+        raise ValueError(f"{where}: a broker URL (amqp://, nats://, redis://…) follows the kind")
+    options: dict[str, str] = {}
+    for pair in rest.split():
+        key, sep, value = pair.partition("=")
+        if not sep or key not in (*_INGEST_OPTIONS[broker], *_INGEST_COMMON) or not value:
+            allowed = ", ".join((*_INGEST_OPTIONS[broker], *_INGEST_COMMON))
+            raise ValueError(f"{where}: {pair!r} is not key=value with a key of {allowed}")
+        if key not in ("batch", "redeliver_after") and not _INGEST_NAME.match(value):
+            raise ValueError(f"{where}: {key}={value!r} has characters a broker name cannot")
+        options[key] = value
+    for required in _INGEST_REQUIRED[broker]:
+        if required not in options:
+            raise ValueError(f"{where}: a {broker} source needs {required}=")
+    batch = _integer(options.pop("batch", "100"))
+    if not 1 <= batch <= MAX_INGEST_BATCH:
+        raise ValueError(f"{where}: batch is 1 to {MAX_INGEST_BATCH}")
+    if "redeliver_after" in options:
+        parse_duration(options["redeliver_after"])
+    return IngestSource(
+        kind=kind, broker=broker, url=url, batch=batch,
+        tenant=options.pop("tenant", "tn_default"), name=options.pop("name", f"{kind}-{number}"),
+        options=tuple(sorted(options.items())),
+    )  # fmt: skip
+
+
 def _keys(text: str) -> tuple[str, ...]:
     """'new,old' → ('new', 'old'): the first seals, every one opens."""
     return tuple(k.strip() for k in text.split(",") if k.strip())
@@ -227,5 +325,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "BILLHOOK_READ_TIMEOUT": ("read_timeout", parse_duration),
     "BILLHOOK_FORWARDED_ALLOW_IPS": ("forwarded_allow_ips", _text),
     "BILLHOOK_LOG_FORMAT": ("log_format", _text),
+    "BILLHOOK_INGEST": ("ingest", parse_ingest),
+    "BILLHOOK_TEST_FAILPOINT": ("failpoint", _text),
 }
 _VARIABLE = {field: var for var, (field, _) in _ENV.items()}

@@ -323,8 +323,10 @@ class EventService:
             url=endpoint.url,
             body=event.body,
             secrets=(endpoint.secret,),
+            destination=endpoint.destination(),
+            event_time=now,
         )
-        outcome = await deliverer.send(job.url, job.event_id, job.body, job.secrets)
+        outcome = await deliverer.deliver(job)
         finished = settle(job, outcome, schedule=())
         await self._store.deliveries.record([finished], self._clock.now_ms(), self.rules)
         return finished.attempt

@@ -22,6 +22,9 @@ from app.delivery import Deliverer
 from app.egress import EgressPolicy
 from app.endpoints import EndpointService, endpoint_cache
 from app.events import EventService
+from app.ingest.letters import DeadLetterService
+from app.ingest.runner import Ingest
+from app.intake import Intake
 from app.invoicing.rebills import RebillService
 from app.invoicing.service import InvoiceService
 from app.periodic import Job, Periodic
@@ -56,6 +59,9 @@ class Hub:
     changes: ChangeService
     catalog: Catalog
     sealer: Sealer
+    intake: Intake
+    dead_letters: DeadLetterService
+    ingest: Ingest | None = None  # queue ingest, when this process runs it (BILLHOOK_INGEST)
     background: asyncio.Task[None] | None = None  # the worker's loops, when this process runs them
     stopping: bool = False  # stop_background was called: the loops ending is no death
 
@@ -132,7 +138,7 @@ class Hub:
             clock,
             store.jobs,
         )
-        return cls(
+        hub = cls(
             settings,
             clock,
             store,
@@ -153,16 +159,26 @@ class Hub:
             changes,
             catalog,
             sealer,
+            Intake(catalog, events, billing),
+            DeadLetterService(store),
         )
+        if settings.run_ingest and settings.ingest:
+            hub.ingest = Ingest(
+                settings.ingest, hub.intake, store, clock, failpoint=settings.failpoint
+            )
+        return hub
 
     async def run_background(self) -> None:
-        """The worker's loops: deliveries, and timed work (subscription cycles, …). When one
-        ends other than by stop_background, the other is stopped too, and the first one's
-        exception is raised (or a RuntimeError if it just returned)."""
-        loops = [
-            asyncio.create_task(self.worker.run(), name="deliveries"),
-            asyncio.create_task(self.periodic.run(), name="timed jobs"),
-        ]
+        """This process's loops: the worker's (deliveries, timed work such as subscription
+        cycles) and queue ingest's, as configured. When one ends other than by
+        stop_background, the others are stopped too, and the first one's exception is raised
+        (or a RuntimeError if it just returned)."""
+        loops = []
+        if self.settings.run_worker:
+            loops.append(asyncio.create_task(self.worker.run(), name="deliveries"))
+            loops.append(asyncio.create_task(self.periodic.run(), name="timed jobs"))
+        if self.ingest is not None:
+            loops.append(asyncio.create_task(self.ingest.run(), name="queue ingest"))
         done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
         self._halt()
         await asyncio.gather(*loops, return_exceptions=True)
@@ -211,6 +227,8 @@ class Hub:
     def _halt(self) -> None:
         self.worker.stop()
         self.periodic.stop()
+        if self.ingest is not None:
+            self.ingest.stop()
 
     async def close(self) -> None:
         await self.deliverer.close()

@@ -55,10 +55,15 @@ class Lane:
 
     def depth(self, cap: int) -> int:
         """Queue depth: ~QUEUE_SECONDS of the endpoint's work, between 1× and 64× its
-        concurrency; an endpoint not measured yet gets 2×."""
+        concurrency; an endpoint not measured yet gets 2×. A rate limit bounds it too: more
+        than QUEUE_SECONDS of its rate would wait in the queue until their leases ran out."""
         if self.latency is None:
-            return 2 * cap
-        return cap * max(1, min(MAX_DEPTH, int(QUEUE_SECONDS / max(self.latency, 1e-3))))
+            depth = 2 * cap
+        else:
+            depth = cap * max(1, min(MAX_DEPTH, int(QUEUE_SECONDS / max(self.latency, 1e-3))))
+        if self.bucket is not None:
+            depth = min(depth, max(1, int(self.bucket.rate * QUEUE_SECONDS)))
+        return depth
 
     def observe(self, seconds: float) -> None:
         before = seconds if self.latency is None else self.latency

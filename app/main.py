@@ -45,7 +45,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         app.state.failure = None
         if (problem := await hub.tenancy.unreachable()) is not None:
             log.warning(problem)
-        if settings.run_worker:
+        if settings.run_worker or hub.ingest is not None:
             hub.start_background(lambda exc: _worker_died(app, exc))
         try:
             yield

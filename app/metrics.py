@@ -35,6 +35,7 @@ OUTCOMES = (
     "http_3xx",
     "http_4xx",
     "http_5xx",
+    "broker_refused",  # a broker endpoint's broker did not take the message
 )
 # Bound once: .labels() per attempt costs more than the increment itself on the hot path.
 ATTEMPTS_BY_OUTCOME = {outcome: ATTEMPTS.labels(outcome) for outcome in OUTCOMES}
@@ -43,6 +44,19 @@ IN_FLIGHT = Gauge("billhook_worker_in_flight", "Attempts being sent right now", 
 OLDEST_DUE_AGE = Gauge(
     "billhook_oldest_due_delivery_age_seconds",
     "How long the oldest due delivery has been waiting (0 when none is due)",
+    registry=REGISTRY,
+)
+
+INGESTED = Counter(
+    "billhook_ingest_messages_total",
+    "Queue ingest's messages by source and outcome (accepted, repeated, dead_lettered)",
+    ["source", "outcome"],
+    registry=REGISTRY,
+)
+INGEST_RETRIES = Counter(
+    "billhook_ingest_retries_total",
+    "Batches queue ingest gave back to the broker to retry (the store or the broker failed)",
+    ["source"],
     registry=REGISTRY,
 )
 

@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
 from app.fields import Description, Input, Name, Output
 
@@ -65,8 +65,32 @@ class EndpointFilter(Input):
     externalContractId: Name | None = None
 
 
+EndpointType = Literal["webhook", "rabbitmq", "nats", "redis"]
+Format = Literal["standard", "cloudevents"]
+CloudEventsMode = Literal["binary", "structured"]
+
+
 class EndpointCreate(Input):
-    url: Annotated[str, StringConstraints(strict=True)]
+    type: EndpointType = Field(
+        "webhook",
+        description="webhook (an http(s) URL), or a broker: rabbitmq (amqp://, an exchange and "
+        "routing key), nats (nats://, a JetStream subject), redis (redis://, a stream); "
+        "docs/destinations.md",
+    )
+    url: Annotated[str, StringConstraints(strict=True, max_length=2048)] = Field(
+        description="the webhook's URL, or the broker's (its user:password, if any, is kept "
+        "sealed apart and never shown)"
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=10,
+        description="a broker's settings: rabbitmq {exchange, routing_key}, nats {subject}, "
+        "redis {stream, maxlen}; `{type}` and `{ordering_key}` fill a routing key or subject",
+    )
+    format: Format = Field("standard", description="cloudevents: CloudEvents 1.0 attributes too")
+    cloudevents_mode: CloudEventsMode = Field(
+        "binary", description="binary (headers beside the body) or structured (one JSON document)"
+    )
     description: Description = ""
     event_types: list[EventType] | None = Field(None, max_length=100)
     filter: EndpointFilter | None = None
@@ -79,11 +103,18 @@ class EndpointCreate(Input):
         "/v1/endpoints/{id}/lease renews it within this many seconds (billhook listen).",
     )
 
-    _url = field_validator("url")(check_url)
+    @field_validator("url")
+    @classmethod
+    def _webhook_url(cls, value: str, info: ValidationInfo) -> str:
+        """A webhook's URL here; a broker's in the service (app/destinations.py)."""
+        return check_url(value) if info.data.get("type", "webhook") == "webhook" else value
 
 
 class EndpointPatch(Input):
-    url: Annotated[str, StringConstraints(strict=True)] | None = None
+    url: Annotated[str, StringConstraints(strict=True, max_length=2048)] | None = None
+    config: dict[str, Any] | None = Field(None, max_length=10)
+    format: Format | None = None
+    cloudevents_mode: CloudEventsMode | None = None
     description: Description | None = None
     event_types: list[EventType] | None = Field(None, max_length=100)
     filter: EndpointFilter | None = None
@@ -92,15 +123,15 @@ class EndpointPatch(Input):
     ordered: StrictFlag | None = None
     status: Literal["active", "disabled"] | None = None
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None else check_url(value)
-
 
 class EndpointOut(Output):
     id: str
-    url: str
+    type: EndpointType
+    url: str = Field(description="without credentials")
+    config: dict[str, Any]
+    format: Format
+    cloudevents_mode: CloudEventsMode
+    has_credentials: bool = Field(description="the broker's credentials are kept (never shown)")
     description: str
     event_types: list[str] | None
     filter: dict[str, str]

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from app.destinations import Destination
+
 DELIVERY_STATUSES = ("pending", "delivering", "succeeded", "failed", "cancelled")
 
 
@@ -66,6 +68,18 @@ class Endpoint:
     last_success_at: int | None = None
     lease_s: int | None = None  # a temporary endpoint (billhook listen) renews its lease
     lease_until: int | None = None
+    type: str = "webhook"  # webhook | rabbitmq | nats | redis (app/destinations.py)
+    format: str = "standard"  # standard | cloudevents
+    cloudevents_mode: str = "binary"  # binary | structured
+    config: dict[str, Any] = field(default_factory=dict)  # the type's settings
+    credentials: str | None = None  # a broker's "user:password" (sealed at rest)
+
+    def destination(self) -> Destination | None:
+        """Where and how it delivers; None: a webhook in the standard format (the fast path)."""
+        if self.type == "webhook" and self.format == "standard":
+            return None
+        return Destination(self.type, self.url, self.config, self.credentials, self.format,
+                           self.cloudevents_mode)  # fmt: skip
 
     @property
     def accepting(self) -> bool:
@@ -275,6 +289,9 @@ class Job:
     secrets: tuple[str, ...]
     ordering_key: str | None = None
     rate_limit_per_s: int | None = None
+    destination: Destination | None = None  # None: a webhook in the standard format
+    event_time: int = 0  # when the event was accepted (CloudEvents `time`)
+    subject: str | None = None  # its customer number (CloudEvents `subject`)
 
 
 @dataclass(frozen=True, slots=True)

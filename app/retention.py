@@ -1,6 +1,7 @@
 """Retention: events, deliveries and attempts older than BILLHOOK_RETENTION_DAYS go, in small
 batches, oldest first: attempts, then finished deliveries without attempts, then events
-without deliveries. Events that carry billing information, and invoices, are never purged."""
+without deliveries, then queue ingest's dead letters. Events that carry billing information,
+and invoices, are never purged."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ class RetentionService:
         cutoff = self._clock.now_ms() - self._keep_ms
         deadline = time.monotonic() + budget_s
         removed = 0
-        for table, prefix in (("attempts", "att"), ("deliveries", "dlv"), ("events", "evt")):
+        tables = (("attempts", "att"), ("deliveries", "dlv"), ("events", "evt"),
+                  ("dead_letters", "dl"))  # fmt: skip
+        for table, prefix in tables:
             after, before = "", id_floor(prefix, cutoff)
             while time.monotonic() < deadline:
                 started = time.monotonic()

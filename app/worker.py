@@ -157,14 +157,16 @@ class Worker:
         lane = self.lanes[endpoint_id]
         while lane.queue and lane.busy < self._cap and not self._stopping:
             job = lane.queue[0]
+            if job.lease_until - self._clock.now_ms() < self._send_ms:
+                lane.queue.popleft()  # too late to finish inside the lease: not worth a token
+                self._handed_back.append(job)
+                self._wake.set()
+                continue
             if job.rate_limit_per_s and not lane.token(job.rate_limit_per_s, self.monotonic):
                 assert lane.bucket is not None
                 asyncio.get_running_loop().call_later(lane.bucket.wait(), self._pump, endpoint_id)
                 return
             lane.queue.popleft()
-            if job.lease_until - self._clock.now_ms() < self._send_ms:
-                self._handed_back.append(job)  # too late to finish inside the lease
-                continue
             lane.busy += 1
             task = asyncio.create_task(self._send(job))
             self._sending[task] = job
@@ -225,7 +227,7 @@ class Worker:
                 self.on_endpoints_changed()
 
     async def _attempt(self, job: Job) -> Finished:
-        outcome = await self._deliverer.send(job.url, job.event_id, job.body, job.secrets)
+        outcome = await self._deliverer.deliver(job)
         metrics.ATTEMPTS_BY_OUTCOME[outcome.error or "success"].inc()
         metrics.ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000)
         return settle(job, outcome, self._schedule, rng=self._rng)

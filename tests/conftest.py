@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -55,9 +57,27 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 # -- CI: with BILLHOOK_TEST_POSTGRES_URL set, a skipped PostgreSQL test fails the run; with
-# BILLHOOK_TEST_BROWSER=required (.ci/run), a skipped browser test does -----------------------
+# BILLHOOK_TEST_BROWSER=required or BILLHOOK_TEST_BROKERS=required (.ci/run), a skipped browser
+# or broker test does ---------------------------------------------------------------------------
 
-_SKIPPED: dict[str, list[str]] = {"postgres": [], "browser": []}
+_SKIPPED: dict[str, list[str]] = {"postgres": [], "browser": [], "brokers": []}
+BROKERS = {"RabbitMQ": 5672, "NATS": 4222, "Redis": 6379}  # on 127.0.0.1 (.ci/run starts them)
+
+
+@functools.cache
+def unreachable_brokers() -> tuple[str, ...]:
+    missing = []
+    for broker, port in BROKERS.items():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            missing.append(broker)
+    return tuple(missing)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if "brokers" in item.keywords and unreachable_brokers():
+        pytest.skip(f"no {', '.join(unreachable_brokers())} on 127.0.0.1 (.ci/run starts them)")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -72,6 +92,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "browser": (
             "BILLHOOK_TEST_BROWSER=required",
             os.environ.get("BILLHOOK_TEST_BROWSER") == "required",
+        ),
+        "brokers": (
+            "BILLHOOK_TEST_BROKERS=required",
+            os.environ.get("BILLHOOK_TEST_BROKERS") == "required",
         ),
     }
     for kind, (why, wanted) in required.items():

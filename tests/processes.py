@@ -82,6 +82,6 @@ async def _ready(proc: asyncio.subprocess.Process) -> str | None:
         said += line
         if "serving on " in line:
             return line.split("serving on ", 1)[1].strip()
-        if "worker running" in line:
+        if "billhook running" in line:
             return None
     raise AssertionError(f"the hub exited with {await proc.wait()} before it ran:\n{said}")

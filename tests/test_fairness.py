@@ -122,6 +122,29 @@ async def test_rate_limited_endpoint_is_sent_no_faster_than_its_rate(hub_factory
         assert waiting() == 3
 
 
+async def test_queued_attempts_whose_lease_ran_out_never_spend_the_rate(hub_factory):
+    """Attempts that waited behind a rate limit until their lease ran out are handed back
+    without taking a token, and claimed again: the rate goes to attempts that can be sent.
+    (They used to take the tokens, and a backlog deeper than the rate could send within a
+    lease stalled for good.) Both clocks are frozen: what went out is a count."""
+    clock = FrozenClock(START_MS)
+    hub: HubClient = await hub_factory(clock=clock, run_worker=True)
+    worker = hub.hub.worker
+    now = [1000.0]
+    worker.monotonic = lambda: now[0]
+    recorder = Recorder()
+    async with Receiver(recorder.app, "/hook") as server:
+        endpoint = await hub.endpoint(server.url, rate_limit_per_s=5)
+        recorder.secret = endpoint["secret"]
+        for n in range(12):
+            await hub.publish("t", {"n": n})
+        await until(lambda: len(recorder.requests) == 5 and not worker._sending)
+        clock.advance(hub.hub.settings.lease_seconds + 1)  # every queued lease has run out
+        now[0] += 1.0  # five tokens
+        worker._pump(endpoint["id"])
+        await until(lambda: len(recorder.requests) == 10, what="five more sent, not wasted")
+
+
 def test_token_bucket():
     """Burst of one second's worth, refilled at the rate, never above the burst."""
     now = [0.0]

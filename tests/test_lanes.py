@@ -26,6 +26,15 @@ def test_depth_follows_latency_within_bounds():
     assert lane.depth(8) == 8  # at least one round of slots
 
 
+def test_a_rate_limit_bounds_the_depth_to_two_seconds_of_its_rate():
+    """More would wait in the queue past their leases (the stall of a rate-limited backlog)."""
+    lane = Lane()
+    lane.observe(0.001)
+    assert lane.depth(8) == 8 * 64
+    assert lane.token(5, lambda: 0.0)
+    assert lane.depth(8) == 10
+
+
 def test_tokens_refill_at_the_rate():
     now = [0.0]
     lane = Lane()

@@ -21,6 +21,7 @@ FOUNDATION = {
     "fields",
     "models",
     "inputs",
+    "vat",
 }
 PACKAGES = ("app.api", "app.console", "app.billing", "app.invoicing", "app.store", "app.delivery")
 

@@ -25,17 +25,13 @@ from app.billing.service import Recorded
 from app.clock import to_rfc3339
 from app.hub import Hub
 from app.inputs import parse
+from app.intake import billed
 from app.invoicing.views import invoice_out
 from app.records import Subscription
 
 
-def answer(recorded: Recorded) -> tuple[int, dict[str, Any]]:
-    body = {"event_id": recorded.event.id, "billing_information": recorded.parameters}
-    return (202 if recorded.created else 200), body
-
-
 def _accepted(recorded: Recorded) -> JSON:
-    status, body = answer(recorded)
+    status, body = billed(recorded)
     return JSON(body, status_code=status)
 
 
@@ -72,7 +68,7 @@ async def usage_completion(
 ) -> tuple[int, Any]:
     """A hot route (app/api/hot.py): plain ASGI in front of Starlette."""
     recorded = await hub_.billing.complete_usage(tenant_id, parse(UsageCompletion, raw), raw)
-    return answer(recorded)
+    return billed(recorded)
 
 
 @documented(

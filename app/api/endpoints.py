@@ -28,7 +28,12 @@ from app.records import Endpoint
 def endpoint_out(ep: Endpoint, *, with_secret: bool = False) -> dict[str, Any]:
     return EndpointOut(
         id=ep.id,
+        type=ep.type,
         url=ep.url,
+        config=ep.config,
+        format=ep.format,
+        cloudevents_mode=ep.cloudevents_mode,
+        has_credentials=ep.credentials is not None,
         description=ep.description,
         event_types=None if ep.event_types is None else list(ep.event_types),
         filter=ep.filter,

@@ -15,10 +15,11 @@ from app.api.openapi import MOMENT, PAGE, Param, documented
 from app.api.views import attempt_out, delivery_out
 from app.clock import to_rfc3339
 from app.errors import ValidationFailed
-from app.events import Published, parameters_of
+from app.events import parameters_of
 from app.hub import Hub
 from app.ids import id_floor
 from app.inputs import parse, parse_time
+from app.intake import accepted
 from app.models import (
     AttemptPage,
     DeliveryOut,
@@ -77,17 +78,6 @@ async def publish(
     if not published.same_request:
         raise hub_.events.conflict(published.event, spec.type, spec.parameters, spec.ordering_key)
     return accepted(published)
-
-
-def accepted(published: Published) -> tuple[int, dict[str, Any]]:
-    """202 and the stored event, or 200 for a repeat: the single and the batch route."""
-    answer = {
-        "id": published.event.id,
-        "type": published.event.type,
-        "created_at": to_rfc3339(published.event.created_at),
-        "deliveries": published.deliveries,
-    }
-    return (202 if published.created else 200), answer
 
 
 def _time_filter(request: Request, name: str) -> str | None:

@@ -12,13 +12,12 @@ from starlette.responses import Response
 from app import jsoncodec
 from app.errors import (
     BadRequest,
-    InvalidJson,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
 )
 from app.hub import Hub
-from app.inputs import parse
+from app.inputs import decode, parse
 
 MAX_BODY_BYTES = 256 * 1024
 M = TypeVar("M", bound=BaseModel)
@@ -80,12 +79,7 @@ async def decode_json(
         if size > limit:
             raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
         parts.append(chunk)
-    try:
-        return jsoncodec.loads(b"".join(parts))
-    except jsoncodec.JsonLimit as exc:
-        raise ValidationFailed.field("body", str(exc)) from exc
-    except jsoncodec.JsonError as exc:
-        raise InvalidJson(f"body is not valid JSON: {exc}") from exc
+    return decode(b"".join(parts), limit)
 
 
 async def body(request: Request, model: type[M]) -> M:

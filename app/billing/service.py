@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -110,25 +111,56 @@ class BillingService:
     async def complete_usage(
         self, tenant_id: str, request: UsageCompletion, raw: dict[str, Any]
     ) -> Recorded:
-        places = places_of(request.currency)
-        lines, used = await self.lines(tenant_id, request.items, request.currency, places)
-        draft = await self.draft(tenant_id, request, request.transactionId, request.currency, lines)
-        return await self.record(self.build(tenant_id, "usage_completion", draft, raw, used=used))
+        return await self.record(await self._usage(tenant_id, request, raw))
 
     async def complete_usage_many(
         self, tenant_id: str, requests: Sequence[tuple[UsageCompletion, dict[str, Any]]]
     ) -> list[Recorded | ApiError]:
         """Bulk ingest: each completion priced on its own (its error is its answer), then all
         of them committed in one transaction."""
+        return await self._record_many(
+            tenant_id, [partial(self._usage, tenant_id, r, raw) for r, raw in requests]
+        )
+
+    async def charge(
+        self, tenant_id: str, request: Charge, raw: dict[str, Any], idempotency_key: str | None
+    ) -> Recorded:
+        return await self.record(await self._charge(tenant_id, request, raw, idempotency_key))
+
+    async def charge_many(
+        self, tenant_id: str, requests: Sequence[tuple[Charge, dict[str, Any], str | None]]
+    ) -> list[Recorded | ApiError]:
+        """Charges in bulk (queue ingest), as complete_usage_many."""
+        return await self._record_many(
+            tenant_id, [partial(self._charge, tenant_id, r, raw, k) for r, raw, k in requests]
+        )
+
+    async def _usage(self, tenant_id: str, request: UsageCompletion, raw: dict[str, Any]) -> Built:
+        places = places_of(request.currency)
+        lines, used = await self.lines(tenant_id, request.items, request.currency, places)
+        draft = await self.draft(tenant_id, request, request.transactionId, request.currency, lines)
+        return self.build(tenant_id, "usage_completion", draft, raw, used=used)
+
+    async def _charge(
+        self, tenant_id: str, request: Charge, raw: dict[str, Any], idempotency_key: str | None
+    ) -> Built:
+        if idempotency_key and request.transactionId and idempotency_key != request.transactionId:
+            raise ValidationFailed.field("transactionId", "differs from the Idempotency-Key header")
+        transaction_id = request.transactionId or idempotency_key or new_id("chg")
+        places = places_of(request.currency)
+        lines, _ = await self.lines(tenant_id, request.items, request.currency, places)
+        draft = await self.draft(tenant_id, request, transaction_id, request.currency, lines)
+        metadata = {"reason": request.reason} if request.reason else {}
+        return self.build(tenant_id, "charge", draft, raw, memo=request.memo, metadata=metadata)
+
+    async def _record_many(
+        self, tenant_id: str, builders: Sequence[Callable[[], Awaitable[Built]]]
+    ) -> list[Recorded | ApiError]:
+        """Each item built on its own (its error is its answer), all written in one commit."""
         built: list[Built | ApiError] = []
-        for request, raw in requests:
+        for build in builders:
             try:
-                places = places_of(request.currency)
-                lines, used = await self.lines(tenant_id, request.items, request.currency, places)
-                draft = await self.draft(
-                    tenant_id, request, request.transactionId, request.currency, lines
-                )
-                built.append(self.build(tenant_id, "usage_completion", draft, raw, used=used))
+                built.append(await build())
             except ApiError as exc:
                 built.append(exc)
         ready = [b for b in built if isinstance(b, Built)]
@@ -148,19 +180,6 @@ class BillingService:
         if published.created:
             return Recorded(published.event, built.parameters, True)
         return Recorded(published.event, parameters_of(published.event), False)
-
-    async def charge(
-        self, tenant_id: str, request: Charge, raw: dict[str, Any], idempotency_key: str | None
-    ) -> Recorded:
-        if idempotency_key and request.transactionId and idempotency_key != request.transactionId:
-            raise ValidationFailed.field("transactionId", "differs from the Idempotency-Key header")
-        transaction_id = request.transactionId or idempotency_key or new_id("chg")
-        places = places_of(request.currency)
-        lines, _ = await self.lines(tenant_id, request.items, request.currency, places)
-        draft = await self.draft(tenant_id, request, transaction_id, request.currency, lines)
-        metadata = {"reason": request.reason} if request.reason else {}
-        built = self.build(tenant_id, "charge", draft, raw, memo=request.memo, metadata=metadata)
-        return await self.record(built)
 
     async def lines(
         self, tenant_id: str, items: Sequence[Item], currency: str, places: int

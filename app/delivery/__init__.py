@@ -1,4 +1,5 @@
-"""The only place that speaks HTTP to subscribers: sign, POST, and describe what happened.
+"""The only place that speaks to subscribers: sign, POST (or publish into a merchant's broker:
+brokers.py), and describe what happened.
 
 The Deliverer never touches the store; the worker records the Outcome it returns.
 """
@@ -10,12 +11,15 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from app import __version__
+from app import __version__, cloudevents
 from app.clock import Clock
 from app.config import Settings
+from app.delivery.brokers import BrokerRefused, Brokers, Message
 from app.delivery.http1 import AnswerTooLarge, AttemptTimeout, Client, ProtocolError
+from app.destinations import Destination
 from app.egress import EgressBlocked, EgressPolicy
 from app.ids import random_bytes
+from app.records import Job
 from app.signing import signature_header
 
 USER_AGENT = f"billhook/{__version__}".encode()
@@ -55,6 +59,8 @@ def classify_status(status: int) -> str | None:
 def classify_exception(exc: BaseException) -> str:
     if isinstance(exc, EgressBlocked):
         return "egress_blocked"
+    if isinstance(exc, BrokerRefused):
+        return "broker_refused"
     if isinstance(exc, AnswerTooLarge):
         return "response_too_large"
     if isinstance(exc, ProtocolError):
@@ -82,30 +88,75 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
 class Deliverer:
     """One pooled client for every subscriber; `send` never raises for network trouble."""
 
-    def __init__(self, client: Client, clock: Clock) -> None:
+    def __init__(self, client: Client, clock: Clock, brokers: Brokers | None = None) -> None:
         self._client = client
         self._clock = clock
+        self._brokers = brokers
 
     @classmethod
     def create(
         cls, settings: Settings, clock: Clock, ssl_context: ssl.SSLContext | None = None
     ) -> Deliverer:
+        policy = EgressPolicy(settings.egress_allow)
         client = Client(
-            EgressPolicy(settings.egress_allow),
+            policy,
             settings.connect_timeout,
             settings.request_timeout,
             ssl_context or ssl.create_default_context(),
         )
-        return cls(client, clock)
+        return cls(client, clock, Brokers(policy, settings.request_timeout))
 
     async def close(self) -> None:
         self._client.close()
+        if self._brokers is not None:
+            await self._brokers.close()
 
-    async def send(self, url: str, msg_id: str, body: bytes, secrets: tuple[str, ...]) -> Outcome:
+    async def deliver(self, job: Job) -> Outcome:
+        """The job sent where its endpoint says: a webhook, or a broker."""
+        destination = job.destination
+        if destination is None:
+            return await self.send(job.url, job.event_id, job.body, job.secrets)
+        body, content_type, attributes = _shaped(job, destination)
+        if destination.type == "webhook":
+            extra = [(k.encode(), v.encode()) for k, v in attributes]
+            return await self.send(job.url, job.event_id, body, job.secrets, content_type, extra)
+        return await self._publish(job, destination, body, content_type, attributes)
+
+    async def _publish(
+        self, job: Job, destination: Destination, body: bytes, content_type: str,
+        attributes: list[tuple[str, str]],
+    ) -> Outcome:  # fmt: skip
         started_at = self._clock.now_ms()
         start = time.perf_counter()
+        if destination.type == "rabbitmq":  # the AMQP binding's prefix
+            attributes = [(k.replace("ce-", "cloudEvents:", 1), v) for k, v in attributes]
+        headers = [(k.decode(), v.decode()) for k, v in _signed(job.event_id, body, job.secrets)]
+        message = Message([*headers, *attributes], body, content_type, job.delivery_id,
+                          job.event_type, job.ordering_key)  # fmt: skip
+        if self._brokers is None:
+            raise RuntimeError("this deliverer has no brokers")
         try:
-            answer = await self._client.post(url, _headers(msg_id, body, secrets), body)
+            answer = await self._brokers.publish(destination, message)
+        except Exception as exc:  # every failure is an attempt's outcome
+            said = f"{type(exc).__name__}: {exc}"[:RESPONSE_BODY_LIMIT]
+            error = classify_exception(exc)
+            return Outcome(started_at, _elapsed_ms(start), error=error, response_body=said)
+        return Outcome(started_at, _elapsed_ms(start), response_body=answer)
+
+    async def send(
+        self,
+        url: str,
+        msg_id: str,
+        body: bytes,
+        secrets: tuple[str, ...],
+        content_type: str = "application/json",
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> Outcome:
+        started_at = self._clock.now_ms()
+        start = time.perf_counter()
+        headers = _headers(msg_id, body, secrets, content_type.encode()) + (extra or [])
+        try:
+            answer = await self._client.post(url, headers, body)
         except (TimeoutError, OSError, AttemptTimeout, ProtocolError, ValueError) as exc:
             return Outcome(started_at, _elapsed_ms(start), error=classify_exception(exc))
         retry_after = None
@@ -121,17 +172,38 @@ class Deliverer:
         )
 
 
-def _headers(msg_id: str, body: bytes, secrets: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
-    timestamp = int(time.time())  # wall time for receivers' freshness checks, not the clock
+def _headers(
+    msg_id: str, body: bytes, secrets: tuple[str, ...], content_type: bytes = b"application/json"
+) -> list[tuple[bytes, bytes]]:
     trace = random_bytes(24).hex()
     return [
-        (b"content-type", b"application/json"),
+        (b"content-type", content_type),
         (b"user-agent", USER_AGENT),
+        *_signed(msg_id, body, secrets),
+        (b"traceparent", f"00-{trace[:32]}-{trace[32:]}-01".encode()),
+    ]
+
+
+def _signed(msg_id: str, body: bytes, secrets: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
+    """The Standard Webhooks headers, the same for every type of endpoint."""
+    timestamp = int(time.time())  # wall time for receivers' freshness checks, not the clock
+    return [
         (b"webhook-id", msg_id.encode()),
         (b"webhook-timestamp", str(timestamp).encode()),
         (b"webhook-signature", signature_header(secrets, msg_id, timestamp, body).encode()),
-        (b"traceparent", f"00-{trace[:32]}-{trace[32:]}-01".encode()),
     ]
+
+
+def _shaped(job: Job, destination: Destination) -> tuple[bytes, str, list[tuple[str, str]]]:
+    """(body, content type, CloudEvents headers) of the job for its endpoint's format."""
+    if destination.format != "cloudevents":
+        return job.body, "application/json", []
+    found = cloudevents.attributes(
+        job.event_id, job.event_type, job.tenant_id, job.event_time, job.subject
+    )
+    if destination.cloudevents_mode == "structured":
+        return cloudevents.structured(found, job.body), cloudevents.STRUCTURED.decode(), []
+    return job.body, "application/json", cloudevents.binary_headers(found)
 
 
 def _elapsed_ms(start: float) -> int:

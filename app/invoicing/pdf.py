@@ -183,7 +183,8 @@ class _Sheet(FPDF):
             self.add_font(name, "", str(FALLBACKS[name]))
             self.add_font(name, "B", str(FALLBACKS[name]))
         self.set_fallback_fonts(fallbacks, exact_match=False)
-        self.set_text_shaping(True)
+        if {"NotoArabic", "NotoHebrew"} & set(fallbacks):
+            self.set_text_shaping(True)  # joined forms, right to left (HarfBuzz): only if needed
         self.covered = _coverage(_FILES.format("Regular")).union(
             *(_coverage(str(FALLBACKS[n])) for n in fallbacks)
         )

@@ -10,6 +10,7 @@ from app.store import queries
 from app.store.billing import BillingInformation, Counters, PriceModels, Subscriptions
 from app.store.connector import Connector, IntegrityError, StoreMissing, StoreUnusable
 from app.store.console import Console
+from app.store.dead_letters import DeadLetters
 from app.store.deliveries import Deliveries
 from app.store.endpoints import Endpoints
 from app.store.event_types import EventTypes
@@ -52,6 +53,7 @@ class Store:
         self.invoices = Invoices(connector)
         self.jobs = Jobs(connector)
         self.console = Console(connector)
+        self.dead_letters = DeadLetters(connector)
 
     async def migrate(self, now_ms: int) -> list[int]:
         """Apply pending forward-only migrations; returns the versions applied."""

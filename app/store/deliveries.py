@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from app.activity import Slice
+from app.destinations import Destination
 from app.ids import id_ceiling, id_floor
 from app.records import DELIVERY_STATUSES, Attempt, Delivery, Finished, Job
 from app.sealing import Sealer
@@ -28,6 +29,12 @@ def attempt_from_row(row: Row) -> Attempt:
 
 
 def job_from_row(row: Row, now: int, sealed: Secrets) -> Job:
+    destination = None
+    if row["endpoint_type"] != "webhook" or row["format"] != "standard":
+        destination = Destination(
+            row["endpoint_type"], row["url"], orjson.loads(row["config"]),
+            sealed.open(row["credentials"]), row["format"], row["cloudevents_mode"],
+        )  # fmt: skip
     secrets = [sealed.open(row["secret"])]
     expires = row["previous_secret_expires_at"]
     if row["previous_secret"] and expires is not None and expires > now:
@@ -46,6 +53,9 @@ def job_from_row(row: Row, now: int, sealed: Secrets) -> Job:
         secrets=tuple(secrets),
         ordering_key=row["ordering_key"],
         rate_limit_per_s=row["rate_limit_per_s"],
+        destination=destination,
+        event_time=row["event_time"],
+        subject=row["customer_number"],
     )
 
 

@@ -52,6 +52,8 @@ def endpoint_from_row(row: Row, secrets: Secrets | None) -> Endpoint:
         ordered=bool(row["ordered"]),
         secret=secrets.open(row["secret"]) if secrets else "",
         previous_secret=secrets.open(row["previous_secret"]) if secrets else None,
+        config=jsoncodec.loads(row["config"]),
+        credentials=secrets.open(row["credentials"]) if secrets else None,
     )
 
 
@@ -64,6 +66,8 @@ def _columns(ep: Endpoint, secrets: Secrets) -> dict[str, Any]:
         metadata=jsoncodec.dumps(ep.metadata).decode(),
         secret=secrets.seal(ep.secret),
         previous_secret=secrets.seal(ep.previous_secret),
+        config=jsoncodec.dumps(ep.config).decode(),
+        credentials=secrets.seal(ep.credentials),
     )
 
 
@@ -256,20 +260,17 @@ class Endpoints:
         BILLHOOK_SECRET_KEY; how many endpoints changed. Idempotent: every process runs it at
         start, so a rotated key takes over without a separate step."""
         sealer = self.secrets._required()
+        kept = ("secret", "previous_secret", "credentials")
         stale = [
             row
             for row in await self._db.fetch("endpoint_secrets")
-            if sealer.stale(row["secret"])
-            or (row["previous_secret"] is not None and sealer.stale(row["previous_secret"]))
+            if any(row[k] is not None and sealer.stale(row[k]) for k in kept)
         ]
 
         async def work(tx: Tx) -> None:
             for row in stale:
-                await tx.execute("endpoint_secrets_set", {
-                    "id": row["id"],
-                    "secret": self.secrets.seal(self.secrets.open(row["secret"])),
-                    "previous_secret": self.secrets.seal(self.secrets.open(row["previous_secret"])),
-                })  # fmt: skip
+                resealed = {k: self.secrets.seal(self.secrets.open(row[k])) for k in kept}
+                await tx.execute("endpoint_secrets_set", {"id": row["id"], **resealed})
 
         if stale:
             await self._db.transact(work)

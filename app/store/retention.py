@@ -15,7 +15,7 @@ class Retention:
         never held up for long; the next starts after this one's last id (keyset), never
         rescanning what is deleted but not yet vacuumed — on PostgreSQL each batch would
         otherwise walk every dead row before it, and a 2,000,000-row purge take hours."""
-        if table not in ("attempts", "deliveries", "events"):
+        if table not in ("attempts", "deliveries", "events", "dead_letters"):
             raise ValueError(table)
 
         async def work(tx: Tx) -> list[Row]:

@@ -58,11 +58,13 @@ SELECT 1 AS found FROM api_keys WHERE revoked_at IS NULL LIMIT 1;
 INSERT INTO endpoints (
     id, tenant_id, url, description, event_types, filter_customer_number,
     filter_external_contract_id, metadata, rate_limit_per_s, ordered, status, secret,
-    created_at, updated_at, lease_s, lease_until)
+    created_at, updated_at, lease_s, lease_until, type, format, cloudevents_mode, config,
+    credentials)
 VALUES (
     :id, :tenant_id, :url, :description, :event_types, :filter_customer_number,
     :filter_external_contract_id, :metadata, :rate_limit_per_s, :ordered, :status, :secret,
-    :created_at, :updated_at, :lease_s, :lease_until);
+    :created_at, :updated_at, :lease_s, :lease_until, :type, :format, :cloudevents_mode, :config,
+    :credentials);
 
 -- name: endpoint_lease_renew
 -- Only a live lease: one that lapsed ended the endpoint (its listener must register again).
@@ -98,7 +100,8 @@ UPDATE endpoints SET
     filter_customer_number = :filter_customer_number,
     filter_external_contract_id = :filter_external_contract_id, metadata = :metadata,
     rate_limit_per_s = :rate_limit_per_s, ordered = :ordered, status = :status,
-    disabled_reason = :disabled_reason, updated_at = :updated_at
+    disabled_reason = :disabled_reason, updated_at = :updated_at, format = :format,
+    cloudevents_mode = :cloudevents_mode, config = :config, credentials = :credentials
 WHERE id = :id AND tenant_id = :tenant_id AND deleted_at IS NULL;
 
 -- name: endpoint_rotate
@@ -618,10 +621,12 @@ UPDATE job_runs SET due_at = :due_at WHERE name = :name;
 
 -- name: endpoint_secrets
 -- Deleted endpoints too: their secrets are at rest as well.
-SELECT id, secret, previous_secret FROM endpoints;
+SELECT id, secret, previous_secret, credentials FROM endpoints;
 
 -- name: endpoint_secrets_set
-UPDATE endpoints SET secret = :secret, previous_secret = :previous_secret WHERE id = :id;
+UPDATE endpoints SET secret = :secret, previous_secret = :previous_secret,
+    credentials = :credentials
+WHERE id = :id;
 
 -- name: console_session_insert
 INSERT INTO console_sessions (id, token_hash, tenant_id, role, key_id, credential_hash,
@@ -794,3 +799,21 @@ SELECT * FROM event_types WHERE tenant_id = :tenant_id ORDER BY name;
 
 -- name: event_type_delete
 DELETE FROM event_types WHERE tenant_id = :tenant_id AND name = :name RETURNING name;
+
+-- name: dead_letter_insert
+INSERT INTO dead_letters (id, tenant_id, source, message_key, body, body_bytes, error, created_at)
+VALUES (:id, :tenant_id, :source, :message_key, :body, :body_bytes, :error, :created_at)
+ON CONFLICT (tenant_id, source, message_key) DO NOTHING;
+
+-- name: dead_letters_page
+SELECT * FROM dead_letters
+WHERE tenant_id = :tenant_id AND (CAST(:cursor AS TEXT) IS NULL OR id < :cursor)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: dead_letters_count
+SELECT count(*) AS n FROM dead_letters WHERE tenant_id = :tenant_id;
+
+-- name: purge_dead_letters
+DELETE FROM dead_letters WHERE id IN (
+    SELECT id FROM dead_letters WHERE id > :after AND id < :before ORDER BY id LIMIT :limit)
+RETURNING id;

@@ -32,7 +32,9 @@ RETURNING d.id;
 -- name: jobs_by_ids
 SELECT d.id AS delivery_id, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.trigger,
        d.next_attempt_at AS lease_until, d.ordering_key, e.type AS event_type, e.body, p.url,
-       p.secret, p.previous_secret, p.previous_secret_expires_at, p.rate_limit_per_s
+       p.secret, p.previous_secret, p.previous_secret_expires_at, p.rate_limit_per_s,
+       p.type AS endpoint_type, p.format, p.cloudevents_mode, p.config, p.credentials,
+       e.created_at AS event_time, e.customer_number
 FROM deliveries d
 JOIN events e ON e.id = d.event_id
 JOIN endpoints p ON p.id = d.endpoint_id
