@@ -6,6 +6,7 @@ import builtins
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from app import destinations
 from app.cache import CounterCache
@@ -94,7 +95,8 @@ class EndpointService:
                 changes.get("url", before.url),
                 changes.get("config", before.config) if before.type != "webhook" else {},
             )
-            keep = credentials is None and "url" not in changes  # a config change keeps them
+            # Kept when the URL gives none and names the same broker: never sent elsewhere.
+            keep = credentials is None and _same_broker(url, before.url)
             changes |= {"url": url, "config": config,
                         "credentials": before.credentials if keep else credentials}  # fmt: skip
             await self._check_egress(url)
@@ -210,11 +212,19 @@ def _destination(
     if kind == "webhook":
         if config:
             raise ValidationFailed.field("config", "a webhook has no configuration")
-        return check_url(url), None, {}
+        try:
+            return check_url(url), None, {}
+        except ValueError as exc:
+            raise ValidationFailed.field("url", str(exc)) from exc
     try:
         return destinations.split(kind, url, config)
     except destinations.DestinationError as exc:
         raise ValidationFailed.field(exc.field, exc.message) from exc
+
+
+def _same_broker(url: str, before: str) -> bool:
+    a, b = urlsplit(url), urlsplit(before)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
 
 
 def _changes(patch: EndpointPatch) -> dict[str, Any]:

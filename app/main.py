@@ -28,7 +28,7 @@ def _worker_died(app: Starlette, exc: BaseException | None) -> None:
     non-zero: an API that answers 202 while nothing is delivered is worse than a process its
     supervisor restarts. (Under another ASGI server: SIGTERM, its own graceful shutdown.)"""
     reason = f"{type(exc).__name__}: {exc}" if exc is not None else "it returned"
-    log.critical(f"the worker stopped ({reason}): the process exits to be restarted")
+    log.critical(f"the background loops stopped ({reason}): the process exits to be restarted")
     app.state.failure = reason
     stop = getattr(app.state, "stop_serving", None)
     if stop is not None:

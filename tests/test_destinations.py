@@ -19,7 +19,8 @@ from nats.js.api import StreamConfig
 from app import jsoncodec
 from subscribers.verify import Verifier
 from tests.backends import rows
-from tests.conftest import HubClient
+from tests.conftest import API_KEY, HubClient
+from tests.console import ConsoleBrowser
 
 pytestmark = pytest.mark.brokers
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -169,19 +170,58 @@ async def test_bad_configuration_is_a_422_naming_the_field(
     assert (await hub.http.get("/v1/endpoints")).json()["data"] == []
 
 
-async def test_credentials_are_sealed_at_rest_and_kept_through_a_config_change(
+async def test_credentials_are_sealed_at_rest_and_kept_for_the_same_broker_only(
     hub: HubClient, queue: tuple[str, Any]
 ):
+    """A config change, or the same broker's URL given without credentials (as the console's
+    form gives it back), keeps them; another broker's URL never inherits them."""
     queue_name, declared = queue
     endpoint = await hub.endpoint(AMQP, type="rabbitmq", config={"routing_key": "elsewhere"})
     [(stored,)] = await rows(hub.hub.settings.database_url, "SELECT credentials FROM endpoints")
     assert stored.startswith("sealed:v1:") and "guest" not in stored
-    patched = await hub.http.patch(f"/v1/endpoints/{endpoint['id']}",
-                                   json={"config": {"routing_key": queue_name}})  # fmt: skip
+    path = f"/v1/endpoints/{endpoint['id']}"
+    patched = await hub.http.patch(path, json={"config": {"routing_key": queue_name}})
     assert patched.status_code == 200 and patched.json()["has_credentials"]
+    same = await hub.http.patch(path, json={"url": "amqp://127.0.0.1:5672/"})
+    assert same.json()["has_credentials"]
     event = await hub.publish(SEED, {})
     assert (await delivered(hub, event["id"]))["status"] == "succeeded"
     assert await declared.get(timeout=5)
+    moved = await hub.http.patch(path, json={"url": "amqp://localhost:5672/"})
+    assert moved.status_code == 200 and not moved.json()["has_credentials"]
+
+
+async def test_the_console_registers_a_rabbitmq_endpoint_and_never_shows_its_password(
+    hub: HubClient, queue: tuple[str, Any]
+):
+    queue_name, declared = queue
+    async with ConsoleBrowser(hub.app) as console:
+        await console.sign_in(API_KEY)
+        await console.get("/console/endpoints/new")
+        form = {"type": "rabbitmq", "url": "amqp://guest:guest@127.0.0.1:5672/",
+                "routing_key": queue_name, "types": "all"}  # fmt: skip
+        created = await console.post("/console/endpoints", form)
+        assert created.status_code == 303, created.text
+        page = await console.get(created.headers["location"])
+        assert "rabbitmq" in page.text and "kept, never shown" in page.text
+        assert f"routing_key = {queue_name}" in page.text
+        edit = await console.get(created.headers["location"] + "/edit")
+        assert "guest@" not in page.text + edit.text  # neither user nor password
+        saved = await console.post(created.headers["location"],
+                                   {"url": "amqp://127.0.0.1:5672/", "routing_key": queue_name,
+                                    "types": "all"})  # fmt: skip
+        assert saved.status_code == 303, saved.text
+        refused = await console.post(created.headers["location"],
+                                     {"url": "amqp://127.0.0.1:5672/", "exchange": "bad name!",
+                                      "types": "all"})  # fmt: skip
+        assert refused.status_code == 422 and "an exchange name" in refused.text
+    event = await hub.publish(SEED, {})
+    d = await delivered(hub, event["id"])
+    assert d["status"] == "succeeded", d["attempts_seen"]  # the kept credentials logged in
+    [endpoint] = (await hub.http.get("/v1/endpoints")).json()["data"]
+    secret = (await hub.http.get(f"/v1/endpoints/{endpoint['id']}/secret")).json()["secret"]
+    message = await declared.get(timeout=5)
+    assert Verifier(secret).verify(message.body, text_headers(message.headers)) == event["id"]
 
 
 async def test_cloudevents_binary_and_structured_on_a_webhook_and_a_broker(

@@ -22,6 +22,7 @@ FOUNDATION = {
     "models",
     "inputs",
     "vat",
+    "destinations",
 }
 PACKAGES = ("app.api", "app.console", "app.billing", "app.invoicing", "app.store", "app.delivery")
 

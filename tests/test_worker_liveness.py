@@ -60,7 +60,7 @@ async def test_a_worker_that_dies_stops_the_process_with_one_line(
             health = await client.get("/healthz")
     assert health.status_code == 503 and health.json()["worker"]["running"] is False
     [line] = [r for r in caplog.records if r.levelno == logging.CRITICAL]
-    assert "the worker stopped (RuntimeError: boom)" in line.getMessage()
+    assert "the background loops stopped (RuntimeError: boom)" in line.getMessage()
 
 
 async def _true(value: bool) -> bool:
@@ -93,7 +93,7 @@ async def test_a_process_exits_non_zero_when_its_worker_dies(tmp_path: Path, rol
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     said = err.decode()
     assert proc.returncode == 1, said
-    assert said.count("the worker stopped (RuntimeError: boom)") == 1, said
+    assert said.count("the background loops stopped (RuntimeError: boom)") == 1, said
     assert "Traceback" not in said, said
 
 

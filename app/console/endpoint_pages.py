@@ -22,6 +22,7 @@ from app.models import EndpointCreate, EndpointPatch
 from app.records import DELIVERY_STATUSES, OPERATIONAL_TYPES, Endpoint
 
 KNOWN_TYPES = (*BILLING_TYPES, INVOICE_EVENT, CREDIT_NOTE_EVENT, *sorted(OPERATIONAL_TYPES))
+BROKER_FIELDS = ("exchange", "routing_key", "subject", "stream", "maxlen")
 PAGE_SIZE = 50
 HOUR_MS = 3_600_000
 BACKLOG_CAP = 1000  # pending a list row counts at most
@@ -51,7 +52,9 @@ async def edit_form(request: Request, hub: Hub, found: Session) -> Response:
 async def create(request: Request, hub: Hub, found: Session) -> Response:
     form = await request.form()
     try:
-        spec = parse(EndpointCreate, _fields(form))
+        spec = parse(
+            EndpointCreate, {"type": form_text(form, "type") or "webhook", **_fields(form)}
+        )
         endpoint = await hub.endpoints.create(found.tenant, spec)
     except ValidationFailed as exc:
         return await _form(request, hub, found, None, _sent(form), exc)
@@ -63,7 +66,10 @@ async def update(request: Request, hub: Hub, found: Session) -> Response:
     endpoint = await hub.endpoints.get(found.tenant, request.path_params["id"])
     form = await request.form()
     try:
-        changes = parse(EndpointPatch, _fields(form))
+        fields = _fields(form)
+        if endpoint.type == "webhook":
+            del fields["config"]  # a webhook has none
+        changes = parse(EndpointPatch, fields)
         await hub.endpoints.update(found.tenant, endpoint.id, changes)
     except ValidationFailed as exc:
         return await _form(request, hub, found, endpoint, _sent(form), exc)
@@ -141,7 +147,7 @@ def _problems(error: ValidationFailed | None) -> dict[str, str]:
     found: dict[str, str] = {}
     for detail in error.details:
         loc = [str(p) for p in detail.get("loc", [])] if isinstance(detail, dict) else []
-        name = next((p for p in loc if p not in ("body", "filter")), "form")
+        name = next((p for p in loc if p not in ("body", "filter", "config")), "form")
         found.setdefault(name, str(detail.get("msg", "")) if isinstance(detail, dict) else "")
     return found or {"form": error.message}
 
@@ -159,10 +165,23 @@ def _fields(form: FormData) -> dict[str, Any]:
             "externalContractId": form_text(form, "externalContractId"),
         },
         "ordered": form.get("ordered") == "on",
+        "format": form_text(form, "format") or "standard",
+        "cloudevents_mode": form_text(form, "cloudevents_mode") or "binary",
+        "config": _config(form),
     }
     rate = form_text(form, "rate_limit_per_s")  # empty: no limit (on edit, removes it)
     fields["rate_limit_per_s"] = int(rate) if rate and rate.isascii() and rate.isdigit() else rate
     return fields
+
+
+def _config(form: FormData) -> dict[str, Any]:
+    """A broker's settings from the fields given (app/destinations.py checks them)."""
+    config: dict[str, Any] = {}
+    for name in BROKER_FIELDS:
+        value = form_text(form, name)
+        if value:
+            config[name] = int(value) if name == "maxlen" and value.isdigit() else value
+    return config
 
 
 def _sent(form: FormData) -> dict[str, Any]:
@@ -181,4 +200,8 @@ def _values_of(endpoint: Endpoint) -> dict[str, Any]:
         "externalContractId": endpoint.filter.get("externalContractId", ""),
         "ordered": "on" if endpoint.ordered else "",
         "rate_limit_per_s": endpoint.rate_limit_per_s or "",
+        "type": endpoint.type,
+        "format": endpoint.format,
+        "cloudevents_mode": endpoint.cloudevents_mode,
+        **{name: endpoint.config.get(name, "") for name in BROKER_FIELDS},
     }
