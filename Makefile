@@ -70,12 +70,13 @@ screenshots: $(VENV)/.installed-dev
 
 ## make bench: every scenario, 3 runs each, with peers and ceilings (docs/performance.md);
 ## make bench DB=postgres: PostgreSQL beside SQLite in the same run (this machine's PostgreSQL)
+## make bench BROKERS=1: delivery into and ingest from RabbitMQ, NATS and Redis beside HTTP
 bench: $(VENV)/.installed-bench wrk
-	$(BIN)/python -m bench $(if $(DB),--db $(DB))
+	$(BIN)/python -m bench $(if $(DB),--db $(DB)) $(if $(BROKERS),--brokers)
 
 ## make bench-quick: small sizes, one run each (< 60 s), a sanity check
 bench-quick: $(VENV)/.installed-bench wrk
-	$(BIN)/python -m bench --quick $(if $(DB),--db $(DB))
+	$(BIN)/python -m bench --quick $(if $(DB),--db $(DB)) $(if $(BROKERS),--brokers)
 
 # wrk (Debian package) is the closed-loop load generator; without it the bench uses its own.
 wrk:

@@ -47,7 +47,7 @@ class IngestSource:
     url: str = dataclasses.field(repr=False)
     tenant: str = ""
     name: str = ""
-    batch: int = 100
+    batch: int = 500
     options: tuple[
         tuple[str, str], ...
     ] = ()  # queue, stream, subject, consumer, group, dead_letter
@@ -269,7 +269,7 @@ def _ingest_line(line: str, number: int) -> IngestSource:
     for required in _INGEST_REQUIRED[broker]:
         if required not in options:
             raise ValueError(f"{where}: a {broker} source needs {required}=")
-    batch = _integer(options.pop("batch", "100"))
+    batch = _integer(options.pop("batch", "500"))
     if not 1 <= batch <= MAX_INGEST_BATCH:
         raise ValueError(f"{where}: batch is 1 to {MAX_INGEST_BATCH}")
     if "redeliver_after" in options:

@@ -21,6 +21,7 @@ SCHEMES = {
     "nats": ("nats", "tls"),
     "redis": ("redis", "rediss"),
 }
+TLS_SCHEMES = ("amqps", "tls", "rediss")
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "nats": 4222, "tls": 4222, "redis": 6379,
                  "rediss": 6379}  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z0-9_.:{}/-]{1,255}$")
@@ -49,19 +50,31 @@ class Destination:
     credentials: str | None  # "user:password" (opened); None: none
     format: str = "standard"  # standard | cloudevents
     cloudevents_mode: str = "binary"  # binary | structured
+    address: str | None = None  # the IP the egress check allowed (not part of the key)
 
     @property
     def key(self) -> tuple[str, str, str | None]:
         """One broker connection serves every endpoint with this key."""
         return self.type, self.url, self.credentials
 
+    def reach(self) -> str:
+        """The URL a client connects to. A plaintext scheme's host is replaced by the address
+        the egress check allowed, so no second DNS lookup can answer otherwise (rebinding); a
+        TLS scheme keeps its name, which the broker's certificate must then match."""
+        parts = urlsplit(self.url)
+        if self.address is None or parts.scheme in TLS_SCHEMES:
+            return self.url
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        port = f":{parts.port}" if parts.port else ""
+        return urlunsplit(parts._replace(netloc=host + port))
+
     def connect_url(self) -> str:
         """The URL with its credentials put back, for the client library only: never shown,
         never logged."""
         if not self.credentials:
-            return self.url
+            return self.reach()
         user, _, password = self.credentials.partition(":")
-        parts = urlsplit(self.url)
+        parts = urlsplit(self.reach())
         userinfo = quote(unquote(user), safe="") + (
             ":" + quote(unquote(password), safe="") if password else ""
         )

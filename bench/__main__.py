@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from bench.brokers import BROKER_SCENARIOS
 from bench.load import have_wrk
 from bench.procs import AUXILIARY, UNDER_TEST, Receiver
 from bench.report import markdown, ratios, summarise, targets
@@ -43,9 +44,15 @@ def main() -> None:
         "--db", choices=("sqlite", "postgres"), default="sqlite",
         help="postgres: the PostgreSQL scenarios beside their SQLite counterparts",
     )  # fmt: skip
+    parser.add_argument(
+        "--brokers", action="store_true",
+        help="delivery into and ingest from RabbitMQ, NATS and Redis beside their HTTP peers",
+    )  # fmt: skip
     args = parser.parse_args()
     runs = args.runs or (1 if args.quick else 3)
     scenarios = POSTGRES_SCENARIOS if args.db == "postgres" else SCENARIOS
+    if args.brokers:
+        scenarios = BROKER_SCENARIOS
     names = [n for n in args.only.split(",") if n] or list(scenarios)
     workdir = Path(tempfile.mkdtemp(prefix="billhook-bench-"))
     meta = {
@@ -91,7 +98,8 @@ def main() -> None:
     }
     (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=1))
     text = markdown(summary, meta)
-    (RESULTS / f"latest{'-postgres' if args.db == 'postgres' else ''}.md").write_text(text)
+    suffix = "-brokers" if args.brokers else "-postgres" if args.db == "postgres" else ""
+    (RESULTS / f"latest{suffix}.md").write_text(text)
     print(text)
 
 

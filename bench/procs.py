@@ -172,7 +172,7 @@ class Hub:
     def ready(self) -> Hub:
         log, mark = self.log, self._mark
         if self.role == "worker":
-            wait_until(lambda: b"worker running" in log.read_bytes()[mark:], 30, "worker")
+            wait_until(lambda: b"billhook running" in log.read_bytes()[mark:], 30, "worker")
             return self
         wait_until(lambda: self._serving(log, mark), 30, "hub")
         wait_until(lambda: httpx.get(f"{self.url}/healthz").status_code == 200, 30, "hub")

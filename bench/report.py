@@ -36,6 +36,8 @@ SIDE_BY_SIDE = [
     # Bulk ingest: events through batches of 100 against one event per request.
     ("accept_batch", "events_per_s", "accept_events", 4),
     ("accept_batch@postgres", "events_per_s", "accept_events@postgres", 4),
+    # Queue ingest (`--brokers`) runs at least at the bulk HTTP route's rate.
+    *[(f"ingest@{b}", "events_per_s", "accept_batch", 1) for b in ("rabbitmq", "nats", "redis")],
 ]
 POSTGRES_TARGETS = [
     ("mixed@postgres", "p99_ms", "<", 50, "PostgreSQL: p99 accept → receipt < 50 ms at 1,000/s"),
@@ -72,6 +74,11 @@ RATIOS = [
         "deliveries_per_s",
         "deliver with 1 M history ÷ empty store",
     ),
+    # `--brokers`: the same backlog into each broker, against delivery over HTTP.
+    *[
+        (f"deliver@{b}", "from_start_per_s", "deliver", "from_start_per_s", f"{b} ÷ HTTP deliver")
+        for b in ("rabbitmq", "nats", "redis")
+    ],
 ]
 
 

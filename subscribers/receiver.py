@@ -56,6 +56,12 @@ class Inbox:
     def ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT webhook_id FROM received")}
 
+    def arrived(self) -> list[str]:
+        """Webhook ids in the order they first arrived."""
+        return [
+            row[0] for row in self._db.execute("SELECT webhook_id FROM received ORDER BY rowid")
+        ]
+
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM received").fetchone()[0])
 

@@ -24,6 +24,7 @@ from app.main import create_app
 from app.sealing import Sealer
 from app.testing import FrozenClock, Receiver
 from subscribers.receiver import WebhookReceiver
+from tests.brokers import jetstream, redis_client  # noqa: F401 (fixtures)
 
 API_KEY = "bh_test_default_key"
 SECRET_KEY = "bsk_test_secret_key_of_32_characters_or_more"

@@ -209,24 +209,31 @@ def _client(hub: HubProcess) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=str(hub.url), headers={"authorization": f"Bearer {KEY}"})
 
 
-async def _register_and_publish(client: httpx.AsyncClient, merchant: Consumer, n: int) -> set[str]:
+async def _register_and_publish(
+    client: httpx.AsyncClient, merchant: Consumer, n: int, ordered: bool = False
+) -> dict[str, str]:
+    """`n` events (five ordering keys) to a RabbitMQ endpoint: event id → its key, in the
+    order they were accepted."""
     endpoint = await client.post(
         "/v1/endpoints",
         json={
             "type": "rabbitmq",
             "url": AMQP,
             "rate_limit_per_s": 100,
+            "ordered": ordered,
             "config": {"exchange": "", "routing_key": merchant.queue_name},
         },
     )
     assert endpoint.status_code == 201, endpoint.text
     merchant.verifier = Verifier(endpoint.json()["secret"])
-    accepted: set[str] = set()
+    accepted: dict[str, str] = {}
+    await client.post("/v1/event-types", json={"name": "t"})
     for start in range(0, n, 500):
-        items = [{"type": "t", "parameters": {"n": k}} for k in range(start, start + 500)]
-        await client.post("/v1/event-types", json={"name": "t"})
+        items = [{"type": "t", "parameters": {"n": k}, "ordering_key": f"k{k % 5}"}
+                 for k in range(start, start + 500)]  # fmt: skip
         answer = await client.post("/v1/events/batch", json={"items": items})
-        accepted |= {r["result"]["id"] for r in answer.json()["results"]}
+        for item, result in zip(items, answer.json()["results"], strict=True):
+            accepted[result["result"]["id"]] = item["ordering_key"]
     return accepted
 
 
@@ -244,28 +251,31 @@ async def test_a_hub_killed_mid_publish_delivers_every_event_with_its_webhook_id
         await asyncio.wait_for(hub.proc.wait(), 10)
     assert len(merchant.seen) < len(accepted), "the kill must land mid-publish"
     async with hub_process(database):
-        await until(lambda: set(merchant.seen) >= accepted, 60, what="every event, once more")
-    assert set(merchant.seen) == accepted
+        await until(lambda: set(merchant.seen) >= set(accepted), 60, what="every event, again")
+    assert set(merchant.seen) == set(accepted)
 
 
 async def test_a_broker_stopped_under_load_gets_its_backlog_when_it_returns(
     merchant: Consumer, tmp_path: Path
 ):
-    """RabbitMQ stopped while 1,000 events flow to it: the hub's attempts fail (retried on
-    the schedule); started again, everything arrives — what it had confirmed before the stop
-    survived it (a durable queue), the rest follows."""
+    """RabbitMQ stopped while 1,000 events flow to an ordered endpoint: the hub's attempts
+    fail (retried on the schedule); started again, everything arrives — what it had confirmed
+    before the stop survived it (a durable queue), the rest follows, each key in order."""
     database = f"sqlite:///{tmp_path}/outage.db"
     hub_running = hub_process(database, BILLHOOK_RETRY_SCHEDULE=RETRY_FOR_A_MINUTE)
     async with hub_running as hub, _client(hub) as client:
-        accepted = await _register_and_publish(client, merchant, 1000)
+        accepted = await _register_and_publish(client, merchant, 1000, ordered=True)
         await until(lambda: len(merchant.seen) >= 150, 30, what="publishing under way")
         await _rabbitmqctl("stop_app")
         try:
             await until(lambda: _failing(client), 30, what="attempts failing in the outage")
         finally:
             await _rabbitmqctl("start_app")
-        await until(lambda: set(merchant.seen) >= accepted, 90, what="the backlog")
-    assert set(merchant.seen) == accepted
+        await until(lambda: set(merchant.seen) >= set(accepted), 90, what="the backlog")
+    assert set(merchant.seen) == set(accepted)
+    for key in {f"k{n}" for n in range(5)}:  # first arrivals (seen keeps them in order)
+        arrived = [i for i in merchant.seen if accepted[i] == key]
+        assert arrived == [i for i, k in accepted.items() if k == key], key
 
 
 async def _failing(client: httpx.AsyncClient) -> bool:

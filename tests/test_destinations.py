@@ -6,31 +6,23 @@ failure; credentials never leave the hub; CloudEvents on request, for webhooks t
 
 from __future__ import annotations
 
-import secrets
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
-import nats
 import pytest
-import redis.asyncio as aioredis
-from nats.js.api import StreamConfig
 
 from app import jsoncodec
+from app.delivery.brokers import Message, RedisStreams
+from app.destinations import Destination
 from subscribers.verify import Verifier
 from tests.backends import rows
+from tests.brokers import AMQP, NATS, REDIS, SEED, name
 from tests.conftest import API_KEY, HubClient
 from tests.console import ConsoleBrowser
 
 pytestmark = pytest.mark.brokers
-AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-NATS = "nats://127.0.0.1:4222"
-REDIS = "redis://127.0.0.1:6379/0"
-SEED = "subscriptions/billingInformationAvailable"
-
-
-def name(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
 
 
 @pytest.fixture
@@ -43,22 +35,10 @@ async def queue() -> AsyncIterator[tuple[str, Any]]:
 
 
 @pytest.fixture
-async def stream() -> AsyncIterator[tuple[str, Any]]:
-    client = await nats.connect(NATS)
-    js = client.jetstream()
-    stream_name = name("BHTEST").replace("-", "_")
-    subject = f"{stream_name.lower()}.events"
-    await js.add_stream(StreamConfig(name=stream_name, subjects=[f"{subject}.>", subject]))
-    yield subject, js
-    await js.delete_stream(stream_name)
-    await client.close()
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Any]:
-    client = aioredis.from_url(REDIS)
-    yield client
-    await client.aclose()
+async def stream(jetstream: tuple[str, Any]) -> tuple[str, Any]:
+    """A subject the test's own stream captures."""
+    stream_name, js = jetstream
+    return f"{stream_name.lower()}.events", js
 
 
 async def delivered(hub: HubClient, event_id: str) -> dict[str, Any]:
@@ -250,3 +230,52 @@ async def test_cloudevents_binary_and_structured_on_a_webhook_and_a_broker(
         "1.0", event2["id"], SEED, "C-8")  # fmt: skip
     assert document["data"]["parameters"] == {"customerNumber": "C-8"}
     assert Verifier(structured["secret"]).verify(message.body, text_headers(message.headers))
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "reached"),
+    [
+        ("amqp://broker.example:5672/vh", "192.0.2.7", "amqp://192.0.2.7:5672/vh"),
+        ("nats://broker.example", "2001:db8::7", "nats://[2001:db8::7]"),
+        ("redis://broker.example:6380/2", "192.0.2.7", "redis://192.0.2.7:6380/2"),
+        ("amqps://broker.example:5671/", "192.0.2.7", "amqps://broker.example:5671/"),
+        ("rediss://broker.example/0", "192.0.2.7", "rediss://broker.example/0"),
+        ("amqp://192.0.2.9:5672/", None, "amqp://192.0.2.9:5672/"),
+    ],
+)
+def test_a_plaintext_connection_goes_to_the_address_the_egress_check_allowed(
+    url: str, address: str | None, reached: str
+):
+    """No second DNS lookup a rebinding name could answer with a forbidden address; a TLS
+    scheme keeps the name its certificate must match."""
+    destination = Destination("rabbitmq", url, {}, "u:p", address=address)
+    assert destination.reach() == reached
+    assert destination.connect_url() == reached.replace("://", "://u:p@", 1)
+
+
+async def test_a_broker_named_by_host_name_is_reached_at_its_checked_address(
+    hub: HubClient, redis_client: Any
+):
+    key = name("bh-test-stream")
+    await hub.endpoint("redis://localhost:6379/0", type="redis", config={"stream": key})
+    event = await hub.publish(SEED, {})
+    assert (await delivered(hub, event["id"]))["status"] == "succeeded"
+    assert await redis_client.xlen(key) == 1
+    await redis_client.delete(key)
+
+
+async def test_more_concurrent_publishes_than_redis_connections_wait_instead_of_failing(
+    redis_client: Any,
+):
+    """Every endpoint on one Redis shares its pool: the 101st concurrent XADD used to fail with
+    "Too many connections" (an attempt failure, then a failing endpoint) instead of waiting."""
+    key = name("bh-test-stream")
+    publisher = RedisStreams()
+    destination = Destination("redis", REDIS, {"stream": key, "maxlen": 10_000}, None)
+    message = Message((("webhook-id", "msg_1"),), b"{}", "application/json", "dlv_1", SEED, None)
+    try:
+        await asyncio.gather(*(publisher.publish(destination, message) for _ in range(300)))
+    finally:
+        await publisher.close()
+    assert await redis_client.xlen(key) == 300
+    await redis_client.delete(key)

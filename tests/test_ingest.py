@@ -6,34 +6,23 @@ counted in /metrics, put on the source's dead-letter queue — and never blocks 
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aio_pika
-import nats
 import pytest
-import redis.asyncio as aioredis
-from nats.js.api import StreamConfig
 
 from app import jsoncodec
 from app.testing import Receiver
 from subscribers.receiver import WebhookReceiver
 from tests.backends import rows
+from tests.brokers import AMQP, NATS, REDIS, SEED, name
 from tests.conftest import API_KEY, HubClient
 from tests.console import ConsoleBrowser
 from tests.test_billing import completion
 from tests.waiting import until
 
 pytestmark = pytest.mark.brokers
-AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-NATS = "nats://127.0.0.1:4222"
-REDIS = "redis://127.0.0.1:6379/0"
-SEED = "subscriptions/billingInformationAvailable"
-
-
-def name(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(4)}"
 
 
 class Rabbit:
@@ -64,24 +53,6 @@ async def rabbit() -> AsyncIterator[Rabbit]:
     await queue.delete(if_unused=False, if_empty=False)
     await dead.delete(if_unused=False, if_empty=False)
     await connection.close()
-
-
-@pytest.fixture
-async def jetstream() -> AsyncIterator[tuple[str, Any]]:
-    client = await nats.connect(NATS)
-    js = client.jetstream()
-    stream = name("BHINGEST").upper()
-    await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream.lower()}.>"]))
-    yield stream, js
-    await js.delete_stream(stream)
-    await client.close()
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Any]:
-    client = aioredis.from_url(REDIS)
-    yield client
-    await client.aclose()
 
 
 async def ingesting(hub_factory: Callable[..., Any], line: str) -> HubClient:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -26,6 +26,8 @@ from nats.js.errors import NoStreamResponseError
 
 from app.destinations import DEFAULT_PORTS, Destination, filled
 from app.egress import EgressBlocked, EgressPolicy
+
+REDIS_CONNECTIONS = 64  # per Redis server: concurrent XADDs beyond this wait for one
 
 
 class BrokerRefused(Exception):
@@ -53,27 +55,34 @@ class Brokers:
     def __init__(self, policy: EgressPolicy, timeout: float) -> None:
         self._policy = policy
         self._timeout = timeout
+        self._literals: dict[str, bool] = {}  # host → an allowed IP literal (True) or a name
         self._publishers: dict[str, Publisher] = {
             "rabbitmq": RabbitMQ(), "nats": Nats(), "redis": RedisStreams(),
         }  # fmt: skip
 
     async def publish(self, destination: Destination, message: Message) -> str:
         """What the broker answered; raises on anything but its taking the message."""
-        await self._check_egress(destination.url)
+        address = await self._checked_address(destination.url)
         publisher = self._publishers[destination.type]
         async with asyncio.timeout(self._timeout):
-            return await publisher.publish(destination, message)
+            return await publisher.publish(replace(destination, address=address), message)
 
-    async def _check_egress(self, url: str) -> None:
+    async def _checked_address(self, url: str) -> str | None:
+        """The address a new connection goes to (None: the URL names an IP); every address
+        the name resolves to must pass the egress policy."""
         parts = urlsplit(url)
         host = parts.hostname or ""
-        if self._policy.check_ip_literal(host):
-            return
+        literal = self._literals.get(host)
+        if literal is None:  # the policy is fixed for the process: remember what it said
+            literal = self._literals[host] = self._policy.check_ip_literal(host)
+        if literal:
+            return None
         port = parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        found = {str(info[4][0]) for info in infos}
+        found = [str(info[4][0]) for info in infos]
         if not found or not all(self._policy.allows(a) for a in found):
             raise EgressBlocked(f"{host} resolves to an address the egress policy refuses")
+        return found[0]
 
     async def close(self) -> None:
         for publisher in self._publishers.values():
@@ -182,7 +191,7 @@ class Nats:
         options: dict[str, Any] = {"allow_reconnect": False, "connect_timeout": 5}
         if user:
             options |= {"user": user, "password": password}
-        return await nats.connect(destination.url, **options)
+        return await nats.connect(destination.reach(), **options)
 
     async def close(self) -> None:
         await self._connections.close_all(_close_nats)
@@ -216,11 +225,15 @@ class RedisStreams:
         return f"added to Redis stream {config['stream']} as {entry_id}"
 
     async def _open(self, destination: Destination) -> Any:
+        """A pool that makes a publish wait for a free connection (redis-py's default pool
+        refuses the 101st concurrent command): every endpoint on this Redis shares it."""
         user, _, password = (destination.credentials or "").partition(":")
-        return aioredis.from_url(
-            destination.url, username=user or None, password=password or None,
-            socket_connect_timeout=5, socket_timeout=10,
+        pool = aioredis.BlockingConnectionPool.from_url(
+            destination.reach(), username=user or None, password=password or None,
+            socket_connect_timeout=5, socket_timeout=10, max_connections=REDIS_CONNECTIONS,
+            timeout=10,
         )  # fmt: skip
+        return aioredis.Redis.from_pool(pool)
 
     async def close(self) -> None:
         await self._connections.close_all(_close_redis)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import aio_pika
+import aiormq
 import nats
 import nats.errors
 import redis.asyncio as aioredis
@@ -54,44 +54,62 @@ def consumer_for(source: IngestSource) -> Consumer:
 
 
 class RabbitMQConsumer:
-    """A queue consumed with manual acks; the prefetch window is two batches."""
+    """A queue consumed with manual acks; the prefetch window is four batches (one committing,
+    one fetched, two arriving). aiormq (the
+    protocol layer under aio-pika) directly: at thousands of messages a second aio-pika's
+    per-message objects cost more than the decoding itself. A batch is acknowledged with one
+    `multiple` ack when nothing older is still unsettled."""
 
     def __init__(self, source: IngestSource) -> None:
         self._source = source
         self._buffer: asyncio.Queue[Any] = asyncio.Queue()
         self._connection: Any = None
         self._channel: Any = None
+        self._unsettled: set[int] = set()  # delivery tags fetched, not yet acked or released
 
     async def open(self) -> None:
-        self._connection = await aio_pika.connect(self._source.url, timeout=10)
+        async with asyncio.timeout(10):
+            self._connection = await aiormq.connect(self._source.url)
         self._channel = await self._connection.channel(publisher_confirms=True)
-        await self._channel.set_qos(prefetch_count=2 * self._source.batch)
-        queue = await self._channel.declare_queue(self._source.option("queue"), passive=True)
+        await self._channel.basic_qos(prefetch_count=4 * self._source.batch)
+        await self._channel.queue_declare(self._source.option("queue"), passive=True)
         dead_letter = self._source.option("dead_letter")
         if dead_letter:
-            await self._channel.declare_queue(dead_letter, durable=True)
-        await queue.consume(self._buffer.put, no_ack=False)
+            await self._channel.queue_declare(dead_letter, durable=True)
+        await self._channel.basic_consume(
+            self._source.option("queue"), self._buffered, no_ack=False
+        )
+
+    async def _buffered(self, message: Any) -> None:
+        self._buffer.put_nowait(message)
 
     async def fetch(self, limit: int, wait: float) -> list[Received]:
         if self._connection is None or self._connection.is_closed:
             raise ConnectionError("the RabbitMQ connection closed")
         found = await _drain(self._buffer, limit, wait)
-        return [Received(m.body, m.message_id, m) for m in found]
+        self._unsettled.update(m.delivery_tag for m in found)
+        return [Received(m.body, m.header.properties.message_id, m.delivery_tag) for m in found]
 
     async def ack(self, messages: Sequence[Received]) -> None:
-        for message in messages:
-            await message.handle.ack()
+        tags = {m.handle for m in messages}
+        self._unsettled -= tags
+        if tags and (not self._unsettled or min(self._unsettled) > max(tags)):
+            await self._channel.basic_ack(max(tags), multiple=True)
+            return
+        for tag in tags:
+            await self._channel.basic_ack(tag)
 
     async def release(self, messages: Sequence[Received]) -> None:
         for message in messages:
-            await message.handle.nack(requeue=True)
+            self._unsettled.discard(message.handle)
+            await self._channel.basic_nack(message.handle, requeue=True)
 
     async def dead_letter(self, body: bytes) -> None:
         queue = self._source.option("dead_letter")
         if queue:
-            message = aio_pika.Message(body, content_type="application/json",
-                                       delivery_mode=aio_pika.DeliveryMode.PERSISTENT)  # fmt: skip
-            await self._channel.default_exchange.publish(message, routing_key=queue)
+            properties = aiormq.spec.Basic.Properties(content_type="application/json",
+                                                      delivery_mode=2)  # fmt: skip
+            await self._channel.basic_publish(body, routing_key=queue, properties=properties)
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -76,8 +76,7 @@ class Ingest:
                 if failures:
                     log.info(f"ingest {source.name}: {source.where} is back")
                 failures = 0
-                while not self._stop.is_set():
-                    await self._turn(source, consumer)
+                await self._turns(source, consumer)
             except Exception as exc:  # the broker or the store: retried, said once per outage
                 failures += 1
                 if failures == 1:
@@ -91,10 +90,24 @@ class Ingest:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
-    async def _turn(self, source: IngestSource, consumer: Consumer) -> None:
-        messages = await consumer.fetch(source.batch, WAIT_S)
-        if not messages:
-            return
+    async def _turns(self, source: IngestSource, consumer: Consumer) -> None:
+        """The next batch is fetched while this one commits; batches are still taken one
+        after another, in the broker's order. A batch fetched and never taken (the loop
+        stopped or failed) is redelivered by the broker: nothing acknowledged it."""
+        fetching = asyncio.ensure_future(consumer.fetch(source.batch, WAIT_S))
+        try:
+            while not self._stop.is_set():
+                messages = await fetching
+                fetching = asyncio.ensure_future(consumer.fetch(source.batch, WAIT_S))
+                if messages:
+                    await self._turn(source, consumer, messages)
+        finally:
+            fetching.cancel()
+            fetching.add_done_callback(_retrieved)
+
+    async def _turn(
+        self, source: IngestSource, consumer: Consumer, messages: Sequence[Received]
+    ) -> None:
         try:
             outcomes = await self._take(source, [_item(m) for m in messages])
         except Exception:
@@ -131,21 +144,23 @@ class Ingest:
         done: list[Received] = []
         dead: list[tuple[Received, ApiError]] = []
         again: list[Received] = []
+        repeated = 0
         for message, outcome in zip(messages, outcomes, strict=True):
             if not isinstance(outcome, ApiError):
                 done.append(message)
-                kind = "accepted" if outcome[0] == 202 else "repeated"
-                metrics.INGESTED.labels(source.name, kind).inc()
+                repeated += outcome[0] != 202
             elif outcome.status >= 500 and not isinstance(outcome, _Internal):
                 again.append(message)
             else:
                 dead.append((message, outcome))
+        metrics.INGESTED.labels(source.name, "accepted").inc(len(done) - repeated)
+        metrics.INGESTED.labels(source.name, "repeated").inc(repeated)
         if dead:
             await self._dead_letter(source, consumer, dead)
-        await consumer.ack(done + [m for m, _ in dead])
-        if again:
+        if again:  # released first: an ack of the rest may then cover everything before it
             metrics.INGEST_RETRIES.labels(source.name).inc()
             await consumer.release(again)
+        await consumer.ack(done + [m for m, _ in dead])
 
     async def _dead_letter(
         self, source: IngestSource, consumer: Consumer, dead: Sequence[tuple[Received, ApiError]]
@@ -158,6 +173,12 @@ class Ingest:
         metrics.INGESTED.labels(source.name, "dead_lettered").inc(len(dead))
         log.warning(f"ingest {source.name}: {len(dead)} message(s) dead-lettered, the first: "
                     f"{dead[0][1].code}: {dead[0][1].message}")  # fmt: skip
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """A fetch left behind may have failed too: its error is the connection's, already met."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _item(message: Received) -> Item | ApiError:

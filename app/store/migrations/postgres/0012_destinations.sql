@@ -1,7 +1,8 @@
 -- Endpoints of other types than webhooks: a RabbitMQ exchange, a NATS JetStream subject, a
 -- Redis stream (app/destinations.py), with their configuration, their credentials (sealed like
--- signing secrets) and the format of what they get (standard, or CloudEvents). Messages that
--- queue ingest could not accept are counted per source, and the latest kept for the console.
+-- signing secrets) and the format of what they get (standard, or CloudEvents). Messages queue
+-- ingest could never accept are dead letters: one row per source and message key (a message
+-- redelivered after a crash is not a second row), shown by the console, purged with traffic.
 
 ALTER TABLE endpoints ADD COLUMN type TEXT NOT NULL DEFAULT 'webhook';
 ALTER TABLE endpoints ADD COLUMN format TEXT NOT NULL DEFAULT 'standard';
