@@ -23,6 +23,7 @@ from subscribers.receiver import Inbox
 from subscribers.verify import Verifier
 from tests.brokers import AMQP, NATS, REDIS, SEED
 from tests.conftest import HubClient
+from tests.waiting import until
 
 pytestmark = pytest.mark.brokers
 FORGED = {"webhook-id": "msg_forged", "webhook-timestamp": str(int(time.time())),
@@ -91,13 +92,6 @@ async def redis_stream() -> AsyncIterator[Setup]:
 SETUPS = {"rabbitmq": rabbitmq, "nats": jetstream, "redis": redis_stream}
 
 
-async def until(check: Callable[[], bool], what: str, deadline_s: float = 20) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.parametrize("kind", list(SETUPS))
 async def test_the_reference_consumer_stores_each_event_once_in_order_per_key(
     hub: HubClient, kind: str
@@ -116,7 +110,7 @@ async def test_the_reference_consumer_stores_each_event_once_in_order_per_key(
         handler = brokers.Handler(Verifier(endpoint["secret"]), inbox)
         task = asyncio.create_task(consume(handler, stop))
         try:
-            await until(lambda: inbox.duplicates() == {ids[0]: 2}, "the replayed repeat")
+            await until(lambda: inbox.duplicates() == {ids[0]: 2}, what="the replayed repeat")
         finally:
             stop.set()
             await asyncio.wait_for(task, 10)
