@@ -325,6 +325,22 @@ async def test_cancelling_in_arrears_bills_the_used_part_and_ends(hub_factory):
     assert grosses(await info(hub, f"{sub['id']}:2024-02-01")) == [Decimal("14.48")]
 
 
+async def test_regenerating_the_used_part_of_a_cancelled_cycle_reprices_the_same_days(
+    hub_factory,
+):
+    """In arrears, a cancellation bills the days used; regenerating that draft re-prices those
+    days, not the whole period (found by tests/test_lifecycle_stateful.py: 0.97 became 30.00)."""
+    hub, clock = await started(hub_factory)
+    basic = await model(hub, plan("Basic", "30.00"))
+    sub = await subscribe(hub, basic, billInArrears=True, draft=True)
+    clock.now = at("2024-02-15T09:00:00+01:00").now
+    await change(hub, sub["id"], "cancel", effective="now")
+    period = f"{sub['id']}:2024-02-01"
+    answer = await hub.http.post(f"/v1/billing-information/{period}/regenerate", json={})
+    assert answer.status_code == 201, answer.text
+    assert grosses(answer.json()) == [Decimal("14.48")]
+
+
 async def test_a_change_repeated_with_its_idempotency_key_is_made_once(hub_factory):
     """A retried upgrade must not prorate twice: the same Idempotency-Key answers the first
     change (200); the key with another request is a 409 naming the difference."""

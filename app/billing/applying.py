@@ -23,7 +23,7 @@ from app.billing.change_plans import Plan
 from app.billing.drafts import SUPERSEDED, DraftService, notice, revised
 from app.billing.models import PriceModelSpec
 from app.billing.period_credits import Billed, Take, allocate, invoiced_lines
-from app.billing.periods import Cycle, cycle
+from app.billing.periods import ONE_DAY, Cycle, cycle
 from app.billing.pricing import Line
 from app.billing.service import BillingService, places_of
 from app.clock import Clock
@@ -278,6 +278,19 @@ class ChangeApplier:
         )
         return [notice_, await self._billing.prepared(built)]
 
+    def _cut_cycle(
+        self, sub: Subscription, start: date, last: date, lines: list[Line], old: PriceModelSpec
+    ) -> dict[str, Any]:
+        """The inputs of a cycle a change cut short (in arrears, the used part): where it ends,
+        and what it bills beside the period's lines (a termination fee), so that regenerating
+        its draft re-prices the same days, not the whole period."""
+        until = last + ONE_DAY
+        full = cycle(sub.terms, start)
+        part = Cycle(start, until, (until - start).days, full.full_days)
+        extra = lines[len(self.lines(sub, old, part)) :]
+        return {"subscription": sub.id, "period": start.isoformat(), "until": until.isoformat(),
+                "adjustments": [information.item(line, None) for line in extra]}  # fmt: skip
+
     async def _charged(
         self, sub: Subscription, effects: Plan, lines: list[Line], tid: str, old: PriceModelSpec
     ) -> NewEvent:
@@ -295,7 +308,7 @@ class ChangeApplier:
         raw = (
             {"subscription": sub.id, "period": effects.charged[0].isoformat(), "change": tid}
             if effects.cycle_start is None
-            else {"subscription": sub.id, "period": effects.cycle_start.isoformat()}
+            else self._cut_cycle(sub, effects.cycle_start, effects.charged[1], lines, old)
         )
         built = self._billing.build(
             sub.tenant_id,

@@ -88,6 +88,9 @@ class BillService:
         found = await self._billing.price_models.resolve(sub.tenant_id, model_id)
         assert found is not None, "a price model never disappears"
         period = cycle(sub.terms, date.fromisoformat(raw["period"]))
+        if "until" in raw:  # the used part of a cycle a change cut short (applying.py)
+            until = date.fromisoformat(raw["until"])
+            period = Cycle(period.start, until, (until - period.start).days, period.full_days)
         first = raw["period"] == sub.terms["start"]
         lines = self.period_lines(sub, found[1], period, places_of(record.currency), first)
         lines += [_one_off(item, sub.product_id) for item in raw.get("adjustments", ())]
