@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,10 @@ from app.store.outcomes import Rules
 
 TEST_EVENT_TYPE = "webhook.test"
 QUEUE_CAP = 100_000  # open deliveries a page counts at most ("100000+")
+
+
+Turn = Callable[[], Awaitable[None]]
+"""What publish_many awaits before it writes (queue ingest's order between batches)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +133,14 @@ class EventService:
             event_id=item.event_id,
         )
 
-    async def publish_many(self, tenant_id: str, items: Sequence[Publication]) -> list[Published]:
+    async def publish_many(
+        self, tenant_id: str, items: Sequence[Publication], turn: Turn | None = None
+    ) -> list[Published]:
         """Many events, with their deliveries and billing rows, in one transaction (bulk
         ingest): the tenant's endpoints are matched once, and each item answers as publish
-        would (a repeated idempotency key, within the batch too, gives the first event)."""
+        would (a repeated idempotency key, within the batch too, gives the first event).
+        `turn`, awaited once everything is built and before the write, lets a caller build
+        its next batch while the one before commits and still write them in order."""
         now = self._clock.now_ms()
         endpoints = await self._endpoints.get(tenant_id)
         news = []
@@ -151,6 +159,8 @@ class EventService:
                 digest,
             )
             news.append(NewEvent(event, deliveries_for(event, endpoints, now), item.billing))
+        if turn is not None:
+            await turn()
         inserted = await self._store.events.insert_many(news)
         self.committed(sum(i.deliveries or 0 for i in inserted if i.created))
         return [await self._answer(i, new) for i, new in zip(inserted, news, strict=True)]

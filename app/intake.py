@@ -15,7 +15,7 @@ from app.billing.service import BillingService, Recorded
 from app.catalog import Catalog
 from app.clock import to_rfc3339
 from app.errors import ApiError
-from app.events import EventService, Publication, Published
+from app.events import EventService, Publication, Published, Turn
 from app.inputs import parse
 from app.models import EventCreate
 
@@ -56,22 +56,27 @@ class Intake:
         self._events = events
         self._billing = billing
 
-    async def take(self, kind: str, tenant_id: str, items: Sequence[Item]) -> list[Outcome]:
-        """The items of one kind (KINDS), each with its outcome at its index."""
+    async def take(
+        self, kind: str, tenant_id: str, items: Sequence[Item], turn: Turn | None = None
+    ) -> list[Outcome]:
+        """The items of one kind (KINDS), each with its outcome at its index; `turn` is
+        awaited after validation and pricing, just before the write (queue ingest's order)."""
         if kind == "events":
-            return await self.events(tenant_id, items)
+            return await self.events(tenant_id, items, turn)
         if kind == "charges":
-            return await self.charges(tenant_id, items)
-        return await self.usage_completions(tenant_id, items)
+            return await self.charges(tenant_id, items, turn)
+        return await self.usage_completions(tenant_id, items, turn)
 
-    async def events(self, tenant_id: str, items: Sequence[Item]) -> list[Outcome]:
+    async def events(
+        self, tenant_id: str, items: Sequence[Item], turn: Turn | None = None
+    ) -> list[Outcome]:
         specs: list[EventCreate | ApiError] = []
         with schemas.budget(schemas.BATCH_BUDGET_S):
             for item in items:
                 specs.append(await self._event(tenant_id, item))
         valid = [s for s in specs if isinstance(s, EventCreate)]
         publications = [Publication(s.type, s.parameters, s.id, s.ordering_key) for s in valid]
-        published = iter(await self._events.publish_many(tenant_id, publications))
+        published = iter(await self._events.publish_many(tenant_id, publications, turn))
         outcomes: list[Outcome] = []
         for spec in specs:
             if isinstance(spec, ApiError):
@@ -97,20 +102,24 @@ class Intake:
             spec = spec.model_copy(update={"id": item.key})
         return spec
 
-    async def usage_completions(self, tenant_id: str, items: Sequence[Item]) -> list[Outcome]:
+    async def usage_completions(
+        self, tenant_id: str, items: Sequence[Item], turn: Turn | None = None
+    ) -> list[Outcome]:
         parsed = [_parsed(UsageCompletion, item) for item in items]
         valid = [(spec, item.body) for spec, item in zip(parsed, items, strict=True)
                  if not isinstance(spec, ApiError)]  # fmt: skip
-        return _answers(parsed, await self._billing.complete_usage_many(tenant_id, valid))
+        return _answers(parsed, await self._billing.complete_usage_many(tenant_id, valid, turn))
 
-    async def charges(self, tenant_id: str, items: Sequence[Item]) -> list[Outcome]:
+    async def charges(
+        self, tenant_id: str, items: Sequence[Item], turn: Turn | None = None
+    ) -> list[Outcome]:
         parsed = [_parsed(Charge, item) for item in items]
         valid = [
             (spec, item.body, None if spec.transactionId else item.key)
             for spec, item in zip(parsed, items, strict=True)
             if not isinstance(spec, ApiError)
         ]
-        return _answers(parsed, await self._billing.charge_many(tenant_id, valid))
+        return _answers(parsed, await self._billing.charge_many(tenant_id, valid, turn))
 
 
 def _parsed(model: type[M], item: Item) -> M | ApiError:

@@ -167,7 +167,7 @@ class Redis(Broker):
     async def _client(self, act: Callable[[Any], Any]) -> Any:
         import redis.asyncio as aioredis
 
-        client = aioredis.from_url(REDIS)
+        client = aioredis.Redis.from_url(REDIS)
         try:
             return await act(client)
         finally:

@@ -93,7 +93,7 @@ async def redis(url: str, stream: str, group: str, handler: Handler, stop: async
     """A consumer group on the endpoint's stream (created at the stream's start if missing)."""
     import redis.asyncio as aioredis
 
-    client = aioredis.from_url(url)
+    client = aioredis.Redis.from_url(url)
     try:
         with contextlib.suppress(aioredis.ResponseError):  # BUSYGROUP: it exists
             await client.xgroup_create(stream, group, id="0", mkstream=True)

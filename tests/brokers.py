@@ -37,6 +37,6 @@ async def jetstream() -> AsyncIterator[tuple[str, Any]]:
 
 @pytest.fixture
 async def redis_client() -> AsyncIterator[Any]:
-    client = aioredis.from_url(REDIS)
+    client = aioredis.Redis.from_url(REDIS)
     yield client
     await client.aclose()

@@ -93,7 +93,7 @@ async def _close_nats(client: Any, js: Any, stream: str) -> None:
 
 
 async def _redis(stack: list[Any]) -> Broker:
-    client = aioredis.from_url(REDIS)
+    client = aioredis.Redis.from_url(REDIS)
     stream = name("bh-crash")
     stack.append(lambda: _close_redis(client, stream))
     broker = Broker()

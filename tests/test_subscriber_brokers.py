@@ -73,7 +73,7 @@ async def jetstream() -> AsyncIterator[Setup]:
 @contextlib.asynccontextmanager
 async def redis_stream() -> AsyncIterator[Setup]:
     """One stream: its entries are in order for every key."""
-    client = aioredis.from_url(REDIS)
+    client = aioredis.Redis.from_url(REDIS)
     stream = f"bh-sub-{secrets.token_hex(4)}"
 
     async def forge() -> None:

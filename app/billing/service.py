@@ -25,7 +25,7 @@ from app.billing.price_models import PriceModelService
 from app.billing.pricing import Line, UsageError, rate
 from app.clock import Clock
 from app.errors import ApiError, Conflict, ValidationFailed
-from app.events import EventService, Publication, Published, parameters_of
+from app.events import EventService, Publication, Published, Turn, parameters_of
 from app.fields import PricedItem
 from app.ids import new_id
 from app.money import (
@@ -114,12 +114,15 @@ class BillingService:
         return await self.record(await self._usage(tenant_id, request, raw))
 
     async def complete_usage_many(
-        self, tenant_id: str, requests: Sequence[tuple[UsageCompletion, dict[str, Any]]]
+        self,
+        tenant_id: str,
+        requests: Sequence[tuple[UsageCompletion, dict[str, Any]]],
+        turn: Turn | None = None,
     ) -> list[Recorded | ApiError]:
         """Bulk ingest: each completion priced on its own (its error is its answer), then all
-        of them committed in one transaction."""
+        of them committed in one transaction (`turn`: as EventService.publish_many)."""
         return await self._record_many(
-            tenant_id, [partial(self._usage, tenant_id, r, raw) for r, raw in requests]
+            tenant_id, [partial(self._usage, tenant_id, r, raw) for r, raw in requests], turn
         )
 
     async def charge(
@@ -128,11 +131,16 @@ class BillingService:
         return await self.record(await self._charge(tenant_id, request, raw, idempotency_key))
 
     async def charge_many(
-        self, tenant_id: str, requests: Sequence[tuple[Charge, dict[str, Any], str | None]]
+        self,
+        tenant_id: str,
+        requests: Sequence[tuple[Charge, dict[str, Any], str | None]],
+        turn: Turn | None = None,
     ) -> list[Recorded | ApiError]:
         """Charges in bulk (queue ingest), as complete_usage_many."""
         return await self._record_many(
-            tenant_id, [partial(self._charge, tenant_id, r, raw, k) for r, raw, k in requests]
+            tenant_id,
+            [partial(self._charge, tenant_id, r, raw, k) for r, raw, k in requests],
+            turn,
         )
 
     async def _usage(self, tenant_id: str, request: UsageCompletion, raw: dict[str, Any]) -> Built:
@@ -154,7 +162,10 @@ class BillingService:
         return self.build(tenant_id, "charge", draft, raw, memo=request.memo, metadata=metadata)
 
     async def _record_many(
-        self, tenant_id: str, builders: Sequence[Callable[[], Awaitable[Built]]]
+        self,
+        tenant_id: str,
+        builders: Sequence[Callable[[], Awaitable[Built]]],
+        turn: Turn | None = None,
     ) -> list[Recorded | ApiError]:
         """Each item built on its own (its error is its answer), all written in one commit."""
         built: list[Built | ApiError] = []
@@ -165,7 +176,7 @@ class BillingService:
                 built.append(exc)
         ready = [b for b in built if isinstance(b, Built)]
         published = iter(
-            await self._events.publish_many(tenant_id, [_publication(b) for b in ready])
+            await self._events.publish_many(tenant_id, [_publication(b) for b in ready], turn)
         )
         return [
             b if isinstance(b, ApiError) else await self._recorded(b, next(published))

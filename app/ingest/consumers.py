@@ -191,8 +191,9 @@ class RedisConsumer:
         self._pending_first = True
 
     async def open(self) -> None:
-        self._client = aioredis.from_url(self._source.url, socket_connect_timeout=5,
-                                         socket_timeout=30)  # fmt: skip
+        self._client = aioredis.Redis.from_url(
+            self._source.url, socket_connect_timeout=5, socket_timeout=30
+        )
         try:
             await self._client.xgroup_create(self._stream, self._group, id="0", mkstream=True)
         except aioredis.ResponseError as exc:

@@ -91,25 +91,40 @@ class Ingest:
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _turns(self, source: IngestSource, consumer: Consumer) -> None:
-        """The next batch is fetched while this one commits; batches are still taken one
-        after another, in the broker's order. A batch fetched and never taken (the loop
-        stopped or failed) is redelivered by the broker: nothing acknowledged it."""
+        """Two batches in flight, in the broker's order: the next is fetched, validated and
+        priced while the one before commits and settles, and it writes and settles only once
+        that one has (_After). A batch fetched and never taken (the loop stopped or failed) is
+        redelivered by the broker: nothing acknowledged it."""
         fetching = asyncio.ensure_future(consumer.fetch(source.batch, WAIT_S))
+        current: asyncio.Future[None] | None = None
         try:
             while not self._stop.is_set():
                 messages = await fetching
                 fetching = asyncio.ensure_future(consumer.fetch(source.batch, WAIT_S))
-                if messages:
-                    await self._turn(source, consumer, messages)
+                if not messages:
+                    continue
+                following = asyncio.ensure_future(
+                    self._turn(source, consumer, messages, _After(current))
+                )
+                if current is not None:
+                    await current
+                current = following
         finally:
             fetching.cancel()
             fetching.add_done_callback(_retrieved)
+            if current is not None:
+                await current
 
     async def _turn(
-        self, source: IngestSource, consumer: Consumer, messages: Sequence[Received]
+        self,
+        source: IngestSource,
+        consumer: Consumer,
+        messages: Sequence[Received],
+        after: _After,
     ) -> None:
         try:
-            outcomes = await self._take(source, [_item(m) for m in messages])
+            outcomes = await self._take(source, [_item(m) for m in messages], after)
+            await after()
         except Exception:
             metrics.INGEST_RETRIES.labels(source.name).inc()
             await consumer.release(messages)
@@ -118,17 +133,20 @@ class Ingest:
             os.kill(os.getpid(), signal.SIGKILL)
         await self._settle(source, consumer, messages, outcomes)
 
-    async def _take(self, source: IngestSource, items: Sequence[Item | ApiError]) -> list[Outcome]:
-        """Each message's outcome; a batch that raised other than for the store is taken again
-        one by one, so one message that breaks something is dead-lettered alone."""
+    async def _take(
+        self, source: IngestSource, items: Sequence[Item | ApiError], after: _After
+    ) -> list[Outcome]:
+        """Each message's outcome; a batch that raised other than for the store (or for the
+        batch before it) is taken again one by one, so one message that breaks something is
+        dead-lettered alone."""
         valid = [i for i in items if isinstance(i, Item)]
         try:
-            taken = iter(await self._intake.take(source.kind, source.tenant, valid))
-        except StoreUnavailable:
+            taken = iter(await self._intake.take(source.kind, source.tenant, valid, after))
+        except (StoreUnavailable, _Abandoned):
             raise
         except Exception as exc:
             if len(valid) > 1:
-                return [o for i in items for o in await self._take(source, [i])]
+                return [o for i in items for o in await self._take(source, [i], after)]
             log.exception(f"ingest {source.name}: a message could not be taken")
             taken = iter([_Internal(f"billhook could not take this message: {exc}")])
         return [i if isinstance(i, ApiError) else next(taken) for i in items]
@@ -173,6 +191,25 @@ class Ingest:
         metrics.INGESTED.labels(source.name, "dead_lettered").inc(len(dead))
         log.warning(f"ingest {source.name}: {len(dead)} message(s) dead-lettered, the first: "
                     f"{dead[0][1].code}: {dead[0][1].message}")  # fmt: skip
+
+
+class _Abandoned(Exception):
+    """The batch before this one failed: this one is given back to the broker, unwritten."""
+
+
+class _After:
+    """Awaited before a batch writes and again before it settles: the batch before it has
+    committed and settled (acks cover what came before them: RabbitMQ's are cumulative)."""
+
+    def __init__(self, before: asyncio.Future[None] | None) -> None:
+        self._before = before
+
+    async def __call__(self) -> None:
+        if self._before is None:
+            return
+        await asyncio.wait([self._before])
+        if self._before.cancelled() or self._before.exception() is not None:
+            raise _Abandoned("the batch before this one was not taken")
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
