@@ -46,6 +46,22 @@ def configure(role: str, fmt: str = "json", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    pool = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, _OneLine) for f in pool.filters):
+        pool.addFilter(_OneLine())
+
+
+class _OneLine(logging.Filter):
+    """While the database is away (a restart, a failover), asyncpg's pool logs a traceback at
+    each attempt to reconnect; the store already says so in a line of its own. The
+    exception's one line is what an operator needs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
 
 
 def _process(role: str) -> Any:

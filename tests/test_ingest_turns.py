@@ -138,4 +138,3 @@ async def test_a_batch_after_one_the_store_refused_is_given_back_not_dead_letter
         await until(lambda: len(script.settled) == 2, what="both batches given back")
     assert script.settled == [("release", ["a1", "a2"]), ("release", ["b1", "b2"])]
     assert await _stored(hub) == []
-

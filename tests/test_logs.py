@@ -27,3 +27,23 @@ def test_a_log_line_is_one_json_object_with_role_and_ids(capsys: pytest.CaptureF
     assert (mine["role"], mine["replay_id"], mine["tenant_id"]) == ("worker", "rp_1", "tn_1")
     assert mine["logger"] == "billhook.replays" and "timestamp" in mine and "pid" in mine
     assert theirs["logger"] == "asyncpg.pool" and theirs["role"] == "worker"
+
+
+def test_a_lost_database_is_one_line_from_asyncpg_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+):
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.configure("serve")
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError:
+            logging.getLogger("asyncpg.pool").warning("Failed to restore the pool", exc_info=True)
+    finally:
+        root.handlers[:], root.level = handlers, level
+    [line] = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert line["event"] == (
+        "Failed to restore the pool: ConnectionRefusedError: [Errno 111] Connection refused"
+    )
+    assert "exception" not in line
