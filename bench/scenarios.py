@@ -118,10 +118,14 @@ def accept_events(env: Env) -> dict[str, Any]:
 
 def accept_batch(env: Env) -> dict[str, Any]:
     """POST /v1/events/batch, 100 events per request, 3 matching endpoints: events accepted
-    (committed) per second, to set beside accept_events (one event per request)."""
-    hub = Hub(env.workdir, env.db("batch"), {"BILLHOOK_WORKER": "off"}).start()
+    (committed) per second, to set beside the bare-store floor (bench/floor.py)."""
+    return accept_batch_with(env, 3)
+
+
+def accept_batch_with(env: Env, endpoints: int) -> dict[str, Any]:
+    hub = Hub(env.workdir, env.db(f"batch{endpoints}"), {"BILLHOOK_WORKER": "off"}).start()
     try:
-        _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(3)])
+        _endpoints(hub, [f"{env.receiver.url}/ok/{n}" for n in range(endpoints)])
         items = [event_template().replace('"%s"', f'"%s-{n}"') for n in range(BATCH)]
         body = '{"items": [' + ",".join(items) + "]}"
         result = _accept(env, hub, "/v1/events/batch", body, per_request=BATCH)
@@ -640,10 +644,26 @@ def console(env: Env) -> dict[str, Any]:
     return run(env)
 
 
+def store_floor(env: Env) -> dict[str, Any]:
+    """The rows accept_batch commits, written with no hub code (bench/floor.py)."""
+    from bench.floor import store_floor as run
+
+    return run(env)
+
+
+def accept_batch_endpoints(env: Env) -> dict[str, Any]:
+    """accept_batch with 1, 3, 10 and 30 matching endpoints per event (bench/floor.py)."""
+    from bench.floor import accept_batch_endpoints as run
+
+    return run(env)
+
+
 SCENARIOS = {
     "receiver_ceiling": receiver_ceiling,
     "accept_events": accept_events,
     "accept_batch": accept_batch,
+    "store_floor": store_floor,
+    "accept_batch_endpoints": accept_batch_endpoints,
     "accept_rated": accept_rated,
     "deliver": deliver,
     "mixed": mixed,
@@ -664,6 +684,10 @@ POSTGRES_SCENARIOS = {
     "mixed": mixed,
     "accept_events@postgres": on_postgres(accept_events),
     "accept_batch@postgres": on_postgres(accept_batch),
+    "store_floor": store_floor,
+    "store_floor@postgres": on_postgres(store_floor),
+    "accept_batch_endpoints": accept_batch_endpoints,
+    "accept_batch_endpoints@postgres": on_postgres(accept_batch_endpoints),
     "deliver@postgres": on_postgres(deliver),
     "deliver@postgres×2": on_postgres(deliver, workers=2),
     "mixed@postgres": on_postgres(mixed),

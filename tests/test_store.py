@@ -285,3 +285,44 @@ async def test_one_ordering_key_from_two_processes_has_one_head(store: Store, se
         assert sorted(heads) == [(f"K{n}", 1) for n in range(10)]
     jobs = await store.deliveries.claim(START_MS, START_MS + 60_000, 100)
     assert sorted(j.ordering_key or "" for j in jobs) == [f"K{n}" for n in range(10)]
+
+
+async def test_a_pooled_postgres_connection_is_handed_back_without_a_reset_round_trip(
+    postgres_database: str,
+):
+    """asyncpg's default release runs `RESET ALL; UNLISTEN *; …` — a round trip per
+    transaction for session state the store never leaves (SET LOCAL, xact locks)."""
+    store = await open_store(postgres_database, migrate_now_ms=START_MS, pool_size=1)
+    sent: list[str] = []
+    try:
+        async with store.db.pool.acquire() as conn:  # type: ignore[attr-defined]
+            conn.add_query_logger(lambda record: sent.append(record.query))
+        await store.db.fetch("event_get", {"id": "evt_x", "tenant_id": "tn_default"})
+        await store.db.transact(lambda tx: tx.fetch("event_get", {"id": "e", "tenant_id": "t"}))
+    finally:
+        await store.close()
+    assert sent and not [q for q in sent if "RESET ALL" in q], sent
+
+
+async def test_a_postgres_claim_returns_its_jobs_in_the_claiming_statement(
+    postgres_database: str,
+):
+    """A worker turn's claim reads what it claimed (event body, endpoint) in the same UPDATE:
+    one round trip less per turn than claiming ids and reading the jobs after."""
+    store = await open_store(postgres_database, sealer=SEALER, migrate_now_ms=START_MS, pool_size=1)
+    try:
+        await store.tenants.ensure("tn_default", "default", None, START_MS)
+        endpoint = await _endpoint(store)
+        delivery = NewDelivery(new_id("dlv"), endpoint.id, START_MS)
+        await store.events.insert(NewEvent(_event(), (delivery,)))
+        sent: list[str] = []
+        async with store.db.pool.acquire() as conn:  # type: ignore[attr-defined]
+            conn.add_query_logger(lambda record: sent.append(record.query))
+        jobs = await store.deliveries.claim(START_MS, START_MS + 5000, limit=10)
+    finally:
+        await store.close()
+    assert [(j.delivery_id, j.url, j.body) for j in jobs] == [
+        (delivery.id, endpoint.url, b'{"parameters":{},"type":"t"}')
+    ]
+    reads = [q for q in sent if "deliveries" in q]
+    assert len(reads) == 1 and "FOR UPDATE SKIP LOCKED" in reads[0], sent

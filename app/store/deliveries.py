@@ -99,19 +99,20 @@ class Deliveries:
         if finished and rules is None:
             raise ValueError("recording outcomes needs the endpoint health rules")
 
-        async def work(tx: Tx) -> tuple[list[str], bool]:
+        async def work(tx: Tx) -> tuple[list[Row], bool]:
             changed = await outcomes.record(tx, finished, now, rules) if rules else False
             if not claim.limit:
                 return [], changed
             rows = await tx.fetch("deliveries_claim", self._claim_params(claim, now, lease_until))
-            return [r["id"] for r in rows], changed
+            return rows, changed
 
         if not finished and not claim.limit:
             return Turn([], False)
-        ids, changed = await self._db.transact(work, durable=False)
-        if not ids:
-            return Turn([], changed)
-        rows = await self._db.fetch("jobs_by_ids", {"ids": self._db.ids(ids)})
+        rows, changed = await self._db.transact(work, durable=False)
+        if rows and self._db.dialect != "postgres":
+            # SQLite's UPDATE … RETURNING cannot feed a join; its reads cost no round trip
+            ids = self._db.ids([r["id"] for r in rows])
+            rows = await self._db.fetch("jobs_by_ids", {"ids": ids})
         return Turn([job_from_row(r, now, self._secrets) for r in rows], changed)
 
     def _claim_params(self, claim: Claim, now: int, lease_until: int) -> dict[str, Any]:

@@ -109,6 +109,14 @@ def _integrity() -> Iterator[None]:
         raise IntegrityError(str(exc)) from exc
 
 
+async def _no_session_state(_: asyncpg.Connection) -> None:
+    """What a pooled connection is reset with on release, after asyncpg rolls back anything
+    left open: nothing more. The default runs `RESET ALL; UNLISTEN *; CLOSE ALL;
+    pg_advisory_unlock_all()` — one more round trip per transaction — for session state this
+    store never leaves: settings are `SET LOCAL`, locks `pg_advisory_xact_lock`, and LISTEN
+    has a connection of its own."""
+
+
 class PostgresConnector:
     dialect = "postgres"
     writers = 4  # group commit keeps this many batches committing at once
@@ -134,6 +142,7 @@ class PostgresConnector:
                 max_size=self._pool_size,
                 statement_cache_size=512,
                 max_inactive_connection_lifetime=60,
+                reset=_no_session_state,
             )
         except asyncpg.InvalidCatalogNameError as exc:
             raise StoreMissing(

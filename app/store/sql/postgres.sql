@@ -9,7 +9,8 @@ WHERE tenant_id = :tenant_id AND idempotency_key = ANY(:keys::text[]);
 -- name: deliveries_claim
 -- First attempts and replays (lane 0) before retries (lane 1), oldest first, at most `room`
 -- per endpoint (its free slots in this worker, or :cap), skipping :excluded endpoints and rows
--- another worker is claiming right now.
+-- another worker is claiming right now. Returns the claimed deliveries as jobs (with their
+-- event and endpoint) in the same statement: no second round trip to read what was claimed.
 WITH due AS (
     SELECT id, endpoint_id, lane, next_attempt_at FROM deliveries
     WHERE lane IN (0, 1) AND status IN ('pending', 'delivering')
@@ -24,21 +25,21 @@ ranked AS (
            coalesce((:free::jsonb ->> endpoint_id)::int, :cap) AS room
     FROM due),
 chosen AS (
-    SELECT id FROM ranked WHERE n <= room ORDER BY lane, next_attempt_at LIMIT :limit)
-UPDATE deliveries d SET status = 'delivering', next_attempt_at = :lease_until, updated_at = :now
-FROM chosen WHERE d.id = chosen.id
-RETURNING d.id;
-
--- name: jobs_by_ids
+    SELECT id FROM ranked WHERE n <= room ORDER BY lane, next_attempt_at LIMIT :limit),
+claimed AS (
+    UPDATE deliveries d SET status = 'delivering', next_attempt_at = :lease_until,
+                            updated_at = :now
+    FROM chosen WHERE d.id = chosen.id
+    RETURNING d.id, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.trigger,
+              d.next_attempt_at, d.ordering_key)
 SELECT d.id AS delivery_id, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.trigger,
        d.next_attempt_at AS lease_until, d.ordering_key, e.type AS event_type, e.body, p.url,
        p.secret, p.previous_secret, p.previous_secret_expires_at, p.rate_limit_per_s,
        p.type AS endpoint_type, p.format, p.cloudevents_mode, p.config, p.credentials,
        e.created_at AS event_time, e.customer_number
-FROM deliveries d
+FROM claimed d
 JOIN events e ON e.id = d.event_id
-JOIN endpoints p ON p.id = d.endpoint_id
-WHERE d.id = ANY(:ids::text[]);
+JOIN endpoints p ON p.id = d.endpoint_id;
 
 -- name: endpoint_health
 -- Locked for the rest of the turn: two workers judging one endpoint's results take turns, in
