@@ -112,7 +112,7 @@ class ConsoleAccess:
             )
         if self._tenancy.is_admin_token(key):
             return Credential(Grant(None, "admin"), admin_hash=hash_key(key))
-        found = await self._store.console.key_of(hash_key(key)) if key else None
+        found = await self._store.console.key_of(hash_key(key), now) if key else None
         if found is None:
             self._by_client.fail(client, now)
             self._by_prefix.fail(prefix, now)

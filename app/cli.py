@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from app import jsoncodec, logs, operator, remote, serving
+from app import jsoncodec, key_commands, logs, operator, remote, serving
 from app import listen as listening
 from app.clock import SystemClock, from_datetime
 from app.config import ConfigError, Settings
@@ -24,7 +24,7 @@ from app.main import create_app
 from app.replays import Request
 from app.sealing import Sealer, SealError, new_key
 from app.store import Store, StoreMissing, StoreUnavailable, StoreUnusable, open_store
-from app.tenants import DEFAULT_TENANT_ID
+from app.tenants import DEFAULT_TENANT_ID, Tenancy
 
 cli = typer.Typer(
     help="billhook: webhook notification hub for usage-based billing.",
@@ -125,8 +125,9 @@ def _needs_key(settings: Settings) -> None:
 
 
 def _ready(settings: Settings, sock: socket.socket | None = None) -> None:
-    """Before anything says it runs: the key is set, the database opens and is migrated, and
-    every stored secret opens with the key. Any of those failing is one line, exit 2."""
+    """Before anything says it runs: the key is set, the database opens and is migrated,
+    every stored secret opens with the key, and BILLHOOK_API_KEY is one of the tenant's keys.
+    Any of those failing is one line, exit 2."""
     _needs_key(settings)
 
     async def main() -> None:
@@ -138,6 +139,8 @@ def _ready(settings: Settings, sock: socket.socket | None = None) -> None:
         )
         try:
             await store.endpoints.reseal()
+            # its key works in every process before this one says it serves
+            await Tenancy(store, SystemClock(), settings.admin_token).bootstrap(settings.api_key)
             for source in settings.ingest if settings.run_ingest else ():
                 known = source.tenant == DEFAULT_TENANT_ID  # made at start if missing
                 if not known and await store.tenants.get(source.tenant) is None:
@@ -487,9 +490,44 @@ def _remote(coro: Coroutine[Any, Any, None]) -> None:
         raise typer.Exit(1) from exc
 
 
+Tenant = Annotated[str, Opt("--tenant", help="name or tn_… id")]
+keys = typer.Typer(
+    help="API keys from the database: list, add (or rotate), revoke.", no_args_is_help=True
+)
+cli.add_typer(keys, name="keys")
+
+
+@keys.command("list")
+def keys_list(tenant: Tenant = "default", as_json: Json = False, database: Database = None) -> None:
+    """A tenant's keys: name, source, created, last used, revoked (never the keys)."""
+    _with_store(database, lambda store: key_commands.list_keys(store, tenant, as_json))
+
+
+@keys.command("add")
+def keys_add(
+    name: Annotated[str, Opt("--name", help="what the key is for")],
+    tenant: Tenant = "default",
+    replaces: Annotated[str | None, Opt("--replaces", help="rotate this key_… id")] = None,
+    overlap: Annotated[int, Opt("--overlap", min=0, help="seconds the old key still works")] = 0,
+    database: Database = None,
+) -> None:
+    """Add a key (printed once), or rotate one with --replaces and an --overlap window."""
+    action = key_commands.add_key
+    _with_store(database, lambda store: action(store, tenant, name, replaces, overlap))
+
+
+@keys.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="key_… id")],
+    tenant: Tenant = "default",
+    database: Database = None,
+) -> None:
+    """Revoke a key now: every process refuses it within five seconds."""
+    _with_store(database, lambda store: key_commands.revoke_key(store, tenant, key_id))
+
+
 invoices = typer.Typer(help="Finalized invoices: finalize, list, show.", no_args_is_help=True)
 cli.add_typer(invoices, name="invoices")
-Tenant = Annotated[str, Opt("--tenant", help="name or tn_… id")]
 
 
 @invoices.command("finalize")

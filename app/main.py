@@ -43,7 +43,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         hub = await Hub.start(settings, clock)
         app.state.hub = hub
         app.state.failure = None
-        if (problem := await hub.tenancy.unreachable()) is not None:
+        for problem in await hub.tenancy.problems():
             log.warning(problem)
         if settings.run_worker or hub.ingest is not None:
             hub.start_background(lambda exc: _worker_died(app, exc))

@@ -212,11 +212,29 @@ class TenantOut(Output):
     key_id: str | None = None
 
 
+class KeyCreate(Input):
+    """A new API key; with `replaces`, a rotation: the replaced key keeps working for
+    `overlap_s` seconds more (default: none), then stops."""
+
+    name: Annotated[str, StringConstraints(strict=True, max_length=100)] = ""
+    replaces: Annotated[str, StringConstraints(strict=True, max_length=64)] | None = None
+    overlap_s: Annotated[int, Field(strict=True, ge=0, le=30 * 86_400)] = 0
+
+
 class KeyOut(Output):
     id: str
     tenant_id: str
-    api_key: str
+    name: str = ""
+    api_key: str | None = Field(None, description="Shown once, in the answer that creates it.")
     created_at: str
+    last_used_at: str | None = None
+    revoked_at: str | None = Field(
+        None, description="When it stopped, or stops, working (a rotation's overlap)."
+    )
+
+
+class KeyList(Output):
+    data: list[KeyOut]
 
 
 class ErrorBody(Output):

@@ -22,9 +22,11 @@ class Tenant:
 class ApiKey:
     id: str
     tenant_id: str
-    source: str
+    source: str  # env (a process's BILLHOOK_API_KEY), api, cli
     created_at: int
-    revoked_at: int | None = None
+    revoked_at: int | None = None  # in the future: works until then (a rotation's overlap)
+    name: str = ""
+    last_used_at: int | None = None
 
 
 # Events the hub raises about endpoints and deliveries. They go only to endpoints that list

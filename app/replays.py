@@ -148,9 +148,13 @@ class ReplayService:
         )
 
     async def cancel(self, tenant_id: str, replay_id: str) -> Progress:
-        if not await self._store.replays.cancel(tenant_id, replay_id, self._clock.now_ms()):
-            await self.progress(tenant_id, replay_id)  # 404 if unknown
-            raise ValidationFailed.field("status", "the replay is not running")
+        """Whenever it is not finished: still enqueueing, or enqueued with deliveries pending
+        (shown as running). What it enqueued and is still pending is cancelled."""
+        before = await self.progress(tenant_id, replay_id)  # 404 if unknown
+        if before.status != "running" or not await self._store.replays.cancel(
+            tenant_id, replay_id, self._clock.now_ms()
+        ):
+            raise ValidationFailed.field("status", f"the replay is {before.status}: finished")
         return await self.progress(tenant_id, replay_id)
 
     async def _probe_now(self, endpoint: Endpoint, now: int) -> None:

@@ -154,6 +154,19 @@ async def test_cancel_pending_drops_what_a_disabled_endpoint_kept(hub: HubClient
         assert delivery["status"] == "cancelled"
 
 
+async def test_replay_cancel_stops_a_replay_whose_deliveries_are_still_pending(hub: HubClient):
+    """Everything enqueued, deliveries pending (shown running): the CLI cancels it too."""
+    endpoint = await hub.endpoint("http://127.0.0.1:9/x")
+    await hub.publish("t", {"n": 1})
+    body = {"endpoint_id": endpoint["id"], "since": "2020-01-01", "status": "all"}
+    replay_id = (await hub.http.post("/v1/replays", json=body)).json()["id"]
+    await hub.hub.periodic.run_once()
+    assert (await hub.http.get(f"/v1/replays/{replay_id}")).json()["status"] == "running"
+    code, out = await billhook(hub.hub.settings.database_url, "replay-cancel", replay_id)
+    assert code == 0 and "cancelled" in out, out
+    assert (await hub.http.get(f"/v1/replays/{replay_id}")).json()["status"] == "cancelled"
+
+
 async def test_invoices_finalize_list_and_show(hub: HubClient, tmp_path: Path):
     """The operator finalizes from the command line; the document and its e-invoice show."""
     await seller(hub)

@@ -546,6 +546,24 @@ async def test_a_replay_is_counted_before_it_starts_and_can_be_cancelled(hub):
         assert bad.status_code == 422
 
 
+async def test_a_replay_that_enqueued_everything_offers_cancel_while_it_delivers(hub):
+    """docs/console.md: Cancel works whenever a replay is not finished — it used to be offered
+    only while the replay was still enqueueing."""
+    endpoint = await hub.endpoint("http://127.0.0.1:9/down")
+    await hub.publish("webhook.custom", {"n": 1})
+    body = {"endpoint_id": endpoint["id"], "since": "2020-01-01", "status": "all"}
+    replay_id = (await hub.http.post("/v1/replays", json=body)).json()["id"]
+    await hub.hub.periodic.run_once()  # everything enqueued; the delivery is pending
+    assert (await hub.http.get(f"/v1/replays/{replay_id}")).json()["status"] == "running"
+    async with ConsoleBrowser(hub.app) as browser:
+        await browser.sign_in(API_KEY)
+        page = await browser.get(f"/console/replays/{replay_id}")
+        assert "Cancel the replay" in page.text
+        cancelled = await browser.post(f"/console/replays/{replay_id}/cancel")
+        assert cancelled.status_code == 303
+    assert (await hub.http.get(f"/v1/replays/{replay_id}")).json()["status"] == "cancelled"
+
+
 async def test_billing_is_finalized_shown_downloaded_and_credited_within_the_api_limits(hub):
     await seller(hub)
     answer = await post(hub, "/v1/usage-completions", completion())

@@ -193,6 +193,23 @@ async def test_cancel_stops_enqueueing_and_cancels_what_is_pending(hub_factory):
     assert again.status_code == 422
 
 
+async def test_a_replay_that_enqueued_everything_can_be_cancelled_while_it_delivers(
+    hub_factory,
+):
+    """Shown `running` with pending deliveries once everything is enqueued, it used to answer
+    422 "the replay is not running" to a cancel; a finished one is refused, saying so."""
+    clock = FrozenClock(START_MS)
+    hub: HubClient = await hub_factory(clock=clock)
+    replay_id = await _replay_of_stored(hub, clock, 5, rate=100_000)
+    state = await _run_replays(hub, replay_id)
+    assert (state["status"], state["enqueued"], state["pending"]) == ("running", 5, 5)
+    cancelled = await hub.http.post(f"/v1/replays/{replay_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert (cancelled.json()["status"], cancelled.json()["pending"]) == ("cancelled", 0)
+    again = await hub.http.post(f"/v1/replays/{replay_id}/cancel")
+    assert again.status_code == 422 and "cancelled" in again.text
+
+
 async def test_a_replay_resumes_where_it_was_after_a_restart(hub_factory):
     """The cursor is stored with each batch: a new hub goes on from there, nothing twice."""
     clock = FrozenClock(START_MS)

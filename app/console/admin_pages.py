@@ -58,7 +58,8 @@ async def tenant(request: Request, hub: Hub, found: Session) -> Response:
 @admin_only
 async def add_key(request: Request, hub: Hub, found: Session) -> Response:
     tenant_id = request.path_params["id"]
-    key, secret = await hub.tenancy.add_key(tenant_id)
+    name = form_text(await request.form(), "name") or ""
+    key, secret = await hub.tenancy.add_key(tenant_id, name[:100])
     the_tenant = await hub.tenancy.get(tenant_id)
     return page(request, found, "key_created.html", 201, tenant=the_tenant, key=key,
                 secret=secret)  # fmt: skip

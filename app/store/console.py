@@ -39,9 +39,9 @@ class Console:
 
         await self._db.transact(work)
 
-    async def key_of(self, key_hash: str) -> tuple[str, str] | None:
+    async def key_of(self, key_hash: str, now: int) -> tuple[str, str] | None:
         """(key id, tenant) of an active API key."""
-        row = await self._db.fetchrow("key_of_hash", {"key_hash": key_hash})
+        row = await self._db.fetchrow("key_of_hash", {"key_hash": key_hash, "now": now})
         return None if row is None else (str(row["id"]), str(row["tenant_id"]))
 
     async def add_link(

@@ -20,27 +20,30 @@ class Tenants:
     def __init__(self, db: Connector) -> None:
         self._db = db
 
-    async def ensure(self, tenant_id: str, name: str, env_key_hash: str | None, now: int) -> None:
-        """The `default` tenant and its BILLHOOK_API_KEY: the env key replaces the previous one."""
+    async def ensure(
+        self, tenant_id: str, name: str, env_key_hash: str | None, now: int
+    ) -> ApiKey | None:
+        """The `default` tenant, and a process's BILLHOOK_API_KEY as one of its keys: added
+        when new, never revoking another (several processes, several keys). The key's record,
+        revoked or not: a revoked key stays revoked, and the caller says so."""
 
-        async def work(tx: Tx) -> None:
+        async def work(tx: Tx) -> ApiKey | None:
             await tx.execute("tenant_upsert", {"id": tenant_id, "name": name, "created_at": now})
             if env_key_hash is None:
-                return
-            await tx.execute(
-                "key_revoke_source",
-                {"tenant_id": tenant_id, "source": "env", "now": now, "keep": env_key_hash},
-            )
+                return None
             known = await tx.fetchrow("key_by_hash", {"key_hash": env_key_hash})
-            if known is None:
-                await tx.execute("key_insert", _key_row(tenant_id, env_key_hash, "env", now))
+            if known is not None:
+                return from_row(ApiKey, known)
+            row = _key_row(tenant_id, env_key_hash, "env", now, "BILLHOOK_API_KEY")
+            await tx.execute("key_insert", row)
+            return _key(row)
 
-        await self._db.transact(work)
+        return await self._db.transact(work)
 
     async def create(self, name: str, key_hash: str, now: int) -> tuple[Tenant, ApiKey] | None:
         """None when the name is taken."""
         tenant = Tenant(id=new_id("tn"), name=name, created_at=now)
-        key = _key_row(tenant.id, key_hash, "api", now)
+        key = _key_row(tenant.id, key_hash, "api", now, "first key")
 
         async def work(tx: Tx) -> None:
             await tx.execute("tenant_insert", {"id": tenant.id, "name": name, "created_at": now})
@@ -50,7 +53,7 @@ class Tenants:
             await self._db.transact(work)
         except IntegrityError:
             return None
-        return tenant, ApiKey(id=key["id"], tenant_id=tenant.id, source="api", created_at=now)
+        return tenant, _key(key)
 
     async def get(self, tenant_id: str) -> Tenant | None:
         row = await self._db.fetchrow("tenant_get", {"id": tenant_id})
@@ -64,21 +67,38 @@ class Tenants:
         rows = await self._db.fetch("tenant_list", {"cursor": cursor, "limit": limit})
         return [_tenant(r) for r in rows]
 
-    async def add_key(self, tenant_id: str, key_hash: str, now: int) -> ApiKey:
-        row = _key_row(tenant_id, key_hash, "api", now)
+    async def add_key(
+        self,
+        tenant_id: str,
+        key_hash: str,
+        now: int,
+        name: str,
+        source: str = "api",
+        replaces: tuple[str, int] | None = None,
+    ) -> ApiKey | None:
+        """A new key; `replaces` = (key id, when it stops working): a rotation, in one
+        transaction. None when the key to replace is not an active key of the tenant."""
+        row = _key_row(tenant_id, key_hash, source, now, name)
 
-        async def work(tx: Tx) -> None:
-            await tx.execute("key_insert", row)
-
-        await self._db.transact(work)
-        return ApiKey(id=row["id"], tenant_id=tenant_id, source="api", created_at=now)
-
-    async def revoke_key(self, tenant_id: str, key_id: str, now: int) -> bool:
         async def work(tx: Tx) -> bool:
-            params = {"id": key_id, "tenant_id": tenant_id, "now": now}
-            return bool(await tx.fetch("key_revoke", params))
+            if replaces is not None and not await _revoke(tx, tenant_id, *replaces):
+                return False
+            await tx.execute("key_insert", row)
+            return True
+
+        return _key(row) if await self._db.transact(work) else None
+
+    async def revoke_key(self, tenant_id: str, key_id: str, at: int) -> bool:
+        async def work(tx: Tx) -> bool:
+            return await _revoke(tx, tenant_id, key_id, at)
 
         return await self._db.transact(work)
+
+    async def key_used(self, key_id: str, now: int) -> None:
+        async def work(tx: Tx) -> None:
+            await tx.execute("key_used", {"id": key_id, "now": now})
+
+        await self._db.transact(work, durable=False)
 
     async def seller(self, tenant_id: str) -> dict[str, Any] | None:
         """The tenant's legal details as an invoice's issuer, if set."""
@@ -113,19 +133,29 @@ class Tenants:
         rows = await self._db.fetch("keys_of_tenant", {"tenant_id": tenant_id})
         return [from_row(ApiKey, r) for r in rows]
 
-    async def of_key(self, key_hash: str) -> str | None:
-        row = await self._db.fetchrow("tenant_of_key", {"key_hash": key_hash})
-        return row["tenant_id"] if row else None
+    async def of_key(self, key_hash: str, now: int) -> tuple[str, str, int | None] | None:
+        """(tenant, key id, last used) of a key that works at `now`."""
+        row = await self._db.fetchrow("tenant_of_key", {"key_hash": key_hash, "now": now})
+        return (row["tenant_id"], row["id"], row["last_used_at"]) if row else None
 
-    async def any_key(self) -> bool:
-        return await self._db.fetchrow("api_keys_any") is not None
+    async def any_key(self, now: int) -> bool:
+        return await self._db.fetchrow("api_keys_any", {"now": now}) is not None
 
 
-def _key_row(tenant_id: str, key_hash: str, source: str, now: int) -> dict[str, Any]:
+async def _revoke(tx: Tx, tenant_id: str, key_id: str, at: int) -> bool:
+    return bool(await tx.fetch("key_revoke", {"id": key_id, "tenant_id": tenant_id, "at": at}))
+
+
+def _key_row(tenant_id: str, key_hash: str, source: str, now: int, name: str) -> dict[str, Any]:
     return {
         "id": new_id("key"),
         "tenant_id": tenant_id,
         "key_hash": key_hash,
         "source": source,
+        "name": name,
         "created_at": now,
     }
+
+
+def _key(row: dict[str, Any]) -> ApiKey:
+    return ApiKey(row["id"], row["tenant_id"], row["source"], row["created_at"], name=row["name"])

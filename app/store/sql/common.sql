@@ -33,26 +33,29 @@ SELECT id, name, created_at FROM tenants
 WHERE (CAST(:cursor AS TEXT) IS NULL OR id < :cursor) ORDER BY id DESC LIMIT :limit;
 
 -- name: key_insert
-INSERT INTO api_keys (id, tenant_id, key_hash, source, created_at)
-VALUES (:id, :tenant_id, :key_hash, :source, :created_at);
-
--- name: key_revoke_source
-UPDATE api_keys SET revoked_at = :now
-WHERE tenant_id = :tenant_id AND source = :source AND revoked_at IS NULL AND key_hash <> :keep;
+INSERT INTO api_keys (id, tenant_id, key_hash, source, name, created_at)
+VALUES (:id, :tenant_id, :key_hash, :source, :name, :created_at);
 
 -- name: key_by_hash
-SELECT id, tenant_id, source, created_at, revoked_at FROM api_keys WHERE key_hash = :key_hash;
+SELECT id, tenant_id, source, name, created_at, revoked_at, last_used_at FROM api_keys
+WHERE key_hash = :key_hash;
 
 -- name: key_revoke
-UPDATE api_keys SET revoked_at = :now
-WHERE id = :id AND tenant_id = :tenant_id AND revoked_at IS NULL
+-- At :at (now, or the end of a rotation's overlap); an earlier revocation stands.
+UPDATE api_keys SET revoked_at = :at
+WHERE id = :id AND tenant_id = :tenant_id AND (revoked_at IS NULL OR revoked_at > :at)
 RETURNING id;
 
 -- name: tenant_of_key
-SELECT tenant_id FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL;
+-- A key works until its revocation time (a rotated key until its overlap ends).
+SELECT id, tenant_id, last_used_at FROM api_keys
+WHERE key_hash = :key_hash AND (revoked_at IS NULL OR revoked_at > :now);
+
+-- name: key_used
+UPDATE api_keys SET last_used_at = :now WHERE id = :id;
 
 -- name: api_keys_any
-SELECT 1 AS found FROM api_keys WHERE revoked_at IS NULL LIMIT 1;
+SELECT 1 AS found FROM api_keys WHERE revoked_at IS NULL OR revoked_at > :now LIMIT 1;
 
 -- name: endpoint_insert
 INSERT INTO endpoints (
@@ -411,8 +414,9 @@ WHERE id = :id AND status = 'running' AND next_run_at = :lease_until
 RETURNING id;
 
 -- name: replay_cancel
+-- Not finished: still enqueueing ('running'), or enqueued ('done') with deliveries pending.
 UPDATE replays SET status = 'cancelled', updated_at = :now
-WHERE id = :id AND tenant_id = :tenant_id AND status = 'running'
+WHERE id = :id AND tenant_id = :tenant_id AND status IN ('running', 'done')
 RETURNING id;
 
 -- name: replay_cancel_deliveries
@@ -638,7 +642,7 @@ VALUES (:id, :token_hash, :tenant_id, :role, :key_id, :credential_hash, :chosen_
 -- Live only while not ended, not expired, and the key it was opened with is not revoked.
 SELECT s.* FROM console_sessions s LEFT JOIN api_keys k ON k.id = s.key_id
 WHERE s.token_hash = :token_hash AND s.ended_at IS NULL AND s.expires_at > :now
-  AND (s.key_id IS NULL OR k.revoked_at IS NULL);
+  AND (s.key_id IS NULL OR k.revoked_at IS NULL OR k.revoked_at > :now);
 
 -- name: console_session_end
 UPDATE console_sessions SET ended_at = :now WHERE token_hash = :token_hash AND ended_at IS NULL;
@@ -650,7 +654,8 @@ UPDATE console_sessions SET chosen_tenant = :tenant_id WHERE id = :id;
 DELETE FROM console_sessions WHERE expires_at < :before OR ended_at < :before;
 
 -- name: key_of_hash
-SELECT id, tenant_id FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL;
+SELECT id, tenant_id FROM api_keys
+WHERE key_hash = :key_hash AND (revoked_at IS NULL OR revoked_at > :now);
 
 -- name: console_link_insert
 INSERT INTO console_links (id, token_hash, tenant_id, role, expires_at, created_at)
@@ -724,7 +729,7 @@ WHERE b.tenant_id = :tenant_id AND b.customer_number = :customer_number AND b.id
 ORDER BY b.id DESC LIMIT :limit;
 
 -- name: keys_of_tenant
-SELECT id, tenant_id, source, created_at, revoked_at FROM api_keys
+SELECT id, tenant_id, source, name, created_at, revoked_at, last_used_at FROM api_keys
 WHERE tenant_id = :tenant_id ORDER BY id DESC;
 
 -- name: change_insert
