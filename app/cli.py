@@ -304,7 +304,14 @@ Json = Annotated[bool, Opt("--json", help="print the answer as JSON (money exact
 
 
 def _over(url: str, key: str | None, action: Callable[[Any], Coroutine[Any, Any, None]]) -> None:
-    """Run an operator action against the hub's HTTP API."""
+    """Run an operator action against the hub's HTTP API: with a key, or not at all."""
+    if not key:
+        typer.echo(
+            "no API key: set BILLHOOK_API_KEY or pass --key (or --database to act on the "
+            "hub's database directly)",
+            err=True,
+        )
+        raise typer.Exit(2)
 
     async def main() -> None:
         async with listening.hub_client(url, key) as api:

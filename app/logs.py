@@ -16,6 +16,8 @@ from typing import Any
 import structlog
 
 IDS = ("tenant_id", "endpoint_id", "delivery_id", "event_id", "replay_id", "job")
+# Libraries that narrate their work at INFO: rendering one PDF wrote ~74 fontTools lines.
+QUIET = ("fontTools", "fpdf", "PIL", "factur-x", "pypdf", "saxonche", "httpx", "httpcore")
 
 
 def configure(role: str, fmt: str = "json", level: int = logging.INFO) -> None:
@@ -46,6 +48,8 @@ def configure(role: str, fmt: str = "json", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for library in QUIET:
+        logging.getLogger(library).setLevel(max(level, logging.WARNING))
     pool = logging.getLogger("asyncpg.pool")
     if not any(isinstance(f, _OneLine) for f in pool.filters):
         pool.addFilter(_OneLine())

@@ -141,3 +141,18 @@ async def test_a_replay_over_http_is_followed_to_its_end_with_the_local_progress
         final = json.loads(out)
         assert (final["status"], final["succeeded"], final["matched"]) == ("done", 3, 3)
     assert len(received) >= 9  # three first deliveries and two replays of three
+
+
+async def test_a_command_over_http_without_a_key_says_how_to_give_one():
+    """It used to try the hub and fail with "cannot reach the hub" (or a 401)."""
+    env = child_env(BILLHOOK_URL="http://127.0.0.1:9", BILLHOOK_API_KEY="")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "events", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert out.decode().strip().splitlines() == [
+        "no API key: set BILLHOOK_API_KEY or pass --key (or --database to act on the hub's "
+        "database directly)"
+    ]

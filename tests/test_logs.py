@@ -8,6 +8,8 @@ import logging
 import pytest
 
 from app import logs
+from tests.conftest import HubClient
+from tests.test_invoices import complete, finalize, item, seller
 
 
 def test_a_log_line_is_one_json_object_with_role_and_ids(capsys: pytest.CaptureFixture[str]):
@@ -47,3 +49,23 @@ def test_a_lost_database_is_one_line_from_asyncpg_not_a_traceback(
         "Failed to restore the pool: ConnectionRefusedError: [Errno 111] Connection refused"
     )
     assert "exception" not in line
+
+
+async def test_rendering_a_pdf_writes_no_library_chatter_to_the_log(
+    hub: HubClient, capsys: pytest.CaptureFixture[str]
+):
+    """fontTools narrates every subset at INFO (~74 lines per PDF); libraries speak at WARNING."""
+    await seller(hub)
+    await complete(hub, items=[item("11.99")])
+    _, [invoice] = await finalize(hub)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.configure("serve")
+        assert logging.getLogger("fontTools.subset").getEffectiveLevel() >= logging.WARNING
+        pdf = await hub.http.get(f"/v1/invoices/{invoice['number']}/pdf")
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert pdf.status_code == 200
+    said = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [s for s in said if not s["logger"].startswith("billhook")] == []

@@ -18,6 +18,7 @@ import pytest
 
 from app.serving import protocol
 from app.testing import Receiver
+from tests.conftest import postgres_url
 from tests.processes import child_env
 from tests.waiting import until
 
@@ -263,3 +264,23 @@ async def _answers(client: httpx.AsyncClient, url: str = "/healthz") -> bool:
     except httpx.TransportError:
         return False
     return True
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("where", "names"),
+    [
+        ("postgres@127.0.0.1:1/test", "cannot reach PostgreSQL"),  # nothing listens on port 1
+        ("postgres@127.0.0.1:5432/billhook_no_such_db", "createdb"),
+        ("no_such_role@127.0.0.1:5432/test", "create the role"),
+    ],
+)
+async def test_a_postgres_that_cannot_be_used_ends_start_up_with_one_line(where: str, names: str):
+    if postgres_url() is None:
+        pytest.skip("PostgreSQL tests run when BILLHOOK_TEST_POSTGRES_URL is set")
+    code, out = await billhook(
+        "serve", BILLHOOK_PORT="0", BILLHOOK_DATABASE_URL=f"postgresql://{where}"
+    )
+    assert code == 2 and "serving on" not in out
+    one_clear_line(out, names)
