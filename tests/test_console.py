@@ -564,6 +564,37 @@ async def test_a_replay_that_enqueued_everything_offers_cancel_while_it_delivers
     assert (await hub.http.get(f"/v1/replays/{replay_id}")).json()["status"] == "cancelled"
 
 
+async def test_an_invoice_page_downloads_its_pdf_and_its_credit_notes_documents(hub):
+    """Each link on the page gives the document the API gives: the invoice's PDF and
+    e-invoice, and each credit note's."""
+    await seller(hub)
+    assert (await post(hub, "/v1/usage-completions", completion())).status_code == 202
+    number = (await hub.http.post("/v1/invoices/finalize", json={})).json()["invoices"][0]
+    number = number["number"]
+    credit = await hub.http.post(
+        f"/v1/invoices/{number}/credit-notes", json={"reason": "cancelled trip"}
+    )
+    note = credit.json()["number"]
+    async with ConsoleBrowser(hub.app) as browser:
+        await browser.sign_in(API_KEY)
+        shown = (await browser.get(f"/console/invoices/{number}")).text
+        links = re.findall(r'href="([^"]+)" download', shown)
+        assert len(links) == 4, links
+        documents = [
+            f"/v1/invoices/{number}/pdf",
+            f"/v1/invoices/{number}/e-invoice",
+            f"/v1/credit-notes/{note}/pdf",
+            f"/v1/credit-notes/{note}/e-invoice",
+        ]
+        for link, api in zip(links, documents, strict=True):
+            got = await browser.get(link)
+            expected = await hub.http.get(api)
+            assert got.status_code == 200 and "attachment" in got.headers["content-disposition"]
+            assert got.headers["content-type"] == expected.headers["content-type"], link
+            start = b"%PDF-" if api.endswith("pdf") else b"<?xml"
+            assert got.content[:5] == expected.content[:5] == start
+
+
 async def test_billing_is_finalized_shown_downloaded_and_credited_within_the_api_limits(hub):
     await seller(hub)
     answer = await post(hub, "/v1/usage-completions", completion())

@@ -54,6 +54,21 @@ _PAGES: list[BaseRoute] = [
     Route(
         "/invoices/{number}/e-invoice.xml", billing_pages.e_invoice, methods=GET, name="e_invoice"
     ),
+    Route(
+        "/invoices/{number}/invoice.pdf", billing_pages.invoice_pdf, methods=GET, name="invoice_pdf"
+    ),
+    Route(
+        "/credit-notes/{number}/e-invoice.xml",
+        billing_pages.credit_note_e_invoice,
+        methods=GET,
+        name="credit_note_e_invoice",
+    ),
+    Route(
+        "/credit-notes/{number}/credit-note.pdf",
+        billing_pages.credit_note_pdf,
+        methods=GET,
+        name="credit_note_pdf",
+    ),
     Route("/invoices/{number}/credit-notes", billing_pages.credit, methods=POST, name="credit"),
     Route("/admin", admin_pages.tenants, methods=GET, name="admin"),
     Route("/admin/tenants", admin_pages.create_tenant, methods=POST, name="create_tenant"),

@@ -4,6 +4,7 @@ e-invoice to download, and credit notes under the API's own limits."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -93,10 +94,39 @@ async def _invoice_page(
 
 @viewing
 async def e_invoice(request: Request, hub: Hub, found: Session) -> Response:
-    number = request.path_params["number"]
-    xml = await hub.invoices.e_invoice(found.tenant, number)
-    headers = {"content-disposition": f'attachment; filename="{number}.xml"'}
-    return Response(xml, media_type="application/xml", headers=headers)
+    return await _download(request, hub.invoices.e_invoice(found.tenant, _number(request)), "xml")
+
+
+@viewing
+async def invoice_pdf(request: Request, hub: Hub, found: Session) -> Response:
+    return await _download(request, hub.invoices.invoice_pdf(found.tenant, _number(request)), "pdf")
+
+
+@viewing
+async def credit_note_e_invoice(request: Request, hub: Hub, found: Session) -> Response:
+    document = hub.invoices.credit_note_e_invoice(found.tenant, _number(request))
+    return await _download(request, document, "xml")
+
+
+@viewing
+async def credit_note_pdf(request: Request, hub: Hub, found: Session) -> Response:
+    document = hub.invoices.credit_note_pdf(found.tenant, _number(request))
+    return await _download(request, document, "pdf")
+
+
+def _number(request: Request) -> str:
+    return str(request.path_params["number"])
+
+
+async def _download(request: Request, rendering: Awaitable[bytes], kind: str) -> Response:
+    """A document as the API serves it (the same service, its 404 and 409 alike), saved
+    under its number."""
+    content = await rendering
+    headers = {"content-disposition": f'attachment; filename="{_number(request)}.{kind}"'}
+    return Response(content, media_type=DOWNLOADS[kind], headers=headers)
+
+
+DOWNLOADS = {"xml": "application/xml", "pdf": "application/pdf"}
 
 
 @changing
