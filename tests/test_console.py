@@ -440,9 +440,15 @@ async def test_an_endpoint_is_created_edited_disabled_and_its_secret_revealed_an
             {},
             None,
         )
-        await browser.get(f"/console/endpoints/{endpoint_id}")
-        disabled = await browser.post(
+        shown = await browser.get(f"/console/endpoints/{endpoint_id}")
+        assert shown.text.count('name="confirm" value="yes" required') == 2  # disable, rotate
+        unasked = await browser.post(
             f"/console/endpoints/{endpoint_id}/status", {"status": "disabled"}
+        )
+        assert unasked.status_code == 422 and "confirm" in unasked.text
+        assert (await hub.http.get(f"/v1/endpoints/{endpoint_id}")).json()["status"] == "active"
+        disabled = await browser.post(
+            f"/console/endpoints/{endpoint_id}/status", {"status": "disabled", "confirm": "yes"}
         )
         assert disabled.status_code == 303
         assert (await hub.http.get(f"/v1/endpoints/{endpoint_id}")).json()["status"] == "disabled"
@@ -451,7 +457,11 @@ async def test_an_endpoint_is_created_edited_disabled_and_its_secret_revealed_an
         assert secret not in detail.text  # only on request
         revealed = await browser.post(f"/console/endpoints/{endpoint_id}/secret")
         assert secret in revealed.text
-        rotated = await browser.post(f"/console/endpoints/{endpoint_id}/rotate")
+        unasked = await browser.post(f"/console/endpoints/{endpoint_id}/rotate")
+        assert unasked.status_code == 422
+        same = (await hub.http.get(f"/v1/endpoints/{endpoint_id}/secret")).json()["secret"]
+        assert same == secret
+        rotated = await browser.post(f"/console/endpoints/{endpoint_id}/rotate", {"confirm": "yes"})
         now = (await hub.http.get(f"/v1/endpoints/{endpoint_id}/secret")).json()["secret"]
         assert now != secret and now in rotated.text
 
@@ -624,8 +634,13 @@ async def test_billing_is_finalized_shown_downloaded_and_credited_within_the_api
         assert too_much.status_code == 422 and "line 1" in too_much.text.lower()
         assert 'value="1000000"' in too_much.text  # what was typed stays
         assert await state_of(hub) == before
-        credited = await browser.post(
+        unasked = await browser.post(
             f"/console/invoices/{number}/credit-notes", {"scope": "all", "reason": "cancelled trip"}
+        )
+        assert unasked.status_code == 422 and await state_of(hub) == before
+        credited = await browser.post(
+            f"/console/invoices/{number}/credit-notes",
+            {"scope": "all", "reason": "cancelled trip", "confirm": "yes"},
         )
         assert credited.status_code == 303
         shown = await browser.get(f"/console/invoices/{number}")
@@ -634,7 +649,7 @@ async def test_billing_is_finalized_shown_downloaded_and_credited_within_the_api
         after = await state_of(hub)
         again = await browser.post(
             f"/console/invoices/{number}/credit-notes",
-            {"scope": "all", "reason": "from a stale tab"},
+            {"scope": "all", "reason": "from a stale tab", "confirm": "yes"},
         )
         assert again.status_code == 409 and "credited in full already" in again.text
         assert await state_of(hub) == after
@@ -691,3 +706,26 @@ async def test_an_oversized_form_is_refused_before_it_is_read(hub):
         )
         assert huge.status_code == 413
         assert await state_of(hub) == before
+
+
+async def test_finalizing_every_customer_asks_once_and_one_customer_does_not(hub):
+    """ "Finalize what is open (every customer)" numbers everyone's invoices: its box must be
+    ticked; finalizing one customer's, which the page names, needs none."""
+    await seller(hub)
+    for customer in ("C-1", "C-2", "C-3"):
+        answer = await post(hub, "/v1/usage-completions", completion(
+            customerNumber=customer, transactionId=f"t-{customer}"))  # fmt: skip
+        assert answer.status_code == 202
+    async with ConsoleBrowser(hub.app) as browser:
+        await browser.sign_in(API_KEY)
+        billing = await browser.get("/console/billing")
+        assert 'name="confirm" value="yes" required' in billing.text
+        before = await state_of(hub)
+        unasked = await browser.post("/console/billing/finalize", {})
+        assert unasked.status_code == 422 and await state_of(hub) == before
+        one = await browser.post("/console/billing/finalize", {"customerNumber": "C-1"})
+        assert one.status_code == 303
+        every = await browser.post("/console/billing/finalize", {"confirm": "yes"})
+        assert every.status_code == 303
+    invoices = (await hub.http.get("/v1/invoices")).json()["data"]
+    assert sorted(i["customerNumber"] for i in invoices) == ["C-1", "C-2", "C-3"]

@@ -223,16 +223,68 @@ UNNAMED = """() => [...document.querySelectorAll('input, select, textarea, butto
   .map(e => e.outerHTML)"""
 
 
+async def _every_page(live: Live) -> tuple[list[str], list[str]]:
+    """A scene with one of everything; every page a tenant sees, and every page the admin
+    sees, with the ids in their paths."""
+    endpoint = (await live.api.post("/v1/endpoints", json={
+        "url": "http://127.0.0.1:9/a-rather-long-path/that/goes/on/and-on?with=a&query=too",
+        "description": "the merchant's billing system, which has a long name"})).json()  # fmt: skip
+    event_id = await bill(live, transactionId="t-phone-width-with-a-long-transaction-id")
+    seller = {"name": "Rides GmbH", "vatId": "DE123456789", "countryCode": "DE"}
+    assert (await live.api.put("/v1/seller", json=seller)).status_code == 200
+    made = (await live.api.post("/v1/invoices/finalize", json={})).json()["invoices"]
+    replay = {"endpoint_id": endpoint["id"], "since": "2020-01-01", "status": "all"}
+    replay_id = (await live.api.post("/v1/replays", json=replay)).json()["id"]
+    tenants = (await live.api.get("/v1/tenants", headers=ADMIN)).json()["data"]
+    tenant_pages = [*PAGES, f"/console/endpoints/{endpoint['id']}",
+                    f"/console/endpoints/{endpoint['id']}/edit", f"/console/events/{event_id}",
+                    f"/console/replays/{replay_id}", f"/console/invoices/{made[0]['number']}",
+                    "/console/dead-letters"]  # fmt: skip
+    return tenant_pages, ["/console/admin", f"/console/admin/tenants/{tenants[0]['id']}"]
+
+
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+# `word-break: break-all` splits ordinary words ("web|hook") at any letter; long ids and URLs
+# wrap with `overflow-wrap: anywhere` instead, only where they must.
+BROKEN_WORDS = """() => [...document.querySelectorAll('main *')]
+  .filter(e => getComputedStyle(e).wordBreak === 'break-all').map(e => e.tagName)"""
+# The outermost elements that reach past the screen's right edge (what to fix).
+WIDE = """() => [...document.querySelectorAll('main *')]
+  .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1
+               && !(e.parentElement.getBoundingClientRect().right
+                    > document.documentElement.clientWidth + 1))
+  .slice(0, 3).map(e => e.outerHTML.slice(0, 160))"""
+
+
 async def test_every_page_fits_a_phone_and_names_its_controls(live: Live):
-    await live.api.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/a-rather-long-path"})
-    page = await live.sign_in(API_KEY)
-    await page.set_viewport_size({"width": 375, "height": 740})
-    for path in PAGES:
-        await page.goto(f"{live.url}{path}")
-        overflow = await page.evaluate(
-            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-        assert overflow <= 0, f"{path} is {overflow}px wider than a phone"
-        assert await page.evaluate(UNNAMED) == [], path
+    """At 390 px (a phone) no page scrolls sideways — the endpoint page was 413 px — and every
+    control has a name."""
+    tenant_pages, admin_pages = await _every_page(live)
+    for key, paths in ((API_KEY, tenant_pages), (ADMIN_TOKEN, admin_pages)):
+        page = await live.sign_in(key)
+        await page.set_viewport_size({"width": 390, "height": 740})
+        for path in paths:
+            await page.goto(f"{live.url}{path}")
+            overflow = await page.evaluate(
+                "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            wide = await page.evaluate(WIDE) if overflow > 0 else []
+            assert overflow <= 0, f"{path} is {overflow}px wider than a phone: {wide}"
+            assert await page.evaluate(UNNAMED) == [], path
+            assert await page.evaluate(BROKEN_WORDS) == [], f"{path} breaks words mid-word"
     await page.keyboard.press("Tab")  # the first stop is the skip link
     assert await page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+
+
+async def test_disabling_an_endpoint_asks_once_saying_what_will_happen(live: Live):
+    """Disable (like rotating a secret, finalizing every customer, crediting everything) is
+    sent only once its box, which says what will happen, is ticked."""
+    endpoint = (await live.api.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/x"})).json()
+    page = await live.sign_in(API_KEY)
+    await page.goto(f"{live.url}/console/endpoints/{endpoint['id']}")
+    await page.get_by_role("button", name="Disable").click()  # the browser asks for the box
+    assert (await live.api.get(f"/v1/endpoints/{endpoint['id']}")).json()["status"] == "active"
+    await page.get_by_label("nothing is sent to this endpoint until it is enabled").check()
+    await page.get_by_role("button", name="Disable").click()
+    await page.get_by_text("disabled").first.wait_for()
+    assert (await live.api.get(f"/v1/endpoints/{endpoint['id']}")).json()["status"] == "disabled"

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from app.access import Session
 from app.billing.information import STATUSES as BILLING_STATUSES
-from app.console.guard import changing, form_text, viewing
+from app.console.guard import changing, confirmed, form_text, viewing
 from app.console.render import done, page, to
 from app.errors import Conflict, ValidationFailed
 from app.hub import Hub
@@ -45,7 +45,7 @@ async def billing(request: Request, hub: Hub, found: Session) -> Response:
     items = await hub.billing.page(found.tenant, filters, cursor, PAGE_SIZE + 1)
     failed = await hub.changes.failed(found.tenant, 20)
     return page(
-        request, found, "billing.html", failed_changes=failed,
+        request, found, "billing.html", failed_changes=failed, finalize_all_text=FINALIZE_ALL,
         rows=items[:PAGE_SIZE], filters=filters, statuses=BILLING_STATUSES,
         next_cursor=items[PAGE_SIZE - 1][0].id if len(items) > PAGE_SIZE else None,
     )  # fmt: skip
@@ -57,6 +57,8 @@ async def finalize(request: Request, hub: Hub, found: Session) -> Response:
     form = await request.form()
     fields = {name: form_text(form, name) for name in ("customerNumber", "externalContractId")}
     spec = parse(Finalize, fields)
+    if spec.customerNumber is None:
+        confirmed(form, FINALIZE_ALL)
     made = await hub.invoices.finalize(
         found.tenant, Filters(spec.customerNumber, spec.externalContractId)
     )
@@ -89,7 +91,8 @@ async def _invoice_page(
     doc = await hub.invoices.get(found.tenant, request.path_params["number"])
     notes = await hub.invoices.credit_notes(found.tenant, doc.number)
     return page(request, found, "invoice.html", status, invoice=invoice_out(doc, full=True),
-                notes=[credit_note_out(n) for n in notes], **extra)  # fmt: skip
+                notes=[credit_note_out(n) for n in notes], credit_all_text=CREDIT_ALL,
+                **extra)  # fmt: skip
 
 
 @viewing
@@ -127,6 +130,12 @@ async def _download(request: Request, rendering: Awaitable[bytes], kind: str) ->
 
 
 DOWNLOADS = {"xml": "application/xml", "pdf": "application/pdf"}
+# What the confirmation boxes say (the templates show the same words).
+FINALIZE_ALL = (
+    "every customer's open billing information becomes numbered invoices, corrected from then "
+    "on only by credit notes"
+)
+CREDIT_ALL = "a credit note for everything that remains of this invoice"
 
 
 @changing
@@ -135,6 +144,9 @@ async def credit(request: Request, hub: Hub, found: Session) -> Response:
     reason, and nothing is written."""
     form = await request.form()
     try:
+        await hub.invoices.get(found.tenant, request.path_params["number"])  # 404 first
+        if form.get("scope") != "lines":
+            confirmed(form, CREDIT_ALL)
         spec = parse(CreditNoteCreate, _credit_fields(form))
         credits = None if spec.items is None else [
             Credit(i.line, i.quantity, i.amount) for i in spec.items

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from app.access import Session
 from app.billing.information import EVENT_TYPES as BILLING_TYPES
 from app.console import charts
-from app.console.guard import changing, form_text, viewing
+from app.console.guard import changing, confirmed, form_text, viewing
 from app.console.render import done, page
 from app.errors import ValidationFailed
 from app.hub import Hub
@@ -92,7 +92,7 @@ async def detail(request: Request, hub: Hub, found: Session) -> Response:
         next_cursor=items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None,
         attempts_chart=charts.attempts(activity, "Last hour: attempts per minute"),
         latency_chart=charts.latency(activity, "Last hour: latency p50 and p99"),
-        activity=activity,
+        activity=activity, rotate_text=ROTATE, disable_text=DISABLE,
     )  # fmt: skip
 
 
@@ -105,6 +105,8 @@ async def reveal_secret(request: Request, hub: Hub, found: Session) -> Response:
 
 @changing
 async def rotate_secret(request: Request, hub: Hub, found: Session) -> Response:
+    await hub.endpoints.get(found.tenant, request.path_params["id"])  # 404 first
+    confirmed(await request.form(), ROTATE)
     endpoint = await hub.endpoints.rotate_secret(found.tenant, request.path_params["id"])
     return page(request, found, "secret.html", endpoint=endpoint, rotated=True)
 
@@ -118,10 +120,19 @@ async def send_test(request: Request, hub: Hub, found: Session) -> Response:
 
 @changing
 async def set_status(request: Request, hub: Hub, found: Session) -> Response:
-    wanted = form_text(await request.form(), "status")
+    form = await request.form()
+    wanted = form_text(form, "status")
+    await hub.endpoints.get(found.tenant, request.path_params["id"])  # 404 first
+    if wanted == "disabled":
+        confirmed(form, DISABLE)
     changes = parse(EndpointPatch, {"status": wanted})
     endpoint = await hub.endpoints.update(found.tenant, request.path_params["id"], changes)
     return _to(request, endpoint.id, "enabled" if wanted == "active" else "disabled")
+
+
+# What the confirmation boxes say (endpoint.html shows the same words).
+ROTATE = "a new signing secret; the current one keeps signing for 24 hours beside it"
+DISABLE = "nothing is sent to this endpoint until it is enabled; what comes meanwhile is kept"
 
 
 def _to(request: Request, endpoint_id: str, notice: str) -> Response:

@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from app.access import Session
 from app.console import session as sessions
 from app.console.render import page, to
-from app.errors import ApiError, PayloadTooLarge
+from app.errors import ApiError, PayloadTooLarge, ValidationFailed
 from app.hub import Hub
 
 Page = Callable[[Request, Hub, Session], Awaitable[Response]]
@@ -86,6 +86,13 @@ async def _handled(handler: Page, request: Request, found: Session) -> Response:
         details = "; ".join(str(d.get("msg", "")) for d in exc.details if isinstance(d, dict))
         return page(request, found, "error.html", exc.status, error=exc.message,
                     details=details)  # fmt: skip
+
+
+def confirmed(form: Any, what: str) -> None:
+    """A destructive action asks once, saying what will happen: its form carries a checkbox
+    (the browser requires it; without script, so the hub checks it too)."""
+    if form.get("confirm") != "yes":
+        raise ValidationFailed.field("confirm", f"tick the box to confirm: {what}")
 
 
 def form_text(form: Any, name: str) -> str | None:
