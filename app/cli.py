@@ -311,7 +311,7 @@ def _over(url: str, key: str | None, action: Callable[[Any], Coroutine[Any, Any,
             "hub's database directly)",
             err=True,
         )
-        raise typer.Exit(2)
+        raise typer.Exit(1)
 
     async def main() -> None:
         async with listening.hub_client(url, key) as api:

@@ -151,7 +151,7 @@ async def test_a_command_over_http_without_a_key_says_how_to_give_one():
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert out.decode().strip().splitlines() == [
         "no API key: set BILLHOOK_API_KEY or pass --key (or --database to act on the hub's "
         "database directly)"

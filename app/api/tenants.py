@@ -81,6 +81,7 @@ async def added_key(request: Request, tenant_id: str) -> Response:
     response=KeyOut,
     status=201,
     auth="admin",
+    also=(404,),
 )
 async def add_key(request: Request) -> Response:
     admin(request)
@@ -106,6 +107,7 @@ async def revoke_key(request: Request) -> Response:
     request=KeyCreate,
     response=KeyOut,
     status=201,
+    also=(404,),
 )
 async def add_own_key(request: Request) -> Response:
     return await added_key(request, await tenant(request))
