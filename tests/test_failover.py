@@ -14,14 +14,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from app.testing import Receiver
-from subscribers.receiver import Inbox
-from subscribers.verify import Verifier
+from subscribers.receiver import WebhookReceiver
 from tests.conftest import postgres_url
 from tests.pg_pair import Pair, primary_and_standby
 from tests.processes import KEY, hub_process
@@ -30,21 +25,6 @@ from tests.waiting import until
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 BEFORE, AFTER = 300, 300  # events answered 2xx before the kill, and after the first 2xx again
-
-
-class Endpoint:
-    """Verifies each delivery and keeps it once per webhook-id."""
-
-    def __init__(self) -> None:
-        self.inbox = Inbox()
-        self.verifier: Verifier | None = None
-        self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
-
-    async def hook(self, request: Request) -> Response:
-        body = await request.body()
-        assert self.verifier is not None
-        self.inbox.add(self.verifier.verify(body, request.headers), "t", body)
-        return JSONResponse({"ok": True})
 
 
 class Load:
@@ -101,10 +81,10 @@ async def test_a_failover_under_load_loses_no_event_answered_2xx(
 ) -> None:
     if postgres_url() is None:
         pytest.skip("PostgreSQL tests run when BILLHOOK_TEST_POSTGRES_URL is set")
-    endpoint = Endpoint()
+    endpoint = WebhookReceiver()
     async with (
         primary_and_standby() as pair,
-        Receiver(endpoint.app, "/hook") as server,
+        Receiver(endpoint.app, "/webhooks") as server,
         hub_process(pair.url) as one,
         hub_process(pair.url) as two,
     ):
@@ -126,11 +106,11 @@ async def test_a_failover_under_load_loses_no_event_answered_2xx(
     assert set(load.statuses) <= {202, 503}, f"an outage answers 503, never: {load.statuses}"
 
 
-async def _register(client: httpx.AsyncClient, url: str, endpoint: Endpoint) -> None:
+async def _register(client: httpx.AsyncClient, url: str, endpoint: WebhookReceiver) -> None:
     assert (await client.post("/v1/event-types", json={"name": "t"})).status_code == 201
     created = await client.post("/v1/endpoints", json={"url": url})
     assert created.status_code == 201, created.text
-    endpoint.verifier = Verifier(created.json()["secret"])
+    endpoint.set_secret(created.json()["secret"])
 
 
 async def _fail_over(pair: Pair, load: Load) -> tuple[float, float]:
