@@ -4,7 +4,9 @@ the types each tenant declares for its own events, with an optional JSON Schema 
 `POST /v1/events` enforces.
 
 Subscribing an endpoint to a type that is neither is refused with the closest names: a typo
-must not silently receive nothing.
+must not silently receive nothing. Publishing one is refused the same way unless the tenant
+opted in to free-form types (`PATCH /v1/settings`); a published built-in type must match its
+schema as a declared one does.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from app import jsoncodec, payloads, schemas
 from app.billing import change_events, information
@@ -85,6 +87,14 @@ class _Declared:
     schema: schemas.Compiled | None  # compiled once per load, not once per event
 
 
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """What a tenant may publish: its declared types, and whether others pass too."""
+
+    declared: dict[str, _Declared]
+    free_form: bool
+
+
 def suggestions(name: str, known: Iterable[str]) -> list[str]:
     return difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
 
@@ -93,19 +103,25 @@ class Catalog:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self._declared: CounterCache[str, dict[str, _Declared]] = CounterCache(
+        self._rules: CounterCache[str, _Rules] = CounterCache(
             lambda: store.counters.value("event_types"), self._load
         )
 
-    async def _load(self, tenant_id: str) -> dict[str, _Declared]:
+    async def _load(self, tenant_id: str) -> _Rules:
         found = await self._store.event_types.of_tenant(tenant_id)
-        return {
+        settings = await self._store.tenants.settings(tenant_id)
+        declared = {
             t.name: _Declared(t, None if t.schema is None else schemas.Compiled(t.schema))
             for t in found
         }
+        return _Rules(declared, settings.free_form_types)
+
+    def forget(self) -> None:
+        """A tenant's settings changed in this process: read them again at the next event."""
+        self._rules.invalidate()
 
     async def list(self, tenant_id: str) -> list[EventType]:
-        declared = [d.type for d in (await self._declared.get(tenant_id)).values()]
+        declared = [d.type for d in (await self._rules.get(tenant_id)).declared.values()]
         own = [EventType(t.name, t.description, t.schema, None, False) for t in declared]
         return [*built_in(), *sorted(own, key=lambda t: t.name)]
 
@@ -126,7 +142,7 @@ class Catalog:
         declared = DeclaredType(tenant_id, name, description, schema, self._clock.now_ms())
         if not await self._store.event_types.insert(declared):
             raise Conflict(f"the event type {name!r} is declared already")
-        self._declared.invalidate()
+        self._rules.invalidate()
         return EventType(name, description, schema, None, False)
 
     async def remove(self, tenant_id: str, name: str) -> None:
@@ -146,29 +162,34 @@ class Catalog:
             )
         if not await self._store.event_types.delete(tenant_id, name):
             raise NotFound(f"no declared event type {name!r}")
-        self._declared.invalidate()
+        self._rules.invalidate()
 
     async def check_subscription(self, tenant_id: str, types: Sequence[str] | None) -> None:
         """An endpoint may subscribe to built-in and declared types only (422 with the
         closest names otherwise)."""
         if not types:
             return
-        known = set(BUILT_IN) | set(await self._declared.get(tenant_id))
+        known = set(BUILT_IN) | set((await self._rules.get(tenant_id)).declared)
         for index, name in enumerate(types):
             if name not in known:
-                close = suggestions(name, known)
-                hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-                message = f"unknown event type {name!r} (declare it: POST /v1/event-types){hint}"
-                raise ValidationFailed(
-                    message,
-                    [{"loc": ["event_types", str(index)], "msg": message, "suggestions": close}],
-                )
+                raise _unknown(name, known, ["event_types", str(index)])
 
     async def check_event(self, tenant_id: str, name: str, parameters: Any) -> None:
-        """A declared type's JSON Schema holds for an event's parameters (422 naming where it
-        does not); built-in and undeclared types pass as before."""
-        declared = (await self._declared.get(tenant_id)).get(name)
-        if declared is None or declared.schema is None:
+        """An event's type is built in or declared, or the tenant takes free-form types (422
+        with the closest names otherwise), and its parameters hold to the type's schema (422
+        naming where they do not)."""
+        if name in BUILT_IN:
+            _check_built_in(name, parameters)
+            return
+        rules = await self._rules.get(tenant_id)
+        declared = rules.declared.get(name)
+        if declared is None:
+            if not rules.free_form:
+                known = set(BUILT_IN) | set(rules.declared)
+                fix = ", or allow free-form types: PATCH /v1/settings"
+                raise _unknown(name, known, ["type"], fix)
+            return
+        if declared.schema is None:
             return
         try:
             # Off the event loop: a costly schema slows its own request, nobody else's.
@@ -182,3 +203,19 @@ class Catalog:
         if problems:
             details = [{"loc": ["parameters", *p.loc], "msg": p.msg} for p in problems]
             raise ValidationFailed(f"the parameters do not match the schema of {name!r}", details)
+
+
+def _unknown(name: str, known: set[str], loc: list[str], fix: str = "") -> ValidationFailed:
+    close = suggestions(name, known)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    message = f"unknown event type {name!r} (declare it: POST /v1/event-types{fix}){hint}"
+    return ValidationFailed(message, [{"loc": loc, "msg": message, "suggestions": close}])
+
+
+def _check_built_in(name: str, parameters: Any) -> None:
+    """A built-in type's parameters are what its subscribers are promised (its envelope)."""
+    try:
+        envelopes()[name].model_validate({"parameters": parameters, "type": name})
+    except ValidationError as exc:
+        prefix = f"the parameters do not match the schema of {name!r}:"
+        raise ValidationFailed.from_pydantic(exc, prefix) from exc

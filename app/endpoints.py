@@ -15,7 +15,7 @@ from app.egress import EgressBlocked, EgressPolicy
 from app.errors import NotFound, ValidationFailed, WrongState
 from app.ids import new_id
 from app.models import EndpointCreate, EndpointPatch, check_url
-from app.records import Delivery, Endpoint
+from app.records import Delivery, Endpoint, Glance
 from app.signing import new_secret
 from app.store import Store
 
@@ -163,10 +163,10 @@ class EndpointService:
             tenant_id, endpoint.id, status, cursor, limit
         )
 
-    async def backlog(self, endpoint: Endpoint, cap: int) -> tuple[int, int]:
-        """(pending, held) of an endpoint already read for its tenant, each counted up to
-        `cap`: what a list shows per row without reading a long queue whole."""
-        return await self._store.endpoints.backlog_capped(endpoint.id, cap)
+    async def glance(self, endpoint: Endpoint, cap: int) -> Glance:
+        """An endpoint already read for its tenant, as a list row shows it (queue counted up
+        to `cap`, next retry or probe, last answer) without reading a long queue whole."""
+        return await self._store.endpoints.glance(endpoint.id, cap)
 
     async def health(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
         """What /v1/endpoints/{id}/health answers (app/models.py: EndpointHealthOut)."""

@@ -282,14 +282,28 @@ class EventService:
         return await self._store.deliveries.queue(tenant_id, QUEUE_CAP)
 
     async def search(
-        self, tenant_id: str, filters: dict[str, Any], transaction_id: str | None, limit: int
+        self,
+        tenant_id: str,
+        filters: dict[str, Any],
+        limit: int,
+        transaction_id: str | None = None,
+        event_id: str | None = None,
     ) -> list[Event]:
-        """Events newest first by type, customer, contract and time; or the one event of a
-        billing transaction."""
+        """Events newest first by type, customer, contract and time; or the one event of an
+        id or of a billing transaction."""
+        if event_id:
+            found = await self._store.events.get(tenant_id, event_id)
+            return [found] if found else []
         if transaction_id:
             found = await self._store.events.by_transaction(tenant_id, transaction_id)
             return [found] if found else []
         return await self._store.events.page(tenant_id, filters, limit)
+
+    async def delivery_statuses(
+        self, tenant_id: str, events: Sequence[Event]
+    ) -> dict[str, dict[str, int]]:
+        """How each listed event fared: event id → {delivery status: count}."""
+        return await self._store.deliveries.statuses_of_events(tenant_id, [e.id for e in events])
 
     async def types_of(self, tenant_id: str) -> list[str]:
         """The event types the tenant has used lately."""

@@ -19,6 +19,20 @@ class Tenant:
 
 
 @dataclass(frozen=True, slots=True)
+class Glance:
+    """An endpoint at a glance (a console list row): its queue, what comes next, what it
+    answered last."""
+
+    pending: int = 0
+    held: int = 0
+    next_retry_at: int | None = None  # the soonest retry of a delivery that failed before
+    probe_at: int | None = None  # an open circuit's next probe
+    last_attempt_at: int | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKey:
     id: str
     tenant_id: str
@@ -165,11 +179,13 @@ class BillingRecord:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """A tenant's billing settings: whether open billing information, and drafts, are
-    finalized on their own after BILLHOOK_FINALIZE_AFTER."""
+    """A tenant's settings: whether open billing information, and drafts, are finalized on
+    their own after BILLHOOK_FINALIZE_AFTER; whether it may publish event types that are
+    neither built in nor declared."""
 
     auto_finalize: bool = True
     auto_finalize_drafts: bool = False
+    free_form_types: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,8 +58,14 @@ class Env:
 BATCH = 100  # events per request in accept_batch
 
 
+SEED = Path(__file__).resolve().parent.parent / "fixtures/billing-information-available.seed.json"
+
+
 def event_template(customer: str = "CUST-1") -> str:
-    parameters = {"customerNumber": customer, "externalContractId": "K-1", "note": FILLER}
+    """Seed 003's event (1.2 KiB; a published built-in type is checked against its schema)
+    for `customer`, its id left to fill in."""
+    parameters = json.loads(SEED.read_bytes())["parameters"]
+    parameters.update(customerNumber=customer, externalContractId="K-1")
     return json.dumps({"type": BILLING, "parameters": parameters, "id": "%s"})
 
 

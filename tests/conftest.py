@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import secrets
 import socket
@@ -18,6 +19,7 @@ import pytest
 import uvloop
 from starlette.applications import Starlette
 
+from app.catalog import BUILT_IN
 from app.config import Settings
 from app.hub import Hub
 from app.main import create_app
@@ -182,6 +184,7 @@ class HubClient:
     def __init__(self, app: Starlette, client: httpx.AsyncClient) -> None:
         self.app = app
         self.http = client
+        self._declared: set[str] = set()
 
     @property
     def hub(self) -> Hub:
@@ -195,13 +198,21 @@ class HubClient:
         """Register an endpoint; types the tests make up ("t") are declared first, as a
         tenant declares its own (subscribing to an unknown type is refused)."""
         for name in fields.get("event_types") or ():
-            await self.http.post("/v1/event-types", json={"name": name})
+            await self.declare(name)
         response = await self.http.post("/v1/endpoints", json={"url": url, **fields})
         assert response.status_code == 201, response.text
         created: dict[str, Any] = response.json()
         return created
 
+    async def declare(self, event_type: str) -> None:
+        """Types the tests make up are declared once, as a tenant declares its own (publishing
+        an unknown type is refused)."""
+        if event_type not in BUILT_IN and event_type not in self._declared:
+            await self.http.post("/v1/event-types", json={"name": event_type})
+            self._declared.add(event_type)
+
     async def publish(self, event_type: str, parameters: dict[str, Any], **extra: Any) -> Any:
+        await self.declare(event_type)
         body = {"type": event_type, "parameters": parameters, **extra}
         response = await self.http.post("/v1/events", json=body)
         assert response.status_code == 202, response.text
@@ -209,6 +220,16 @@ class HubClient:
 
 
 HubFactory = Callable[..., Any]
+SEED_EVENT = (
+    Path(__file__).resolve().parent.parent / "fixtures/billing-information-available.seed.json"
+)
+
+
+def seed_parameters(changes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Seed 003's parameters with some top-level fields changed: a body of the built-in type
+    that holds to its schema (a published built-in type is checked)."""
+    parameters: dict[str, Any] = json.loads(SEED_EVENT.read_bytes())["parameters"]
+    return {**parameters, **(changes or {})}
 
 
 @pytest.fixture

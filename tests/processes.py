@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
+
 KEY = "bh_process_test_key"
 SECRET_KEY = "bsk_test_secret_key_of_32_characters_or_more"  # as the in-process hubs
 FAST = {
@@ -20,6 +22,12 @@ FAST = {
     "BILLHOOK_CONNECT_TIMEOUT": "1s",
     "BILLHOOK_POLL_INTERVAL": "100ms",
 }
+
+
+async def declare(api: httpx.AsyncClient, name: str = "t") -> None:
+    """The made-up type the tests publish is the tenant's own (an unknown type is refused)."""
+    answer = await api.post("/v1/event-types", json={"name": name})
+    assert answer.status_code in (201, 409), answer.text
 
 
 def child_env(**variables: str) -> dict[str, str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import pytest
+
 from app import jsoncodec
-from tests.conftest import HubClient
+from tests.conftest import HubClient, seed_parameters
 
 BILLING = "subscriptions/billingInformationAvailable"
 
@@ -14,7 +16,7 @@ BILLING = "subscriptions/billingInformationAvailable"
 async def test_publish_answers_202_with_the_number_of_deliveries(hub: HubClient):
     await hub.endpoint("http://127.0.0.1:9/a")
     await hub.endpoint("http://127.0.0.1:9/b", event_types=["other"])
-    accepted = await hub.publish(BILLING, {"customerNumber": "C1"})
+    accepted = await hub.publish(BILLING, seed_parameters({"customerNumber": "C1"}))
     assert accepted["id"].startswith("evt_")
     assert (accepted["type"], accepted["deliveries"]) == (BILLING, 1)
     assert accepted["created_at"].endswith("Z")
@@ -33,15 +35,15 @@ async def test_event_types_and_filters_select_the_endpoints(hub: HubClient):
     cases = [
         (
             BILLING,
-            {"customerNumber": "C1", "externalContractId": "K-9"},
+            seed_parameters({"customerNumber": "C1", "externalContractId": "K-9"}),
             {everything, billing, customer, contract},
         ),
         (
             BILLING,
-            {"customerNumber": "C1", "externalContractId": "K-1"},
+            seed_parameters({"customerNumber": "C1", "externalContractId": "K-1"}),
             {everything, billing, customer},
         ),
-        (BILLING, {"customerNumber": "C2"}, {everything, billing}),
+        (BILLING, seed_parameters({"customerNumber": "C2"}), {everything, billing}),
         ("other.type", {"customerNumber": "C1"}, {everything, customer}),
         ("other.type", {"customerNumber": 7}, {everything}),  # not a string: matches no filter
     ]
@@ -50,6 +52,12 @@ async def test_event_types_and_filters_select_the_endpoints(hub: HubClient):
         detail = (await hub.http.get(f"/v1/events/{event['id']}")).json()
         got = {d["endpoint_id"] for d in detail["deliveries"]}
         assert got == expected, (event_type, parameters)
+
+
+@pytest.fixture(autouse=True)
+async def declared(hub: HubClient) -> None:
+    """The made-up type "t" is the tenant's own (publishing an unknown type is refused)."""
+    await hub.declare("t")
 
 
 async def test_same_client_id_returns_the_original_and_stores_nothing_new(hub: HubClient):

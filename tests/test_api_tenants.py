@@ -90,5 +90,7 @@ async def test_events_are_tenant_scoped(hub: HubClient):
     assert (await hub.http.get("/v1/events", headers=as_acme)).json()["data"] == []
     # Idempotency keys are per tenant: acme may reuse the default tenant's key.
     body = {"type": "t", "parameters": {}, "id": "shared-key"}
+    # …and declared types too: each tenant declares its own.
+    await hub.http.post("/v1/event-types", json={"name": "t"}, headers=as_acme)
     assert (await hub.http.post("/v1/events", json=body)).status_code == 202
     assert (await hub.http.post("/v1/events", json=body, headers=as_acme)).status_code == 202

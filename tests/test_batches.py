@@ -7,7 +7,7 @@ from typing import Any
 
 from app import jsoncodec
 from tests.backends import rows
-from tests.conftest import HubClient
+from tests.conftest import HubClient, seed_parameters
 from tests.test_billing import completion
 
 BILLING = "subscriptions/billingInformationAvailable"
@@ -21,11 +21,11 @@ async def test_an_event_batch_answers_each_item_at_its_index(hub: HubClient):
     await hub.endpoint("http://127.0.0.1:9/x")
     await hub.publish("t.known", {"n": 0}, id="dup")
     items = [
-        {"type": BILLING, "parameters": {"n": 1}, "id": "e-1"},
+        {"type": BILLING, "parameters": seed_parameters({"transactionId": "1"}), "id": "e-1"},
         {"type": "t.known", "parameters": {"n": 0}, "id": "dup"},  # the same again: a repeat
         {"type": "t.known", "parameters": {"n": 9}, "id": "dup"},  # another under its id: 409
         {"type": "", "parameters": {}},  # invalid: 422
-        {"type": BILLING, "parameters": {"n": 2}},
+        {"type": BILLING, "parameters": seed_parameters({"transactionId": "2"})},
     ]
     answer = await batch(hub, "/v1/events/batch", items)
     assert answer.status_code == 200, answer.text

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from app import jsoncodec
 from app.testing import Receiver
 from tests.conftest import HubClient
-from tests.processes import KEY, child_env, hub_process
+from tests.processes import KEY, child_env, declare, hub_process
 from tests.test_einvoice import valid
 from tests.test_invoices import complete, item, seller
 from tests.waiting import until
@@ -116,6 +116,7 @@ async def test_an_endpoint_down_then_back_recovers_everything_with_one_command(t
 
 
 async def _post(hub: httpx.AsyncClient, db: Path, numbers: range) -> None:
+    await declare(hub)
     for n in numbers:
         body = {"type": "t", "parameters": {"n": n}}
         assert (await hub.post("/v1/events", json=body)).status_code == 202

@@ -17,7 +17,7 @@ import pytest
 
 from app import jsoncodec
 from app.testing import Receiver
-from tests.processes import KEY, child_env, hub_process
+from tests.processes import KEY, child_env, declare, hub_process
 from tests.test_billing import completion
 from tests.test_einvoice import valid
 
@@ -92,6 +92,7 @@ async def test_endpoints_replay_and_cancel_pending_over_http(database_url: str):
             endpoint = (await api.post("/v1/endpoints", json={"url": long_url})).json()
             patch = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"status": "disabled"})
             assert patch.status_code == 200
+            await declare(api)
             for n in range(3):
                 await api.post("/v1/events", json={"type": "t", "parameters": {"n": n}})
         code, out, err = await billhook(hub.url, "endpoints")
@@ -129,6 +130,7 @@ async def test_a_replay_over_http_is_followed_to_its_end_with_the_local_progress
         headers = {"authorization": f"Bearer {KEY}"}
         async with httpx.AsyncClient(base_url=hub.url, headers=headers) as api:
             endpoint = (await api.post("/v1/endpoints", json={"url": server.url})).json()
+            await declare(api)
             for n in range(3):
                 await api.post("/v1/events", json={"type": "t", "parameters": {"n": n}})
         args = ("replay", "--endpoint", endpoint["id"], "--since", "2026-01-01", "--status", "all")

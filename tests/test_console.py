@@ -13,6 +13,7 @@ import pytest
 
 from app import jsoncodec
 from app.access import SESSION_S
+from app.console.render import _percent, _rate, _when
 from app.console.session import COOKIE
 from app.testing import FrozenClock
 from tests.backends import rows
@@ -502,6 +503,7 @@ async def test_an_event_page_shows_the_payload_as_sent_and_resends(hub, receiver
     endpoint = await hub.endpoint(server.url)
     app.set_secret(endpoint["secret"])
     raw = b'{"type": "webhook.custom", "parameters": {"amount": 22.70, "n": 1E+2}}'
+    await hub.declare("webhook.custom")
     accepted = await hub.http.post(
         "/v1/events", content=raw, headers={"content-type": "application/json"}
     )
@@ -729,3 +731,34 @@ async def test_finalizing_every_customer_asks_once_and_one_customer_does_not(hub
         assert every.status_code == 303
     invoices = (await hub.http.get("/v1/invoices")).json()["data"]
     assert sorted(i["customerNumber"] for i in invoices) == ["C-1", "C-2", "C-3"]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0, "0"),
+        (0.0000123, "< 0.0001"),
+        (0.0076389, "0.0076"),
+        (0.25, "0.25"),
+        (2.5, "2.5"),
+        (42.25, "42.2"),
+        (1234.5, "1,234"),
+        (None, "—"),
+    ],
+)
+def test_rates_are_shown_with_digits_a_reader_uses(value: float | None, shown: str):
+    """0.0000123 per minute was written 1.23e-05."""
+    assert _rate(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("share", "shown"), [(1.0, "100 %"), (0.99996, "99.9 %"), (0.5, "50.0 %"), (0.0, "0.0 %")]
+)
+def test_a_success_rate_is_100_only_when_nothing_failed(share: float, shown: str):
+    assert _percent(share) == shown
+
+
+def test_times_from_the_api_models_are_written_like_the_others():
+    assert (
+        _when("2026-11-17T09:00:00.000Z") == _when(1_794_906_000_000) == ("2026-11-17 09:00:00 UTC")
+    )

@@ -130,7 +130,8 @@ async def test_register_deliver_survive_an_outage_replay_and_invoice(live: Live)
         await until(lambda: _count(inbox, 1))
         await page.goto(f"{live.url}/console/events/{first}")
         await reloaduntil(page, "main section h3", "succeeded")
-        assert receiver.url in await page.locator("main section h3").first.inner_text()
+        # the delivery names its endpoint by its description, as every page does
+        assert "billing receiver" in await page.locator("main section h3").first.inner_text()
         port = receiver.port
 
     missed = [await bill(live, transactionId=f"t-{n}") for n in range(2, 7)]  # 5 failures
@@ -155,7 +156,7 @@ async def test_register_deliver_survive_an_outage_replay_and_invoice(live: Live)
 
     seller = {"name": "Rides GmbH", "vatId": "DE123456789", "countryCode": "DE"}
     assert (await live.api.put("/v1/seller", json=seller)).status_code == 200
-    await page.get_by_role("link", name="Billing").click()
+    await page.get_by_role("link", name="Billing", exact=True).click()
     await page.get_by_label("Customer number").fill("C-1")
     await page.get_by_role("button", name="Show").click()
     await page.get_by_role("button", name="Finalize what is open for C-1").click()
@@ -233,6 +234,9 @@ async def _every_page(live: Live) -> tuple[list[str], list[str]]:
     seller = {"name": "Rides GmbH", "vatId": "DE123456789", "countryCode": "DE"}
     assert (await live.api.put("/v1/seller", json=seller)).status_code == 200
     made = (await live.api.post("/v1/invoices/finalize", json={})).json()["invoices"]
+    credit = {"reason": "the trip was cancelled"}
+    answer = await live.api.post(f"/v1/invoices/{made[0]['number']}/credit-notes", json=credit)
+    assert answer.status_code == 201, answer.text
     replay = {"endpoint_id": endpoint["id"], "since": "2020-01-01", "status": "all"}
     replay_id = (await live.api.post("/v1/replays", json=replay)).json()["id"]
     tenants = (await live.api.get("/v1/tenants", headers=ADMIN)).json()["data"]
@@ -256,9 +260,17 @@ WIDE = """() => [...document.querySelectorAll('main *')]
   .slice(0, 3).map(e => e.outerHTML.slice(0, 160))"""
 
 
+# RFC 3339 as the API writes it ("2026-11-17T09:00:00.000Z"), outside payloads shown as sent.
+RAW_TIMES = r"""() => [...document.querySelectorAll('main *:not(pre)')]
+  .filter(e => [...e.childNodes].some(n => n.nodeType === 3 &&
+               /\d{4}-\d\d-\d\dT\d\d:\d\d/.test(n.textContent)))
+  .map(e => e.outerHTML.slice(0, 160))"""
+
+
 async def test_every_page_fits_a_phone_and_names_its_controls(live: Live):
-    """At 390 px (a phone) no page scrolls sideways — the endpoint page was 413 px — and every
-    control has a name."""
+    """At 390 px (a phone) no page scrolls sideways — the endpoint page was 413 px — every
+    control has a name, and no time is shown as a raw RFC 3339 string (a credit note's date
+    was)."""
     tenant_pages, admin_pages = await _every_page(live)
     for key, paths in ((API_KEY, tenant_pages), (ADMIN_TOKEN, admin_pages)):
         page = await live.sign_in(key)
@@ -272,6 +284,8 @@ async def test_every_page_fits_a_phone_and_names_its_controls(live: Live):
             assert overflow <= 0, f"{path} is {overflow}px wider than a phone: {wide}"
             assert await page.evaluate(UNNAMED) == [], path
             assert await page.evaluate(BROKEN_WORDS) == [], f"{path} breaks words mid-word"
+            raw = await page.evaluate(RAW_TIMES)
+            assert raw == [], f"{path} shows raw timestamps: {raw}"
     await page.keyboard.press("Tab")  # the first stop is the skip link
     assert await page.evaluate("() => document.activeElement.textContent") == "Skip to content"
 
@@ -288,3 +302,55 @@ async def test_disabling_an_endpoint_asks_once_saying_what_will_happen(live: Liv
     await page.get_by_role("button", name="Disable").click()
     await page.get_by_text("disabled").first.wait_for()
     assert (await live.api.get(f"/v1/endpoints/{endpoint['id']}")).json()["status"] == "disabled"
+
+
+async def _unavailable(scope: Any, receive: Any, send: Any) -> None:
+    """A receiver that answers every delivery 503."""
+    await receive()
+    await send({"type": "http.response.start", "status": 503, "headers": []})
+    await send({"type": "http.response.body", "body": b"down for maintenance"})
+
+
+async def test_the_console_says_why_and_names_endpoints_by_description(live: Live):
+    """Three endpoints share a URL: every page tells them apart by description; the lists say
+    what each answered last and when it is tried next; the events list shows how each event
+    fared and finds one by id; the replay form offers the catalog's types (a declared one
+    included) before any was published; the replays list names its endpoint."""
+    async with Receiver(_unavailable, "/hook") as down:
+        names = ["north depot", "south depot", "east depot"]
+        ids = {}
+        for name in names:
+            created = await live.api.post(
+                "/v1/endpoints", json={"url": down.url, "description": name}
+            )
+            ids[name] = created.json()["id"]
+        await live.api.post("/v1/event-types", json={"name": "rental.returned"})
+        page = await live.sign_in(API_KEY)
+        await page.goto(f"{live.url}/console/replays")
+        options = await page.locator("#endpoint_id option").all_inner_texts()
+        assert sorted(o.split(" — ")[0] for o in options) == sorted(names)
+        types = await page.locator("input[name=event_types]").evaluate_all(
+            "boxes => boxes.map(b => b.value)"
+        )
+        assert {"subscriptions/billingInformationAvailable", "rental.returned"} <= set(types)
+        event_id = await bill(live, transactionId="t-why")
+        await page.goto(f"{live.url}/console/endpoints")
+        await reloaduntil(page, "main tbody", "retry in")
+        for row in await page.locator("main tbody tr").all_inner_texts():
+            assert "503 Service Unavailable" in row and "retry in " in row, row
+            assert "just now" in row or "ago" in row, row  # when it answered
+            assert any(name in row for name in names), row
+        await page.goto(f"{live.url}/console/")
+        overview = await page.locator("main table").inner_text()
+        assert overview.count("503") == 3 and "south depot" in overview
+        await bill(live, transactionId="t-other")
+        await page.goto(f"{live.url}/console/events")
+        await page.get_by_label("Event id").fill(event_id)
+        await page.get_by_role("button", name="Search").click()
+        [row] = await page.locator("main tbody tr").all_inner_texts()
+        assert event_id in row and "pending ×3" in row, row
+        replay = {"endpoint_id": ids["south depot"], "since": "2020-01-01", "status": "all"}
+        assert (await live.api.post("/v1/replays", json=replay)).status_code == 202
+        await page.goto(f"{live.url}/console/replays")
+        listed = await page.locator("main tbody").inner_text()
+        assert "south depot" in listed and ids["south depot"] not in listed

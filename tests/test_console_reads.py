@@ -75,8 +75,9 @@ async def test_queue_and_backlog_counts_stop_at_their_cap(store: Store):
     assert (await store.deliveries.queue("tn_default", 100))[0] == 5
     pending, oldest = await store.deliveries.queue("tn_default", 3)
     assert (pending, oldest) == (3, START_MS)
-    assert await store.endpoints.backlog_capped(endpoint.id, 100) == (5, 3)
-    assert (await store.endpoints.backlog_capped(endpoint.id, 2))[0] == 2
+    glance = await store.endpoints.glance(endpoint.id, 100)
+    assert (glance.pending, glance.held) == (5, 3)
+    assert (await store.endpoints.glance(endpoint.id, 2)).pending == 2
 
 
 async def test_an_endpoints_deliveries_of_every_status_page_newest_first_each_once(

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from app.testing import Receiver
 from subscribers.receiver import Inbox
 from subscribers.verify import Verifier
-from tests.processes import KEY, hub_process
+from tests.processes import KEY, declare, hub_process
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow  # every test here starts billhook processes
@@ -54,6 +54,8 @@ def _in_flight(db: Path) -> set[str]:
 
 
 async def _post_events(client: httpx.AsyncClient) -> list[str]:
+    await declare(client)
+
     async def one(n: int) -> str:
         response = await client.post("/v1/events", json={"type": "t", "parameters": {"n": n}})
         assert response.status_code == 202, response.text

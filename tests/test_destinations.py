@@ -19,7 +19,7 @@ from app.destinations import Destination
 from subscribers.verify import Verifier
 from tests.backends import rows
 from tests.brokers import AMQP, NATS, REDIS, SEED, name
-from tests.conftest import API_KEY, HubClient
+from tests.conftest import API_KEY, HubClient, seed_parameters
 from tests.console import ConsoleBrowser
 
 pytestmark = pytest.mark.brokers
@@ -60,7 +60,7 @@ async def test_rabbitmq_gets_the_signed_body_once_the_broker_confirmed(
                                   config={"exchange": "", "routing_key": queue_name})  # fmt: skip
     assert endpoint["url"] == "amqp://127.0.0.1:5672/" and endpoint["has_credentials"]
     assert "guest" not in jsoncodec.dumps(endpoint).decode().replace('"has_credentials"', "")
-    event = await hub.publish(SEED, {"customerNumber": "C-1"})
+    event = await hub.publish(SEED, seed_parameters({"customerNumber": "C-1"}))
     found = await delivered(hub, event["id"])
     assert found["status"] == "succeeded"
     assert "confirmed by RabbitMQ" in found["attempts_seen"][0]["response_body"]
@@ -78,7 +78,7 @@ async def test_nats_jetstream_acknowledges_and_keeps_one_copy_of_a_retried_messa
 ):
     subject, js = stream
     endpoint = await hub.endpoint(NATS, type="nats", config={"subject": subject})
-    event = await hub.publish(SEED, {"customerNumber": "C-1"})
+    event = await hub.publish(SEED, seed_parameters({"customerNumber": "C-1"}))
     found = await delivered(hub, event["id"])
     assert found["status"] == "succeeded"
     assert "acknowledged by JetStream" in found["attempts_seen"][0]["response_body"]
@@ -92,7 +92,7 @@ async def test_a_redis_stream_gets_an_entry_trimmed_to_its_length(
 ):
     key = name("bh-test-stream")
     endpoint = await hub.endpoint(REDIS, type="redis", config={"stream": key, "maxlen": 1000})
-    event = await hub.publish(SEED, {"customerNumber": "C-1"})
+    event = await hub.publish(SEED, seed_parameters({"customerNumber": "C-1"}))
     found = await delivered(hub, event["id"])
     assert found["status"] == "succeeded"
     [(entry_id, fields)] = await redis_client.xrange(key)
@@ -119,7 +119,9 @@ async def test_a_broker_that_refuses_or_cannot_be_reached_is_a_failed_attempt(
     ]
     for kind, url, config, error in cases:
         endpoint = await hub.endpoint(url, type=kind, config=config)
-        event = await hub.http.post("/v1/events", json={"type": SEED, "parameters": {}})
+        event = await hub.http.post(
+            "/v1/events", json={"type": SEED, "parameters": seed_parameters()}
+        )
         await hub.drain()
         deliveries = (await hub.http.get(f"/v1/events/{event.json()['id']}")).json()["deliveries"]
         [mine] = [d for d in deliveries if d["endpoint_id"] == endpoint["id"]]
@@ -164,7 +166,7 @@ async def test_credentials_are_sealed_at_rest_and_kept_for_the_same_broker_only(
     assert patched.status_code == 200 and patched.json()["has_credentials"]
     same = await hub.http.patch(path, json={"url": "amqp://127.0.0.1:5672/"})
     assert same.json()["has_credentials"]
-    event = await hub.publish(SEED, {})
+    event = await hub.publish(SEED, seed_parameters())
     assert (await delivered(hub, event["id"]))["status"] == "succeeded"
     assert await declared.get(timeout=5)
     moved = await hub.http.patch(path, json={"url": "amqp://localhost:5672/"})
@@ -195,7 +197,7 @@ async def test_the_console_registers_a_rabbitmq_endpoint_and_never_shows_its_pas
                                      {"url": "amqp://127.0.0.1:5672/", "exchange": "bad name!",
                                       "types": "all"})  # fmt: skip
         assert refused.status_code == 422 and "an exchange name" in refused.text
-    event = await hub.publish(SEED, {})
+    event = await hub.publish(SEED, seed_parameters())
     d = await delivered(hub, event["id"])
     assert d["status"] == "succeeded", d["attempts_seen"]  # the kept credentials logged in
     [endpoint] = (await hub.http.get("/v1/endpoints")).json()["data"]
@@ -212,7 +214,7 @@ async def test_cloudevents_binary_and_structured_on_a_webhook_and_a_broker(
     app, server = receiver
     binary = await hub.endpoint(server.url, format="cloudevents")
     app.set_secret(binary["secret"])
-    event = await hub.publish(SEED, {"customerNumber": "C-7"})
+    event = await hub.publish(SEED, seed_parameters({"customerNumber": "C-7"}))
     await hub.drain()
     [request] = app.inbox.latest(1)
     assert request["webhook_id"] == event["id"]
@@ -221,14 +223,15 @@ async def test_cloudevents_binary_and_structured_on_a_webhook_and_a_broker(
         AMQP, type="rabbitmq", config={"routing_key": queue_name}, format="cloudevents",
         cloudevents_mode="structured",
     )  # fmt: skip
-    event2 = await hub.publish(SEED, {"customerNumber": "C-8"})
+    event2 = await hub.publish(SEED, seed_parameters({"customerNumber": "C-8"}))
     await hub.drain()
     message = await declared.get(timeout=5)
     assert message.content_type == "application/cloudevents+json"
     document = jsoncodec.loads(message.body)
     assert (document["specversion"], document["id"], document["type"], document["subject"]) == (
         "1.0", event2["id"], SEED, "C-8")  # fmt: skip
-    assert document["data"]["parameters"] == {"customerNumber": "C-8"}
+    sent = jsoncodec.loads(jsoncodec.dumps(seed_parameters({"customerNumber": "C-8"})))
+    assert document["data"]["parameters"] == sent  # numbers read back as Decimal, like these
     assert Verifier(structured["secret"]).verify(message.body, text_headers(message.headers))
 
 
@@ -258,7 +261,7 @@ async def test_a_broker_named_by_host_name_is_reached_at_its_checked_address(
 ):
     key = name("bh-test-stream")
     await hub.endpoint("redis://localhost:6379/0", type="redis", config={"stream": key})
-    event = await hub.publish(SEED, {})
+    event = await hub.publish(SEED, seed_parameters())
     assert (await delivered(hub, event["id"]))["status"] == "succeeded"
     assert await redis_client.xlen(key) == 1
     await redis_client.delete(key)

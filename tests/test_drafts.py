@@ -175,7 +175,7 @@ async def test_automatic_finalization_is_a_tenant_setting_off_for_drafts(hub_fac
     await seller(hub)
     settings = (await hub.http.get("/v1/settings")).json()
     assert settings == {"autoFinalize": True, "autoFinalizeDrafts": False,
-                        "finalizeAfterSeconds": 86400}  # fmt: skip
+                        "finalizeAfterSeconds": 86400, "freeFormEventTypes": False}  # fmt: skip
     await billed(hub, one_off())
     await complete(hub, customerNumber="C-8", transactionId="open-1")
 

@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.testing import Receiver
-from tests.conftest import HubClient
+from tests.conftest import HubClient, seed_parameters
 from tests.waiting import until
 
 BILLING = "subscriptions/billingInformationAvailable"
@@ -55,9 +55,15 @@ async def test_fan_out_to_three_endpoints_with_filters(hub: HubClient):
         contract.secret = (
             await hub.endpoint(r3.url, filter={"customerNumber": "C1", "externalContractId": "K1"})
         )["secret"]
-        e1 = await hub.publish(BILLING, {"customerNumber": "C1", "externalContractId": "K1"})
-        e2 = await hub.publish(BILLING, {"customerNumber": "C1", "externalContractId": "K2"})
-        e3 = await hub.publish(BILLING, {"customerNumber": "C2", "externalContractId": "K1"})
+        e1 = await hub.publish(
+            BILLING, seed_parameters({"customerNumber": "C1", "externalContractId": "K1"})
+        )
+        e2 = await hub.publish(
+            BILLING, seed_parameters({"customerNumber": "C1", "externalContractId": "K2"})
+        )
+        e3 = await hub.publish(
+            BILLING, seed_parameters({"customerNumber": "C2", "externalContractId": "K1"})
+        )
         e4 = await hub.publish("other", {"customerNumber": "C1", "externalContractId": "K1"})
         assert [e["deliveries"] for e in (e1, e2, e3, e4)] == [3, 2, 1, 2]
         assert await hub.drain() == 8
@@ -65,7 +71,7 @@ async def test_fan_out_to_three_endpoints_with_filters(hub: HubClient):
     assert sorted(customer.ids()) == sorted([e1["id"], e2["id"]])
     assert sorted(contract.ids()) == sorted([e1["id"], e4["id"]])
     assert everything.requests[0]["payload"] == {
-        "parameters": {"customerNumber": "C1", "externalContractId": "K1"},
+        "parameters": seed_parameters({"customerNumber": "C1", "externalContractId": "K1"}),
         "type": BILLING,
     }
 
@@ -77,7 +83,7 @@ async def test_failing_twice_then_succeeding_takes_three_attempts_with_one_webho
     recorder = Recorder(statuses=[500, 503])
     async with Receiver(recorder.app, "/hook") as server:
         recorder.secret = (await hub.endpoint(server.url))["secret"]
-        event = await hub.publish(BILLING, {"customerNumber": "C1"})
+        event = await hub.publish(BILLING, seed_parameters({"customerNumber": "C1"}))
         assert await hub.drain() == 3
     assert recorder.ids() == [event["id"]] * 3
     assert len({r["body"] for r in recorder.requests}) == 1  # byte-identical on every retry

@@ -1,6 +1,6 @@
 """The event-type catalog: every built-in type's schema and example, what the hub really
 sends matching those schemas, the OpenAPI `webhooks`, tenants' own types with enforced
-schemas, and typos refused where an endpoint subscribes."""
+schemas, and typos refused where an endpoint subscribes or an event is published."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from app.catalog import BUILT_IN
-from tests.conftest import HubClient
+from app.store import open_store, queries
+from tests.conftest import SEALER, START_MS, HubClient
 from tests.test_billing import ADDRESS, FIXTURES, at, fixture, post
 from tests.test_invoices import finalize, seller
 
@@ -196,3 +197,74 @@ async def test_subscribing_to_an_unknown_type_is_refused_with_the_closest_names(
     assert own.status_code == 200
     listed = (await hub.http.get("/v1/endpoints")).json()["data"]
     assert len(listed) == 1  # the refused registration wrote nothing
+
+
+async def test_publishing_an_unknown_type_is_refused_with_the_closest_names(hub: HubClient):
+    """A typo in a producer used to be stored and sent to every catch-all endpoint."""
+    await hub.endpoint("http://127.0.0.1:9/all")
+    typo = await hub.http.post(
+        "/v1/events",
+        json={"type": "subscriptions/billingInformationAvailabel", "parameters": {}},
+    )
+    assert typo.status_code == 422
+    error = typo.json()["error"]
+    assert error["details"][0]["loc"] == ["type"]
+    assert error["details"][0]["suggestions"][0] == SEED
+    assert "PATCH /v1/settings" in error["message"]  # says how to opt in
+    batch = await hub.http.post(
+        "/v1/events/batch", json={"items": [{"type": "rental.returnd", "parameters": {}}]}
+    )
+    [refused] = batch.json()["results"]
+    assert refused["status"] == 422 and refused["error"]["details"][0]["loc"] == ["type"]
+    assert (await hub.http.get("/v1/events")).json()["data"] == []
+
+
+async def test_a_tenant_may_opt_in_to_free_form_types(hub: HubClient):
+    """New tenants start strict; the setting lets anything through and can be turned off."""
+    body = {"type": "anything.goes", "parameters": {"n": 1}}
+    assert (await hub.http.get("/v1/settings")).json()["freeFormEventTypes"] is False
+    assert (await hub.http.post("/v1/events", json=body)).status_code == 422
+    opened = await hub.http.patch("/v1/settings", json={"freeFormEventTypes": True})
+    assert opened.status_code == 200 and opened.json()["freeFormEventTypes"] is True
+    assert opened.json()["autoFinalize"] is True  # the other settings are kept
+    assert (await hub.http.post("/v1/events", json=body)).status_code == 202
+    closed = await hub.http.patch("/v1/settings", json={"freeFormEventTypes": False})
+    assert closed.json()["freeFormEventTypes"] is False
+    assert (await hub.http.post("/v1/events", json=body)).status_code == 422
+    # A built-in type's schema holds even for a free-form tenant.
+    await hub.http.patch("/v1/settings", json={"freeFormEventTypes": True})
+    loose = await hub.http.post("/v1/events", json={"type": SEED, "parameters": {}})
+    assert loose.status_code == 422
+
+
+async def test_a_built_in_type_published_by_hand_must_match_its_schema(hub: HubClient):
+    """Subscribers of a built-in type are promised its schema, whoever publishes it."""
+    seed = json.loads((FIXTURES / "billing-information-available.seed.json").read_bytes())
+    seed["parameters"]["invoice"]["items"][0].pop("quantity")
+    seed["parameters"]["invoice"]["currency"] = ["EUR"]
+    bad = await hub.http.post("/v1/events", json=seed)
+    assert bad.status_code == 422
+    locs = [d["loc"] for d in bad.json()["error"]["details"]]
+    assert ["parameters", "invoice", "currency"] in locs
+    assert ["parameters", "invoice", "items", "0", "quantity"] in locs
+    assert "parameters.invoice.items.0.quantity" in bad.json()["error"]["message"]
+    extra = json.loads((FIXTURES / "billing-information-available.seed.json").read_bytes())
+    extra["parameters"]["surprise"] = 1
+    assert (await hub.http.post("/v1/events", json=extra)).status_code == 422
+    assert (await hub.http.get("/v1/events")).json()["data"] == []
+
+
+async def test_tenants_that_existed_before_the_rule_keep_free_form_types(database_url: str):
+    """An upgrade must not start refusing a producer's events: the migration keeps tenants it
+    finds free-form; tenants created afterwards start strict."""
+    store = await open_store(database_url, sealer=SEALER)
+    before = [m for m in queries.migrations(store.db.dialect) if m[0] < 14]
+    await store.db.migrate(before, START_MS)
+    old = await store.tenants.create("old", "0" * 64, START_MS)
+    assert old is not None
+    assert 14 in await store.migrate(START_MS)
+    new = await store.tenants.create("new", "1" * 64, START_MS)
+    assert new is not None
+    assert (await store.tenants.settings(old[0].id)).free_form_types is True
+    assert (await store.tenants.settings(new[0].id)).free_form_types is False
+    await store.close()

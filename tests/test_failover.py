@@ -19,7 +19,7 @@ from app.testing import Receiver
 from subscribers.receiver import WebhookReceiver
 from tests.conftest import postgres_url
 from tests.pg_pair import Pair, primary_and_standby
-from tests.processes import KEY, hub_process
+from tests.processes import KEY, declare, hub_process
 from tests.waiting import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -91,6 +91,7 @@ async def test_a_failover_under_load_loses_no_event_answered_2xx(
         assert one.url and two.url
         async with clients([one.url, two.url]) as both:
             await _register(both[0], server.url, endpoint)
+            await declare(both[0])
             load = Load(both)
             running = asyncio.create_task(load.run())
             recovered = await _fail_over(pair, load)

@@ -17,7 +17,7 @@ from app.testing import Receiver
 from subscribers.receiver import WebhookReceiver
 from tests.backends import rows
 from tests.brokers import AMQP, NATS, REDIS, SEED, name
-from tests.conftest import API_KEY, HubClient
+from tests.conftest import API_KEY, HubClient, seed_parameters
 from tests.console import ConsoleBrowser
 from tests.test_billing import completion
 from tests.waiting import until
@@ -156,9 +156,17 @@ async def test_events_from_rabbitmq_keep_their_own_id_or_take_the_message_id(
     hub_factory: Callable[..., Any], rabbit: Rabbit
 ):
     hub = await ingesting(hub_factory, f"events {AMQP} queue={rabbit.queue.name}")
-    await rabbit.send(jsoncodec.dumps({"type": SEED, "parameters": {"n": 1}, "id": "own-id"}))
-    await rabbit.send(jsoncodec.dumps({"type": SEED, "parameters": {"n": 2}}), message_id="m-7")
-    await rabbit.send(jsoncodec.dumps({"type": SEED, "parameters": {"n": 2}}), message_id="m-7")
+    await rabbit.send(
+        jsoncodec.dumps({"type": SEED, "parameters": seed_parameters(), "id": "own-id"})
+    )
+    await rabbit.send(
+        jsoncodec.dumps({"type": SEED, "parameters": seed_parameters({"transactionId": "2"})}),
+        message_id="m-7",
+    )
+    await rabbit.send(
+        jsoncodec.dumps({"type": SEED, "parameters": seed_parameters({"transactionId": "2"})}),
+        message_id="m-7",
+    )
     database = hub.hub.settings.database_url
 
     async def stored() -> list[Any]:

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from app.testing import Receiver
 from subscribers.verify import Verifier
+from tests.conftest import seed_parameters
 from tests.processes import KEY, child_env, hub_process
 from tests.waiting import until
 
@@ -158,7 +159,9 @@ async def test_a_killed_listeners_endpoint_is_disabled_when_its_lease_lapses(tmp
             await until(disabled, 40)
             found = (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()
             assert found["disabled_reason"] == "lease_expired"
-            published = await api.post("/v1/events", json={"type": SEED, "parameters": {}})
+            published = await api.post(
+                "/v1/events", json={"type": SEED, "parameters": seed_parameters()}
+            )
             assert published.json()["deliveries"] == 0
             lease = await api.post(f"/v1/endpoints/{endpoint['id']}/lease")
             assert lease.status_code == 409

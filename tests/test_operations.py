@@ -71,6 +71,7 @@ async def test_answers_match_their_declared_models(hub: HubClient, receiver):
     created = await hub.endpoint(server.url)
     app.set_secret(created["secret"])
     EndpointOut.model_validate(created)
+    await hub.declare("t")
     accepted = await hub.http.post("/v1/events", json={"type": "t", "parameters": {"a": 1}})
     EventAccepted.model_validate(accepted.json())
     await hub.drain()

@@ -32,7 +32,7 @@ EXPECTED = {
     "activity_sample_of_endpoint": "attempts_endpoint",
     "activity_count_of_endpoint": "attempts_endpoint",
     "queue_of_tenant": "deliveries_tenant_open",
-    "endpoint_backlog_capped": "deliveries_endpoint",
+    "endpoint_glance": "deliveries_endpoint",
 }
 
 
@@ -58,7 +58,8 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
 def test_a_page_is_a_range_of_its_index(plans: dict[str, list[str]], name: str):
     steps = plans[name]
     assert any(EXPECTED[name] in step for step in steps), steps
-    whole = [s for s in steps if s.startswith("SCAN ") and not s.startswith(("SCAN CONSTANT",
-             "SCAN open_rows"))]  # fmt: skip
+    one_row = ("SCAN b", "SCAN a LEFT-JOIN")  # endpoint_glance's one-row subqueries
+    whole = [s for s in steps if s.startswith("SCAN ") and s not in one_row
+             and not s.startswith(("SCAN CONSTANT", "SCAN open_rows"))]  # fmt: skip
     assert not whole, steps  # no table read whole
     assert not any("TEMP B-TREE FOR ORDER BY" in s for s in steps), steps  # nor sorted

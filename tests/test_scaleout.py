@@ -20,7 +20,7 @@ import pytest
 from app.ids import new_id
 from app.testing import Receiver
 from subscribers.verify import Verifier
-from tests.processes import KEY, hub_process
+from tests.processes import KEY, declare, hub_process
 from tests.waiting import until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # processes started
@@ -75,6 +75,7 @@ async def _publish(clients: list[httpx.AsyncClient], count: int) -> list[str]:
     accepted: list[str] = []
     numbers = iter(range(count))
     batch = new_id("b")
+    await declare(clients[0])
 
     async def lane(client: httpx.AsyncClient) -> None:
         for n in numbers:
@@ -187,6 +188,7 @@ async def test_postgresql_restarted_under_load(postgres_database):
                     if answer.status_code == 202:
                         accepted.append(answer.json()["id"])
 
+        await declare(client)
         loaders = [asyncio.create_task(load()) for _ in range(8)]
         await until(lambda: len(accepted) >= 300, 60)
         await asyncio.to_thread(_postgres, "stop")  # away until the hub has said so

@@ -22,7 +22,7 @@ from subscribers import brokers
 from subscribers.receiver import Inbox
 from subscribers.verify import Verifier
 from tests.brokers import AMQP, NATS, REDIS, SEED
-from tests.conftest import HubClient
+from tests.conftest import HubClient, seed_parameters
 from tests.waiting import until
 
 pytestmark = pytest.mark.brokers
@@ -98,8 +98,10 @@ async def test_the_reference_consumer_stores_each_event_once_in_order_per_key(
 ):
     async with SETUPS[kind]() as (url, config, consume, forge):
         endpoint = await hub.endpoint(url, type=kind, config=config, ordered=True)
-        ids = [(await hub.publish(SEED, {"n": n}, ordering_key=key))["id"]
-               for n, key in enumerate(["C-1", "C-2", "C-1", "C-1", "C-2"])]  # fmt: skip
+        keys = ["C-1", "C-2", "C-1", "C-1", "C-2"]
+        bodies = [seed_parameters({"transactionId": str(n)}) for n in range(len(keys))]
+        ids = [(await hub.publish(SEED, body, ordering_key=key))["id"]
+               for body, key in zip(bodies, keys, strict=True)]  # fmt: skip
         await hub.drain()
         await forge()  # before the repeat: handled by the time the repeat arrives
         replayed = await hub.http.post(f"/v1/events/{ids[0]}/replay", json={})

@@ -1,8 +1,9 @@
 """/v1/billing-information: preliminary billing information by transactionId, and the draft
-lifecycle (approve, discard, regenerate); /v1/settings: the tenant's automatic finalization."""
+lifecycle (approve, discard, regenerate); /v1/settings: the tenant's settings."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from starlette.requests import Request
@@ -124,10 +125,13 @@ def settings_out(settings: Settings, after_ms: int | None) -> dict[str, Any]:
         "autoFinalize": settings.auto_finalize,
         "autoFinalizeDrafts": settings.auto_finalize_drafts,
         "finalizeAfterSeconds": None if after_ms is None else after_ms / 1000,
+        "freeFormEventTypes": settings.free_form_types,
     }
 
 
-@documented("The tenant's automatic finalization settings", response=SettingsOut)
+@documented(
+    "The tenant's settings (automatic finalization, free-form event types)", response=SettingsOut
+)
 async def get_settings(request: Request) -> Response:
     tenant_id = await tenant(request)
     invoices = hub(request).invoices
@@ -135,8 +139,9 @@ async def get_settings(request: Request) -> Response:
 
 
 @documented(
-    "Change the automatic finalization: of open billing information (`autoFinalize`, on by "
-    "default) and of drafts (`autoFinalizeDrafts`, off by default)",
+    "Change the tenant's settings: automatic finalization of open billing information "
+    "(`autoFinalize`, on by default) and of drafts (`autoFinalizeDrafts`, off by default); "
+    "`freeFormEventTypes` (off for new tenants): publish types not in the catalog",
     request=SettingsPatch,
     response=SettingsOut,
 )
@@ -145,13 +150,11 @@ async def patch_settings(request: Request) -> Response:
     spec = await body(request, SettingsPatch)
     invoices = hub(request).invoices
     current = await invoices.settings(tenant_id)
-    wanted = Settings(
-        current.auto_finalize if spec.autoFinalize is None else spec.autoFinalize,
-        current.auto_finalize_drafts
-        if spec.autoFinalizeDrafts is None
-        else spec.autoFinalizeDrafts,
-    )
+    asked = {"auto_finalize": spec.autoFinalize, "auto_finalize_drafts": spec.autoFinalizeDrafts,
+             "free_form_types": spec.freeFormEventTypes}  # fmt: skip
+    wanted = dataclasses.replace(current, **{k: v for k, v in asked.items() if v is not None})
     saved = await invoices.set_settings(tenant_id, wanted)
+    hub(request).catalog.forget()  # this process takes the new rule at once, others within 1 s
     return JSON(settings_out(saved, invoices.finalize_after_ms))
 
 

@@ -367,16 +367,19 @@ class Regenerate(Input):
 class SettingsPatch(Input):
     autoFinalize: Annotated[bool, Field(strict=True)] | None = None
     autoFinalizeDrafts: Annotated[bool, Field(strict=True)] | None = None
+    freeFormEventTypes: Annotated[bool, Field(strict=True)] | None = None
 
 
 class SettingsOut(Output):
     """Automatic finalization after `finalizeAfter` (BILLHOOK_FINALIZE_AFTER; null: off for
     the whole hub): of open billing information when `autoFinalize`, of drafts too when
-    `autoFinalizeDrafts`."""
+    `autoFinalizeDrafts`. `freeFormEventTypes`: `POST /v1/events` takes types that are neither
+    built in nor declared (off for new tenants: such a type is a 422 with the closest names)."""
 
     autoFinalize: bool
     autoFinalizeDrafts: bool
     finalizeAfterSeconds: float | None
+    freeFormEventTypes: bool
 
 
 class BillingInformationOut(Output):

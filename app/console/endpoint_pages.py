@@ -10,18 +10,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.access import Session
-from app.billing.information import EVENT_TYPES as BILLING_TYPES
 from app.console import charts
+from app.console.event_pages import known_types
 from app.console.guard import changing, confirmed, form_text, viewing
 from app.console.render import done, page
 from app.errors import ValidationFailed
 from app.hub import Hub
 from app.inputs import parse
-from app.invoicing.documents import CREDIT_NOTE_EVENT, INVOICE_EVENT
 from app.models import EndpointCreate, EndpointPatch
-from app.records import DELIVERY_STATUSES, OPERATIONAL_TYPES, Endpoint
+from app.records import DELIVERY_STATUSES, Endpoint
 
-KNOWN_TYPES = (*BILLING_TYPES, INVOICE_EVENT, CREDIT_NOTE_EVENT, *sorted(OPERATIONAL_TYPES))
 BROKER_FIELDS = ("exchange", "routing_key", "subject", "stream", "maxlen")
 PAGE_SIZE = 50
 HOUR_MS = 3_600_000
@@ -32,7 +30,7 @@ BACKLOG_CAP = 1000  # pending a list row counts at most
 async def endpoints(request: Request, hub: Hub, found: Session) -> Response:
     cursor = request.query_params.get("cursor") or None
     items = await hub.endpoints.list(found.tenant, cursor, PAGE_SIZE + 1)
-    rows = [(e, await hub.endpoints.backlog(e, BACKLOG_CAP)) for e in items[:PAGE_SIZE]]
+    rows = [(e, await hub.endpoints.glance(e, BACKLOG_CAP)) for e in items[:PAGE_SIZE]]
     more = items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None
     return page(request, found, "endpoints.html", rows=rows, next_cursor=more, cap=BACKLOG_CAP)
 
@@ -88,6 +86,7 @@ async def detail(request: Request, hub: Hub, found: Session) -> Response:
     return page(
         request, found, "endpoint.html",
         endpoint=endpoint, health=await hub.endpoints.health(found.tenant, endpoint.id),
+        glance=await hub.endpoints.glance(endpoint, BACKLOG_CAP),
         deliveries=items[:PAGE_SIZE], shown_status=status, statuses=DELIVERY_STATUSES,
         next_cursor=items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None,
         attempts_chart=charts.attempts(activity, "Last hour: attempts per minute"),
@@ -143,9 +142,8 @@ async def _form(
     request: Request, hub: Hub, found: Session, endpoint: Endpoint | None,
     values: dict[str, Any], error: ValidationFailed | None = None,
 ) -> Response:  # fmt: skip
-    used = await hub.events.types_of(found.tenant)
     picked = set(values.get("event_types") or ())
-    types = sorted(set(KNOWN_TYPES) | set(used) | picked)
+    types = sorted(set(await known_types(hub, found.tenant)) | picked)
     status = 422 if error else 200
     return page(request, found, "endpoint_form.html", status, endpoint=endpoint, values=values,
                 types=types, picked=picked, problems=_problems(error))  # fmt: skip

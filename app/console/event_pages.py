@@ -19,7 +19,7 @@ from app.inputs import parse_time
 PAGE_SIZE = 50
 ATTEMPTS_SHOWN = 20  # per delivery, newest first
 ENDPOINTS_LISTED = 200  # to resend to (and to name the deliveries' URLs)
-SEARCH_FIELDS = ("type", "customer", "contract", "transaction", "since", "until")
+SEARCH_FIELDS = ("id", "type", "customer", "contract", "transaction", "since", "until")
 
 
 @viewing
@@ -36,13 +36,22 @@ async def events(request: Request, hub: Hub, found: Session) -> Response:
         "since_id": _moment(query, "since"),
         "until_id": _moment(query, "until"),
     }
-    items = await hub.events.search(found.tenant, filters, query["transaction"] or None,
-                                    PAGE_SIZE + 1)  # fmt: skip
+    items = await hub.events.search(found.tenant, filters, PAGE_SIZE + 1,
+                                    query["transaction"] or None, query["id"] or None)  # fmt: skip
+    shown = items[:PAGE_SIZE]
     return page(
         request, found, "events.html",
-        events=items[:PAGE_SIZE], query=query, types=await hub.events.types_of(found.tenant),
+        events=shown, query=query, types=await known_types(hub, found.tenant),
+        statuses=await hub.events.delivery_statuses(found.tenant, shown),
         next_cursor=items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None,
     )  # fmt: skip
+
+
+async def known_types(hub: Hub, tenant_id: str) -> list[str]:
+    """What a type box offers: the catalog (built in and declared) and the types the tenant
+    published lately (free-form ones too)."""
+    catalog = [t.name for t in await hub.catalog.list(tenant_id)]
+    return sorted(set(catalog) | set(await hub.events.types_of(tenant_id)))
 
 
 def _moment(query: dict[str, str], name: str) -> str | None:
@@ -54,11 +63,13 @@ def _moment(query: dict[str, str], name: str) -> str | None:
 async def event(request: Request, hub: Hub, found: Session) -> Response:
     the_event = await hub.events.get(found.tenant, request.path_params["id"])
     endpoints = await hub.endpoints.list(found.tenant, None, ENDPOINTS_LISTED)
-    urls = {e.id: e.url for e in endpoints}
+    named = {e.id: e for e in endpoints}
     deliveries: list[dict[str, Any]] = []
     for d in await hub.events.deliveries(found.tenant, the_event.id):
         attempts = await hub.events.attempts(found.tenant, d.id, None, ATTEMPTS_SHOWN)
-        deliveries.append({"delivery": d, "attempts": attempts, "url": urls.get(d.endpoint_id)})
+        deliveries.append(
+            {"delivery": d, "attempts": attempts, "endpoint": named.get(d.endpoint_id)}
+        )
     return page(
         request, found, "event.html",
         event=the_event, deliveries=deliveries, endpoints=endpoints,

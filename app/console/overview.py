@@ -15,6 +15,7 @@ from app.hub import Hub
 
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 SHOWN_ENDPOINTS = 100
+BACKLOG_CAP = 1000  # pending deliveries a row reads at most
 
 
 @viewing
@@ -33,11 +34,11 @@ async def overview(request: Request, hub: Hub, found: Session) -> Response:
     troubled = await hub.endpoints.needing_attention(tenant, SHOWN_ENDPOINTS)
     endpoints = await hub.endpoints.list(tenant, None, SHOWN_ENDPOINTS + 1)
     seen = {e.id for e in troubled}
+    shown = troubled + [e for e in endpoints[:SHOWN_ENDPOINTS] if e.id not in seen]
+    rows = [(e, await hub.endpoints.glance(e, BACKLOG_CAP)) for e in shown[:SHOWN_ENDPOINTS]]
     return page(
         request, found, "overview.html",
         windows=windows, pending=pending, pending_capped=pending >= QUEUE_CAP,
         oldest_age_s=None if oldest is None else max(0, (hub.clock.now_ms() - oldest) // 1000),
-        troubled=troubled,
-        endpoints=[e for e in endpoints[:SHOWN_ENDPOINTS] if e.id not in seen],
-        more_endpoints=len(endpoints) > SHOWN_ENDPOINTS,
+        rows=rows, more_endpoints=len(endpoints) > SHOWN_ENDPOINTS,
     )  # fmt: skip

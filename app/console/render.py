@@ -4,9 +4,11 @@ the templates share (times, money as sent, pretty JSON)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,44 @@ HEADERS = {
 templates = Jinja2Templates(directory=HERE / "templates")
 
 
-def _when(ms: int | None) -> str:
+def _ms(moment: int | str | None) -> int | None:
+    """Unix milliseconds, or an RFC 3339 time as the API's models write them."""
+    if moment is None or isinstance(moment, int):
+        return moment
+    return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _when(moment: int | str | None) -> str:
+    """Every time a page shows is written one way: never a raw RFC 3339 string."""
+    ms = _ms(moment)
     if ms is None:
         return "—"
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _now(context: Any) -> int:
+    now: int = context["request"].app.state.hub.clock.now_ms()
+    return now
+
+
+@pass_context
+def _ago(context: Any, moment: int | str | None) -> str:
+    """A past moment as its distance from now ("3 min ago")."""
+    ms = _ms(moment)
+    if ms is None:
+        return "never"
+    seconds = (_now(context) - ms) / 1000
+    return "just now" if seconds < 1 else f"{_age(seconds)} ago"
+
+
+@pass_context
+def _due(context: Any, moment: int | str | None) -> str:
+    """A coming moment as its distance from now ("in 40 s"; "now" once it has passed)."""
+    ms = _ms(moment)
+    if ms is None:
+        return "—"
+    seconds = (ms - _now(context)) / 1000
+    return "now" if seconds < 1 else f"in {_age(seconds)}"
 
 
 def _money(value: Any) -> str:
@@ -66,14 +102,43 @@ def _age(seconds: float | None) -> str:
     return f"{seconds} s"
 
 
-def _rate(value: float) -> str:
-    """Three significant digits: 1234.5 → 1234, 0.00764 → 0.00764, 0 → 0."""
-    return "0" if value == 0 else f"{value:.3g}" if value < 100 else f"{value:.0f}"
+def _rate(value: float | None) -> str:
+    """Digits a reader can use, never an exponent: 1234.5 → 1,234; 42.25 → 42.2; 2.5 → 2.5;
+    0.0076 → 0.0076 (two significant digits); below 0.0001 → < 0.0001."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "0"
+    if value < 0.0001:
+        return "< 0.0001"
+    if value < 0.01:
+        return f"{value:.2g}"  # plain notation from 1e-4 up
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{2 if value < 10 else 1}f}".rstrip("0").rstrip(".")
+
+
+def _http_status(code: int) -> str:
+    """503 → "503 Service Unavailable": what an answer meant, not only its number."""
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return str(code)
+
+
+def _percent(share: float | None) -> str:
+    """A success rate: 100 % only when nothing failed (99.96 % is shown 99.9 %, not 100.0 %)."""
+    if share is None:
+        return "—"
+    if share >= 1:
+        return "100 %"
+    return f"{math.floor(share * 1000) / 10:.1f} %"
 
 
 templates.env.filters.update(
-    rate=_rate, when=_when, money=_money, pretty=_pretty, state=_state, age=_age
-)
+    rate=_rate, when=_when, money=_money, pretty=_pretty, state=_state, age=_age, ago=_ago,
+    due=_due, percent=_percent, http_status=_http_status,
+)  # fmt: skip
 
 
 def to(request: Request, name: str, **params: Any) -> URL:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.access import Session
+from app.console.event_pages import known_types
 from app.console.guard import changing, form_text, viewing
 from app.console.render import page, to
 from app.hub import Hub
@@ -19,6 +20,7 @@ from app.replays import Progress, request_from
 from app.replays import Request as ReplayRequest
 
 PAGE_SIZE = 20
+ENDPOINTS_LISTED = 200  # to choose from, and to name the replays' endpoints
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +50,13 @@ async def replays(request: Request, hub: Hub, found: Session) -> Response:
     cursor = request.query_params.get("cursor") or None
     items = await hub.replays.page(found.tenant, cursor, PAGE_SIZE + 1)
     now = hub.clock.now_ms()
+    endpoints = await hub.endpoints.list(found.tenant, None, ENDPOINTS_LISTED)
     return page(
         request, found, "replays.html",
         rows=[(p, pace(p, now)) for p in items[:PAGE_SIZE]],
         next_cursor=items[PAGE_SIZE - 1].replay.id if len(items) > PAGE_SIZE else None,
-        endpoints=await hub.endpoints.list(found.tenant, None, 200),
-        types=await hub.events.types_of(found.tenant), values={"status": "failed"},
+        endpoints=endpoints, named={e.id: e for e in endpoints},
+        types=await known_types(hub, found.tenant), values={"status": "failed"},
         chosen=request.query_params.get("endpoint_id"),
     )  # fmt: skip
 

@@ -184,6 +184,16 @@ class Deliveries:
         row = await self._db.fetchrow("queue_of_tenant", {"tenant_id": tenant_id, "cap": cap})
         return (0, None) if row is None else (int(row["pending"]), row["oldest"])
 
+    async def statuses_of_events(
+        self, tenant_id: str, event_ids: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        """Event id → {delivery status: count}, for a page of events (one query)."""
+        params = {"tenant_id": tenant_id, "ids": self._db.ids(event_ids)}
+        found: dict[str, dict[str, int]] = {}
+        for row in await self._db.fetch("delivery_statuses_of_events", params):
+            found.setdefault(row["event_id"], {})[row["status"]] = int(row["n"])
+        return found
+
     async def of_event(self, tenant_id: str, event_id: str) -> list[Delivery]:
         params = {"tenant_id": tenant_id, "event_id": event_id}
         return [delivery_from_row(r) for r in await self._db.fetch("deliveries_of_event", params)]

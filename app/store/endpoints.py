@@ -7,7 +7,7 @@ from typing import Any, overload
 import orjson
 
 from app import jsoncodec
-from app.records import Endpoint
+from app.records import Endpoint, Glance
 from app.sealing import Sealer, SealError
 from app.store.connector import Connector, Row, Tx
 from app.store.rows import from_row, to_row
@@ -154,11 +154,13 @@ class Endpoints:
             stats[name] = found["duration_ms"] if found else None
         return stats
 
-    async def backlog_capped(self, endpoint_id: str, cap: int) -> tuple[int, int]:
-        """(pending, held), each counted up to `cap`."""
-        row = await self._db.fetchrow("endpoint_backlog_capped",
-                                      {"endpoint_id": endpoint_id, "cap": cap})  # fmt: skip
-        return (0, 0) if row is None else (int(row["pending"]), int(row["held"]))
+    async def glance(self, endpoint_id: str, cap: int) -> Glance:
+        """What a list row shows; pending, held and the next retry from at most `cap`
+        pending deliveries."""
+        row = await self._db.fetchrow("endpoint_glance", {"endpoint_id": endpoint_id, "cap": cap})
+        if row is None:
+            return Glance()
+        return from_row(Glance, row, pending=int(row["pending"]), held=int(row["held"]))
 
     async def backlog(self, endpoint_id: str) -> dict[str, Any]:
         """Pending deliveries: how many, how many held, the oldest, keys blocked (ordered)."""

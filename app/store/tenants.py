@@ -119,13 +119,21 @@ class Tenants:
         row = await self._db.fetchrow("tenant_settings", {"id": tenant_id})
         if row is None:
             return Settings()
-        return Settings(bool(row["auto_finalize"]), bool(row["auto_finalize_drafts"]))
+        return Settings(
+            bool(row["auto_finalize"]),
+            bool(row["auto_finalize_drafts"]),
+            bool(row["free_form_types"]),
+        )
 
     async def set_settings(self, tenant_id: str, settings: Settings) -> None:
+        """Bumps `event_types`: the catalog caches whether a tenant takes free-form types."""
+
         async def work(tx: Tx) -> None:
             params = {"id": tenant_id, "auto_finalize": int(settings.auto_finalize),
-                      "auto_finalize_drafts": int(settings.auto_finalize_drafts)}  # fmt: skip
+                      "auto_finalize_drafts": int(settings.auto_finalize_drafts),
+                      "free_form_types": int(settings.free_form_types)}  # fmt: skip
             await tx.execute("tenant_set_settings", params)
+            await tx.execute("counter_bump", {"name": "event_types"})
 
         await self._db.transact(work)
 

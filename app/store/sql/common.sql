@@ -19,10 +19,11 @@ ON CONFLICT (id) DO NOTHING;
 SELECT id, name, created_at FROM tenants WHERE id = :id;
 
 -- name: tenant_settings
-SELECT auto_finalize, auto_finalize_drafts FROM tenants WHERE id = :id;
+SELECT auto_finalize, auto_finalize_drafts, free_form_types FROM tenants WHERE id = :id;
 
 -- name: tenant_set_settings
-UPDATE tenants SET auto_finalize = :auto_finalize, auto_finalize_drafts = :auto_finalize_drafts
+UPDATE tenants SET auto_finalize = :auto_finalize, auto_finalize_drafts = :auto_finalize_drafts,
+  free_form_types = :free_form_types
 WHERE id = :id;
 
 -- name: tenant_by_name
@@ -479,12 +480,22 @@ SELECT count(*) AS pending,
        count(DISTINCT CASE WHEN queued = 1 THEN ordering_key END) AS blocked
 FROM deliveries WHERE endpoint_id = :endpoint_id AND status = 'pending';
 
--- name: endpoint_backlog_capped
--- Pending and held, read from at most :cap pending deliveries (a list page shows "1000+").
-SELECT count(*) AS pending,
-       coalesce(sum(CASE WHEN next_attempt_at IS NULL THEN 1 ELSE 0 END), 0) AS held
-FROM (SELECT next_attempt_at FROM deliveries
-      WHERE endpoint_id = :endpoint_id AND status = 'pending' LIMIT :cap) AS open_rows;
+-- name: endpoint_glance
+-- What a list row says of an endpoint: pending and held and the soonest retry, read from at
+-- most :cap pending deliveries (a list page shows "1000+"); the next probe of an open circuit;
+-- the last attempt (the attempts_endpoint index, newest first).
+SELECT b.pending, b.held, b.next_retry_at, p.probe_at, a.started_at AS last_attempt_at,
+       a.status_code AS last_status_code, a.error AS last_error
+FROM endpoints p
+CROSS JOIN (SELECT count(*) AS pending,
+                   coalesce(sum(CASE WHEN next_attempt_at IS NULL THEN 1 ELSE 0 END), 0) AS held,
+                   min(CASE WHEN attempts > 0 THEN next_attempt_at END) AS next_retry_at
+            FROM (SELECT next_attempt_at, attempts FROM deliveries
+                  WHERE endpoint_id = :endpoint_id AND status = 'pending' LIMIT :cap) AS open_rows
+           ) AS b
+LEFT JOIN (SELECT started_at, status_code, error FROM attempts WHERE endpoint_id = :endpoint_id
+           ORDER BY started_at DESC LIMIT 1) AS a ON 1 = 1
+WHERE p.id = :endpoint_id;
 
 -- name: purge_attempts
 DELETE FROM attempts WHERE id IN (

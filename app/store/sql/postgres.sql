@@ -115,3 +115,9 @@ SELECT id FROM invoices WHERE tenant_id = :tenant_id AND number = :number FOR UP
 -- name: notify_due
 -- Wakes idle workers in every process once the transaction commits (they LISTEN).
 SELECT pg_notify('billhook_due', '');
+
+-- name: delivery_statuses_of_events
+-- How each event of a list page fared: its deliveries counted by status.
+SELECT event_id, status, count(*) AS n FROM deliveries
+WHERE event_id = ANY(:ids) AND tenant_id = :tenant_id
+GROUP BY event_id, status;

@@ -85,3 +85,9 @@ SELECT id FROM invoices WHERE tenant_id = :tenant_id AND number = :number;
 -- name: notify_due
 -- One process per SQLite file: its worker is woken in memory (EventService.on_commit).
 SELECT 1 AS notified;
+
+-- name: delivery_statuses_of_events
+-- How each event of a list page fared: its deliveries counted by status.
+SELECT event_id, status, count(*) AS n FROM deliveries
+WHERE event_id IN (SELECT value FROM json_each(:ids)) AND tenant_id = :tenant_id
+GROUP BY event_id, status;
