@@ -41,6 +41,10 @@ class Broker:
     send: Callable[[bytes], Awaitable[None]]
     unsettled: Callable[[], Awaitable[int]]
 
+    async def released(self) -> bool:
+        """The consumer's connection is gone, and what it held unacknowledged is back."""
+        return True
+
 
 async def _rabbit(stack: list[Any]) -> Broker:
     connection = await aio_pika.connect(AMQP)
@@ -55,10 +59,17 @@ async def _rabbit(stack: list[Any]) -> Broker:
         await channel.default_exchange.publish(message, routing_key=queue.name)
 
     async def unsettled() -> int:
+        """Ready messages only: one delivered to a consumer and not yet acknowledged is not
+        counted until its consumer goes (then RabbitMQ requeues it)."""
         declared = await channel.declare_queue(queue.name, passive=True)
         return int(declared.declaration_result.message_count)
 
+    async def released() -> bool:
+        declared = await channel.declare_queue(queue.name, passive=True)
+        return int(declared.declaration_result.consumer_count) == 0
+
     broker.send, broker.unsettled = send, unsettled
+    broker.released = released  # type: ignore[method-assign]
     return broker
 
 
@@ -141,7 +152,12 @@ async def test_a_hub_killed_between_commit_and_ack_bills_each_message_once(
     # the broker notices the dead connection a moment later (RabbitMQ requeues then)
     await until(lambda: _unsettled_is(broker, MESSAGES), 10, what="nothing acknowledged")
     async with hub_process(database, "ingest", BILLHOOK_INGEST=line):
-        await until(lambda: _all_settled(broker), 60, what="every message acknowledged")
+        await until(lambda: _billed_at_least(database, MESSAGES), 60, what="every message billed")
+        await until(lambda: _all_settled(broker), 60, what="none left to deliver")
+    # RabbitMQ counts a message the hub holds unacknowledged as settled until the hub's
+    # consumer is gone: only then does "none left" mean "every one acknowledged".
+    await until(broker.released, 10, what="the hub's consumer gone")
+    assert await broker.unsettled() == 0, "a message was never acknowledged"
     billed = await _billed(database)
     assert sorted(billed) == sorted(f"k-{n}" for n in range(MESSAGES))  # once each
 
@@ -149,6 +165,10 @@ async def test_a_hub_killed_between_commit_and_ack_bills_each_message_once(
 async def _billed(database: str) -> list[str]:
     found = await rows(database, "SELECT transaction_id FROM billing_information")
     return [r[0] for r in found]
+
+
+async def _billed_at_least(database: str, n: int) -> bool:
+    return len(await _billed(database)) >= n
 
 
 async def _all_settled(broker: Broker) -> bool:
