@@ -18,6 +18,9 @@ import structlog
 IDS = ("tenant_id", "endpoint_id", "delivery_id", "event_id", "replay_id", "job")
 # Libraries that narrate their work at INFO: rendering one PDF wrote ~74 fontTools lines.
 QUIET = ("fontTools", "fpdf", "PIL", "factur-x", "pypdf", "saxonche", "httpx", "httpcore")
+# Libraries that log each failed attempt to reach their server, with a traceback: their caller
+# says so once per outage (app/ingest/runner.py).
+SILENT = ("pika",)
 
 
 def configure(role: str, fmt: str = "json", level: int = logging.INFO) -> None:
@@ -50,6 +53,8 @@ def configure(role: str, fmt: str = "json", level: int = logging.INFO) -> None:
     root.setLevel(level)
     for library in QUIET:
         logging.getLogger(library).setLevel(max(level, logging.WARNING))
+    for library in SILENT:
+        logging.getLogger(library).setLevel(logging.CRITICAL)
     pool = logging.getLogger("asyncpg.pool")
     if not any(isinstance(f, _OneLine) for f in pool.filters):
         pool.addFilter(_OneLine())

@@ -18,7 +18,7 @@ from app import jsoncodec
 from app.config import IngestSource
 from app.errors import StoreUnavailable
 from app.events import Turn
-from app.ingest.consumers import Received
+from app.ingest.received import Received
 from app.ingest.runner import Ingest
 from app.intake import Intake, Item, Outcome
 from app.tenants import DEFAULT_TENANT_ID

@@ -1,7 +1,8 @@
-"""Reading queue ingest's messages from a broker, and settling them: a RabbitMQ queue, a NATS
-JetStream durable pull consumer, a Redis stream consumer group. Nothing here acknowledges on its
-own: the runner (app/ingest/runner.py) acks a message only after the transaction that accepted
-it committed, so a crash in between redelivers it and idempotency answers the repeat.
+"""Reading queue ingest's messages from a broker, and settling them: a RabbitMQ queue
+(app/ingest/rabbitmq.py), a NATS JetStream durable pull consumer, a Redis stream consumer
+group. Nothing here acknowledges on its own: the runner (app/ingest/runner.py) acks a message
+only after the transaction that accepted it committed, so a crash in between redelivers it and
+idempotency answers the repeat.
 
 Each message's `key` is the broker's stable id for it (NATS: the stream sequence or the
 publisher's Nats-Msg-Id; Redis: the entry id; RabbitMQ: the publisher's message_id): an event
@@ -10,40 +11,22 @@ that names no id of its own is keyed by it, so a redelivery is a repeat, not a s
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-import aiormq
 import nats
 import nats.errors
 import redis.asyncio as aioredis
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from app.config import IngestSource, parse_duration
+from app.ingest.rabbitmq import RabbitMQConsumer
+from app.ingest.received import Consumer, Received
 
 REDELIVER_AFTER = "30s"  # a message taken but not settled is redelivered after this
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    body: bytes
-    key: str | None  # the broker's stable id of the message, when it has one
-    handle: Any  # what settling it needs
-    problem: str | None = None  # why it cannot be a message at all (a stream entry without body)
-
-
-class Consumer(Protocol):
-    async def open(self) -> None: ...
-    async def fetch(self, limit: int, wait: float) -> list[Received]: ...
-    async def ack(self, messages: Sequence[Received]) -> None: ...
-    async def release(self, messages: Sequence[Received]) -> None: ...
-    async def dead_letter(self, body: bytes) -> None: ...
-    async def close(self) -> None: ...
 
 
 def consumer_for(source: IngestSource) -> Consumer:
@@ -51,70 +34,6 @@ def consumer_for(source: IngestSource) -> Consumer:
         "rabbitmq": RabbitMQConsumer, "nats": NatsConsumer, "redis": RedisConsumer,
     }  # fmt: skip
     return kinds[source.broker](source)
-
-
-class RabbitMQConsumer:
-    """A queue consumed with manual acks; the prefetch window is four batches (one committing,
-    one fetched, two arriving). aiormq (the
-    protocol layer under aio-pika) directly: at thousands of messages a second aio-pika's
-    per-message objects cost more than the decoding itself. A batch is acknowledged with one
-    `multiple` ack when nothing older is still unsettled."""
-
-    def __init__(self, source: IngestSource) -> None:
-        self._source = source
-        self._buffer: asyncio.Queue[Any] = asyncio.Queue()
-        self._connection: Any = None
-        self._channel: Any = None
-        self._unsettled: set[int] = set()  # delivery tags fetched, not yet acked or released
-
-    async def open(self) -> None:
-        async with asyncio.timeout(10):
-            self._connection = await aiormq.connect(self._source.url)
-        self._channel = await self._connection.channel(publisher_confirms=True)
-        await self._channel.basic_qos(prefetch_count=4 * self._source.batch)
-        await self._channel.queue_declare(self._source.option("queue"), passive=True)
-        dead_letter = self._source.option("dead_letter")
-        if dead_letter:
-            await self._channel.queue_declare(dead_letter, durable=True)
-        await self._channel.basic_consume(
-            self._source.option("queue"), self._buffered, no_ack=False
-        )
-
-    async def _buffered(self, message: Any) -> None:
-        self._buffer.put_nowait(message)
-
-    async def fetch(self, limit: int, wait: float) -> list[Received]:
-        if self._connection is None or self._connection.is_closed:
-            raise ConnectionError("the RabbitMQ connection closed")
-        found = await _drain(self._buffer, limit, wait)
-        self._unsettled.update(m.delivery_tag for m in found)
-        return [Received(m.body, m.header.properties.message_id, m.delivery_tag) for m in found]
-
-    async def ack(self, messages: Sequence[Received]) -> None:
-        tags = {m.handle for m in messages}
-        self._unsettled -= tags
-        if tags and (not self._unsettled or min(self._unsettled) > max(tags)):
-            await self._channel.basic_ack(max(tags), multiple=True)
-            return
-        for tag in tags:
-            await self._channel.basic_ack(tag)
-
-    async def release(self, messages: Sequence[Received]) -> None:
-        for message in messages:
-            self._unsettled.discard(message.handle)
-            await self._channel.basic_nack(message.handle, requeue=True)
-
-    async def dead_letter(self, body: bytes) -> None:
-        queue = self._source.option("dead_letter")
-        if queue:
-            properties = aiormq.spec.Basic.Properties(content_type="application/json",
-                                                      delivery_mode=2)  # fmt: skip
-            await self._channel.basic_publish(body, routing_key=queue, properties=properties)
-
-    async def close(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
 
 
 class NatsConsumer:
@@ -248,15 +167,3 @@ def _entry(entry_id: bytes | str, fields: dict[bytes, bytes] | None) -> Received
     if body is None:
         return Received(b"", key, key, "the stream entry has no `body` field")
     return Received(body, key, key)
-
-
-async def _drain(buffer: asyncio.Queue[Any], limit: int, wait: float) -> list[Any]:
-    """Up to `limit` items: waits up to `wait` for the first, then takes what is there."""
-    try:
-        first = await asyncio.wait_for(buffer.get(), wait)
-    except TimeoutError:
-        return []
-    found = [first]
-    while len(found) < limit and not buffer.empty():
-        found.append(buffer.get_nowait())
-    return found

@@ -25,7 +25,8 @@ from app.clock import Clock, to_rfc3339
 from app.config import IngestSource
 from app.errors import ApiError, BadRequest, StoreUnavailable
 from app.ids import new_id
-from app.ingest.consumers import Consumer, Received, consumer_for
+from app.ingest.consumers import consumer_for
+from app.ingest.received import Consumer, Received
 from app.inputs import decode
 from app.intake import Intake, Item, Outcome
 from app.store import Store
