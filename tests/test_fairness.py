@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -97,28 +100,48 @@ async def test_the_claim_keeps_to_each_endpoints_room(hub: HubClient):
     assert {j.endpoint_id for j in turn.jobs} == {b["id"]}
 
 
+class RateLimited:
+    """A running hub whose worker's monotonic clock is frozen at `now[0]`, and an endpoint
+    limited to 5 per second whose receiver records what arrives; `events` published to it."""
+
+    def __init__(self, hub: HubClient) -> None:
+        self.hub, self.worker, self.now = hub, hub.hub.worker, [1000.0]
+        self.worker.monotonic = lambda: self.now[0]
+        self.recorder = Recorder()
+        self.endpoint: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def publishing(self, events: int) -> AsyncIterator[RateLimited]:
+        async with Receiver(self.recorder.app, "/hook") as server:
+            self.endpoint = await self.hub.endpoint(server.url, rate_limit_per_s=5)
+            self.recorder.secret = self.endpoint["secret"]
+            for n in range(events):
+                await self.hub.publish("t", {"n": n})
+            yield self
+
+    def sent(self) -> int:
+        return len(self.recorder.requests)
+
+    def refill(self, seconds: float) -> None:
+        """The bucket's time moves on, and the endpoint's lane is pumped."""
+        self.now[0] += seconds
+        self.worker._pump(self.endpoint["id"])
+
+
 async def test_rate_limited_endpoint_is_sent_no_faster_than_its_rate(hub_factory):
     """rate_limit_per_s 5: a burst of five, then one per fifth of a second. The bucket's
     time is frozen, so what went out is a count, not a timing."""
-    hub: HubClient = await hub_factory(run_worker=True)
-    worker = hub.hub.worker
-    now = [1000.0]
-    worker.monotonic = lambda: now[0]
-    recorder = Recorder()
-    async with Receiver(recorder.app, "/hook") as server:
-        endpoint = await hub.endpoint(server.url, rate_limit_per_s=5)
-        recorder.secret = endpoint["secret"]
-        for n in range(10):
-            await hub.publish("t", {"n": n})
+    limited = RateLimited(await hub_factory(run_worker=True))
+    async with limited.publishing(10):
+        worker = limited.worker
 
         def waiting() -> int:
-            lane = worker.lanes.get(endpoint["id"])
+            lane = worker.lanes.get(limited.endpoint["id"])
             return len(lane.queue) if lane else 0
 
-        await until(lambda: len(recorder.requests) == 5 and waiting() == 5 and not worker._sending)
-        now[0] += 0.5  # two and a half tokens' worth
-        worker._pump(endpoint["id"])
-        await until(lambda: len(recorder.requests) == 7)
+        await until(lambda: limited.sent() == 5 and waiting() == 5 and not worker._sending)
+        limited.refill(0.5)  # two and a half tokens' worth
+        await until(lambda: limited.sent() == 7)
         assert waiting() == 3
 
 
@@ -129,20 +152,12 @@ async def test_queued_attempts_whose_lease_ran_out_never_spend_the_rate(hub_fact
     lease stalled for good.) Both clocks are frozen: what went out is a count."""
     clock = FrozenClock(START_MS)
     hub: HubClient = await hub_factory(clock=clock, run_worker=True)
-    worker = hub.hub.worker
-    now = [1000.0]
-    worker.monotonic = lambda: now[0]
-    recorder = Recorder()
-    async with Receiver(recorder.app, "/hook") as server:
-        endpoint = await hub.endpoint(server.url, rate_limit_per_s=5)
-        recorder.secret = endpoint["secret"]
-        for n in range(12):
-            await hub.publish("t", {"n": n})
-        await until(lambda: len(recorder.requests) == 5 and not worker._sending)
+    limited = RateLimited(hub)
+    async with limited.publishing(12):
+        await until(lambda: limited.sent() == 5 and not limited.worker._sending)
         clock.advance(hub.hub.settings.lease_seconds + 1)  # every queued lease has run out
-        now[0] += 1.0  # five tokens
-        worker._pump(endpoint["id"])
-        await until(lambda: len(recorder.requests) == 10, what="five more sent, not wasted")
+        limited.refill(1.0)  # five tokens
+        await until(lambda: limited.sent() == 10, what="five more sent, not wasted")
 
 
 def test_token_bucket():
