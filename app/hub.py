@@ -33,6 +33,7 @@ from app.replays import ReplayService
 from app.retention import RetentionService
 from app.sealing import Sealer
 from app.store import Store, open_store
+from app.tenant_settings import TenantSettingsService
 from app.tenants import Tenancy
 from app.worker import Worker, rules_for
 
@@ -61,6 +62,7 @@ class Hub:
     sealer: Sealer
     intake: Intake
     dead_letters: DeadLetterService
+    tenant_settings: TenantSettingsService
     ingest: Ingest | None = None  # queue ingest, when this process runs it (BILLHOOK_INGEST)
     background: asyncio.Task[None] | None = None  # the worker's loops, when this process runs them
     stopping: bool = False  # stop_background was called: the loops ending is no death
@@ -161,6 +163,7 @@ class Hub:
             sealer,
             Intake(catalog, events, billing),
             DeadLetterService(store),
+            TenantSettingsService(store, catalog, invoices.finalize_after_ms),
         )
         if settings.run_ingest and settings.ingest:
             hub.ingest = Ingest(

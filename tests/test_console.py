@@ -109,6 +109,7 @@ TENANT_PAGES = [
     "/console/replays",
     "/console/billing",
     "/console/invoices",
+    "/console/settings",
 ]
 
 
@@ -123,7 +124,7 @@ async def state_of(hub: HubClient) -> list[Any]:
         "SELECT number FROM credit_notes ORDER BY number",
         "SELECT number FROM invoices ORDER BY number",
         "SELECT id, revoked_at FROM api_keys ORDER BY id",
-        "SELECT id FROM tenants ORDER BY id",
+        "SELECT id, auto_finalize, auto_finalize_drafts, free_form_types FROM tenants ORDER BY id",
     ):
         found.append(await rows(url, sql))
     return found
@@ -279,6 +280,7 @@ async def test_a_viewer_sees_but_changes_nothing(hub):
             (f"/console/endpoints/{mine['id']}/rotate", {}),
             (f"/console/endpoints/{mine['id']}/status", {"status": "disabled"}),
             ("/console/billing/finalize", {}),
+            ("/console/settings", {"free_form_types": "on"}),
         ]:
             answer = await browser.post(path, data)
             assert answer.status_code == 403 and "viewer" in answer.text, path
@@ -296,10 +298,12 @@ async def test_a_form_without_its_csrf_token_changes_nothing(hub):
                 "/console/endpoints",
                 f"/console/endpoints/{mine['id']}/rotate",
                 f"/console/endpoints/{mine['id']}/status",
+                "/console/settings",
             ):
                 answer = await browser.post(
-                    path, {"csrf": token, "url": "http://127.0.0.1:9/b", "status": "disabled"}
-                )
+                    path, {"csrf": token, "url": "http://127.0.0.1:9/b", "status": "disabled",
+                           "free_form_types": "on"},
+                )  # fmt: skip
                 assert answer.status_code == 403, path
     assert await state_of(hub) == before
 

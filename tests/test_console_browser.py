@@ -215,7 +215,8 @@ async def _count(inbox: WebhookReceiver, wanted: int) -> bool:
 
 
 PAGES = ["/console/", "/console/endpoints", "/console/endpoints/new", "/console/events",
-         "/console/replays", "/console/billing", "/console/invoices"]  # fmt: skip
+         "/console/replays", "/console/billing", "/console/invoices",
+         "/console/settings"]  # fmt: skip
 # Inputs that a sighted user and a screen reader both can name: a visible control without an
 # accessible name (no label, no aria-label) is what this finds.
 UNNAMED = """() => [...document.querySelectorAll('input, select, textarea, button')]
@@ -354,3 +355,22 @@ async def test_the_console_says_why_and_names_endpoints_by_description(live: Liv
         await page.goto(f"{live.url}/console/replays")
         listed = await page.locator("main tbody").inner_text()
         assert "south depot" in listed and ids["south depot"] not in listed
+
+
+async def test_the_settings_page_changes_what_the_api_reads_and_publishing_follows(live: Live):
+    """The tenant's settings are a console page: ticking free-form types and unticking
+    automatic finalization there is what GET /v1/settings then says, and an event type that
+    is neither built in nor declared is accepted at once (it was a 422 before)."""
+    unknown = {"type": "made.up", "parameters": {"n": 1}}
+    assert (await live.api.post("/v1/events", json=unknown)).status_code == 422
+    page = await live.sign_in(API_KEY)
+    await page.get_by_role("link", name="Settings").click()
+    await page.get_by_label("Accept event types that are neither built in nor declared").check()
+    await page.get_by_label("Finalize open billing information automatically").uncheck()
+    await page.get_by_role("button", name="Save settings").click()
+    await page.get_by_text("Settings saved.").wait_for()
+    assert await page.get_by_label("Accept event types that are neither").is_checked()
+    saved = (await live.api.get("/v1/settings")).json()
+    assert (saved["freeFormEventTypes"], saved["autoFinalize"]) == (True, False)
+    assert saved["autoFinalizeDrafts"] is False  # left as it was
+    assert (await live.api.post("/v1/events", json=unknown)).status_code == 202

@@ -3,7 +3,6 @@ lifecycle (approve, discard, regenerate); /v1/settings: the tenant's settings.""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from starlette.requests import Request
@@ -134,8 +133,8 @@ def settings_out(settings: Settings, after_ms: int | None) -> dict[str, Any]:
 )
 async def get_settings(request: Request) -> Response:
     tenant_id = await tenant(request)
-    invoices = hub(request).invoices
-    return JSON(settings_out(await invoices.settings(tenant_id), invoices.finalize_after_ms))
+    settings = hub(request).tenant_settings
+    return JSON(settings_out(await settings.get(tenant_id), settings.finalize_after_ms))
 
 
 @documented(
@@ -148,14 +147,12 @@ async def get_settings(request: Request) -> Response:
 async def patch_settings(request: Request) -> Response:
     tenant_id = await tenant(request)
     spec = await body(request, SettingsPatch)
-    invoices = hub(request).invoices
-    current = await invoices.settings(tenant_id)
-    asked = {"auto_finalize": spec.autoFinalize, "auto_finalize_drafts": spec.autoFinalizeDrafts,
-             "free_form_types": spec.freeFormEventTypes}  # fmt: skip
-    wanted = dataclasses.replace(current, **{k: v for k, v in asked.items() if v is not None})
-    saved = await invoices.set_settings(tenant_id, wanted)
-    hub(request).catalog.forget()  # this process takes the new rule at once, others within 1 s
-    return JSON(settings_out(saved, invoices.finalize_after_ms))
+    settings = hub(request).tenant_settings
+    saved = await settings.change(
+        tenant_id, auto_finalize=spec.autoFinalize, auto_finalize_drafts=spec.autoFinalizeDrafts,
+        free_form_types=spec.freeFormEventTypes,
+    )  # fmt: skip
+    return JSON(settings_out(saved, settings.finalize_after_ms))
 
 
 ITEM = "/v1/billing-information/{transaction_id}"

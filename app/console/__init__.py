@@ -15,6 +15,7 @@ from app.console import (
     event_pages,
     overview,
     replay_pages,
+    settings_pages,
 )
 from app.console.render import HERE
 
@@ -42,6 +43,8 @@ _PAGES: list[BaseRoute] = [
     Route("/events/{id}", event_pages.event, methods=GET, name="event"),
     Route("/events/{id}/resend", event_pages.resend, methods=POST, name="resend"),
     Route("/dead-letters", dead_letter_pages.dead_letters, methods=GET, name="dead_letters"),
+    Route("/settings", settings_pages.settings, methods=GET, name="settings"),
+    Route("/settings", settings_pages.save, methods=POST),
     Route("/replays", replay_pages.replays, methods=GET, name="replays"),
     Route("/replays", replay_pages.start, methods=POST),
     Route("/replays/preview", replay_pages.preview, methods=POST, name="replay_preview"),

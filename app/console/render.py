@@ -170,6 +170,7 @@ NOTICES = {
     "disabled": "Endpoint disabled: nothing more is sent to it until it is enabled.",
     "resent": "Sent again to {n} endpoint(s).",
     "finalized": "{n} invoice(s) finalized.",
+    "settings_saved": "Settings saved.",
     "credited": "Credit note created.",
     "revoked": "Key revoked.",
 }

@@ -31,7 +31,7 @@ from app.ids import new_id
 from app.invoicing import documents, einvoice, pdf
 from app.invoicing.documents import Credit, CreditRefused, Head, Source
 from app.money import minor_units, plain, to_minor
-from app.records import Document, Settings
+from app.records import Document
 from app.store import Store
 from app.store.invoices import CreditBuilder, GroupKey, OpenItem, Stale, Written
 
@@ -140,13 +140,6 @@ class InvoiceService:
             written = await self.finalize_group(tenant_id, key, now, seller, drafts=drafts)
             done += written is not None
         return done
-
-    async def settings(self, tenant_id: str) -> Settings:
-        return await self._store.tenants.settings(tenant_id)
-
-    async def set_settings(self, tenant_id: str, settings: Settings) -> Settings:
-        await self._store.tenants.set_settings(tenant_id, settings)
-        return settings
 
     @property
     def finalize_after_ms(self) -> int | None:
