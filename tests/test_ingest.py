@@ -13,6 +13,8 @@ import aio_pika
 import pytest
 
 from app import jsoncodec
+from app.config import IngestSource
+from app.ingest.rabbitmq import RabbitMQConsumer
 from app.testing import Receiver
 from subscribers.receiver import WebhookReceiver
 from tests.backends import rows
@@ -262,3 +264,24 @@ async def _poison_source(
 
 async def _length_is(client: Any, stream: str, n: int) -> bool:
     return int(await client.xlen(stream)) == n
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (AMQP.replace("guest:guest@", "guest:not-the-password@"), "ACCESS_REFUSED"),
+        ("amqp://guest:not-the-password@127.0.0.1:1/", "Connection refused"),
+    ],
+    ids=["refused-login", "nothing-listening"],
+)
+async def test_a_rabbitmq_source_that_cannot_open_says_why_without_its_password(
+    url: str, said: str
+):
+    """What the runner logs of a source it cannot open names the broker's reason (a refused
+    login, nothing listening) and never the URL's credentials; closing it afterwards is safe."""
+    consumer = RabbitMQConsumer(IngestSource(kind="events", broker="rabbitmq", url=url,
+                                             options=(("queue", "q"),)))  # fmt: skip
+    with pytest.raises(ConnectionError) as failed:
+        await consumer.open()
+    assert said in str(failed.value) and "not-the-password" not in str(failed.value)
+    await consumer.close()

@@ -47,7 +47,7 @@ class RabbitMQConsumer:
         self._connection = AsyncioConnection(
             pika.URLParameters(self._source.url), custom_ioloop=loop,
             on_open_callback=lambda c: _resolve(opened, c),
-            on_open_error_callback=lambda _c, error: _fail(opened, _lost(error)),
+            on_open_error_callback=lambda _c, error: self._not_opened(opened, error),
             on_close_callback=self._connection_closed,
         )  # fmt: skip
         async with asyncio.timeout(OPEN_TIMEOUT_S):
@@ -148,6 +148,13 @@ class RabbitMQConsumer:
         answered = self._awaited()
         start(lambda answer: _resolve(answered, answer))
         return await answered
+
+    def _not_opened(self, opened: asyncio.Future[Any], error: BaseException | str) -> None:
+        """Refused, unreachable or the login failed: no connection to close afterwards."""
+        why = error if isinstance(error, str) else repr(error)
+        _fail(opened, ConnectionError(f"could not open a RabbitMQ connection: {why}"))
+        if self._closed is not None:
+            _resolve(self._closed, None)
 
     def _connection_closed(self, _connection: Any, reason: Exception) -> None:
         self._went_away(reason)
