@@ -118,6 +118,60 @@ async def test_rabbitmq_usage_is_billed_once_per_transaction_and_acknowledged(
     assert _metric(metrics, source, "repeated") == 1
 
 
+async def test_a_rabbitmq_queue_deleted_and_declared_again_is_consumed_again(
+    hub_factory: Callable[..., Any], rabbit: Rabbit
+):
+    """Deleting the queue ends the hub's consumer (RabbitMQ cancels it): the hub opens a new
+    one, so usage sent to the queue declared again is billed, with no hub restart. (The
+    consumer used to wait on the cancelled one for good.)"""
+    hub = await ingesting(hub_factory, f"usage_completions {AMQP} queue={rabbit.queue.name}")
+    await rabbit.send(jsoncodec.dumps(completion(transactionId="before")))
+    await until(lambda: _count_is(hub, 1), what="billed before")
+    await rabbit.queue.delete(if_unused=False, if_empty=False)
+    rabbit.queue = await rabbit.channel.declare_queue(rabbit.queue.name, durable=True)
+    await rabbit.send(jsoncodec.dumps(completion(transactionId="after")))
+    await until(lambda: _count_is(hub, 2), what="billed from the queue declared again")
+    assert await billed(hub) == ["after", "before"]
+
+
+async def test_a_deleted_jetstream_consumer_is_made_again_and_consumed(
+    hub_factory: Callable[..., Any], jetstream: tuple[str, Any]
+):
+    """Deleting the hub's durable consumer under a running ingest: the hub notices on its
+    next empty wait, makes the consumer again and bills what follows; what it reads twice
+    is a repeat, billed once. (nats-py's fetch only timed out on a deleted consumer, for good.)"""
+    stream, js = jetstream
+    subject = f"{stream.lower()}.usage"
+    hub = await ingesting(
+        hub_factory, f"usage_completions {NATS} stream={stream} subject={subject}"
+    )
+    await js.publish(subject, jsoncodec.dumps(completion(transactionId="before")))
+    await until(lambda: _count_is(hub, 1), what="billed before")
+    await js.delete_consumer(stream, "billhook")
+    await js.publish(subject, jsoncodec.dumps(completion(transactionId="after")))
+    await until(lambda: _count_is(hub, 2), what="billed through the consumer made again")
+    assert await billed(hub) == ["after", "before"]
+
+
+async def test_a_deleted_redis_stream_is_consumed_again_once_it_is_back(
+    hub_factory: Callable[..., Any], redis_client: Any
+):
+    """Deleting the stream (and with it the hub's consumer group) under a running ingest:
+    the hub's read fails, it opens again (making the group at the stream's start) and bills
+    what is added afterwards."""
+    stream = name("bh-deleted")
+    hub = await ingesting(hub_factory, f"usage_completions {REDIS} stream={stream}")
+    try:
+        await redis_client.xadd(stream, {"body": jsoncodec.dumps(completion(transactionId="a"))})
+        await until(lambda: _count_is(hub, 1), what="billed before")
+        await redis_client.delete(stream)
+        await redis_client.xadd(stream, {"body": jsoncodec.dumps(completion(transactionId="b"))})
+        await until(lambda: _count_is(hub, 2), what="billed from the stream made again")
+        assert await billed(hub) == ["a", "b"]
+    finally:
+        await redis_client.delete(stream)
+
+
 async def _count_is(hub: HubClient, n: int) -> bool:
     return len(await billed(hub)) == n
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import nats
 import nats.errors
+import nats.js.errors
 import redis.asyncio as aioredis
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -60,8 +61,18 @@ class NatsConsumer:
         try:
             found = await self._subscription.fetch(limit, timeout=wait)
         except nats.errors.TimeoutError:
+            await self._still_there()
             return []
         return [Received(m.data, _nats_key(m), m) for m in found]
+
+    async def _still_there(self) -> None:
+        """A fetch that found nothing cannot tell an idle stream from a deleted consumer or
+        stream (nats-py only times out, for good): the server is asked, once per empty wait,
+        so the runner opens a new consumer (and says so while the stream is missing)."""
+        try:
+            await self._subscription.consumer_info()
+        except nats.js.errors.NotFoundError as exc:
+            raise ConnectionError(f"the JetStream consumer or its stream is gone: {exc}") from exc
 
     async def ack(self, messages: Sequence[Received]) -> None:
         for message in messages:

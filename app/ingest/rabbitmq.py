@@ -55,6 +55,7 @@ class RabbitMQConsumer:
             self._channel = await self._call(lambda done: self._connection.channel(
                 on_open_callback=done))  # fmt: skip
             self._channel.add_on_close_callback(self._channel_closed)
+            self._channel.add_on_cancel_callback(self._cancelled)
             await self._prepare(self._channel)
 
     async def _prepare(self, channel: Any) -> None:
@@ -165,6 +166,11 @@ class RabbitMQConsumer:
         self._went_away(reason)
         if self._connection is not None and self._connection.is_open:
             self._connection.close()
+
+    def _cancelled(self, _frame: Any) -> None:
+        """The broker ended the consumer (its queue was deleted): read no more from this
+        connection; the runner opens a new one, which says whether the queue is back."""
+        self._channel_closed(None, ConnectionError("RabbitMQ cancelled the consumer"))
 
     def _went_away(self, reason: Exception) -> None:
         self._lost = self._lost or _lost(reason)
