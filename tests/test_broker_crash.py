@@ -157,8 +157,13 @@ async def test_a_hub_killed_between_commit_and_ack_bills_each_message_once(
     async with hub_process(database, "ingest", BILLHOOK_INGEST=line):
         await until(lambda: _billed_at_least(database, MESSAGES), 60, what="every message billed")
         await until(lambda: _all_settled(broker), 60, what="none left to deliver")
-    # RabbitMQ counts a message the hub holds unacknowledged as settled until the hub's
-    # consumer is gone: only then does "none left" mean "every one acknowledged".
+    await _each_billed_once_and_acknowledged(broker, database)
+
+
+async def _each_billed_once_and_acknowledged(broker: Broker, database: str) -> None:
+    """Once the hub has stopped: k-0 … k-39 billed once each, and nothing left unacknowledged.
+    RabbitMQ counts a message the hub holds unacknowledged as settled until the hub's consumer
+    is gone: only then does "none left" mean "every one acknowledged"."""
     await until(broker.released, 10, what="the hub's consumer gone")
     assert await broker.unsettled() == 0, "a message was never acknowledged"
     billed = await _billed(database)
@@ -184,10 +189,7 @@ async def test_ingest_reconnects_when_rabbitmq_restarts_and_bills_each_message_o
             await broker.send(jsoncodec.dumps(completion(transactionId=f"k-{n}")))
         await until(lambda: _billed_at_least(database, MESSAGES), 90, what="after the restart")
         await until(lambda: _all_settled(broker), 30, what="none left to deliver")
-    await until(broker.released, 10, what="the hub's consumer gone")
-    assert await broker.unsettled() == 0, "a message was never acknowledged"
-    billed = await _billed(database)
-    assert sorted(billed) == sorted(f"k-{n}" for n in range(MESSAGES))  # once each
+    await _each_billed_once_and_acknowledged(broker, database)
 
 
 async def _billed(database: str) -> list[str]:
