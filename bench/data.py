@@ -124,6 +124,27 @@ async def _seed_postgres(url: str, batches: Iterator[Rows], copy: bool) -> int:
     return written
 
 
+def weeks(db: str, since_ms: int) -> int:
+    """PostgreSQL: the weekly partitions a hub running since `since_ms` would have made by now
+    (app/partitions.py), so that rows seeded as that old land in weeks retention can drop, as
+    they would have in production; how many were made. SQLite has none."""
+    if db.startswith("sqlite:///"):
+        return 0
+
+    async def run() -> int:
+        from app.clock import SystemClock
+        from app.partitions import Partitions
+        from app.store import open_store
+
+        store = await open_store(db)
+        try:
+            return await Partitions(store, SystemClock()).make_ahead(since_ms)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def settle(db: str) -> None:
     """PostgreSQL: VACUUM ANALYZE, as autovacuum does after many inserts (it marks pages
     all-visible, which index-only scans need). SQLite: ANALYZE is not run by the hub, so

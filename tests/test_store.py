@@ -198,6 +198,7 @@ async def test_claim_uses_the_due_index(store: Store, database_url: str):
     query = store.db._sql["deliveries_claim"]  # type: ignore[attr-defined]
     params = {"now": START_MS, "lease_until": START_MS + 1, "limit": 10, "scan": 40, "cap": 8,
               "excluded": store.db.ids([]), "free": "{}"}  # fmt: skip
+    names = {"deliveries_due"}
     if store.db.dialect == "sqlite":
         found = await store.db.writer.execute_fetchall(  # type: ignore[attr-defined]
             "EXPLAIN QUERY PLAN " + query.sql, query.args(params)
@@ -209,10 +210,14 @@ async def test_claim_uses_the_due_index(store: Store, database_url: str):
         try:
             await conn.execute("SET enable_seqscan = off")
             found = await conn.fetch("EXPLAIN " + query.sql, *query.args(params))
+            # Deliveries are partitioned by time (migration 0015): each partition has its copy.
+            names = {str(r[0]) for r in await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'deliveries_due'::regclass")}  # fmt: skip
         finally:
             await conn.close()
     plan = " ".join(str(tuple(r)) for r in found)
-    assert "deliveries_due" in plan
+    assert names and any(name in plan for name in names)
 
 
 async def test_claim_takes_due_deliveries_oldest_first_and_leases_them(store: Store):

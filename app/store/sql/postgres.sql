@@ -121,3 +121,29 @@ SELECT pg_notify('billhook_due', '');
 SELECT event_id, status, count(*) AS n FROM deliveries
 WHERE event_id = ANY(:ids) AND tenant_id = :tenant_id
 GROUP BY event_id, status;
+
+-- name: partitions_of
+-- A time-partitioned table's partitions (migration 0015): name, bounds as written by
+-- pg_get_expr ("FOR VALUES FROM (MINVALUE) TO ('dlv_…')", "DEFAULT") and estimated rows.
+SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound,
+       greatest(c.reltuples, 0)::bigint AS estimated_rows
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = to_regclass(:parent)
+ORDER BY c.relname;
+
+-- name: make_partition
+SELECT billhook_make_partition(:parent, :name, :lo, :hi, :wait) AS made;
+
+-- name: drop_partition
+SELECT billhook_drop_partition(:parent, :name, :wait) AS dropped;
+
+-- name: purge_late_attempts
+-- Attempts of a week of deliveries about to be dropped that landed in a later week of attempts
+-- (an attempt is made after its delivery): gone first, so none outlives its delivery. Never those
+-- of a delivery still open: that week is not dropped.
+WITH gone AS (
+    DELETE FROM attempts a WHERE a.delivery_id >= :lo AND a.delivery_id < :hi
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id
+                      AND d.status IN ('pending', 'delivering'))
+    RETURNING 1)
+SELECT count(*) AS n FROM gone;
