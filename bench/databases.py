@@ -51,9 +51,14 @@ async def _pg(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 def table_mb(url: str, *tables: str) -> float:
-    """What the tables take on disk (PostgreSQL: with their indexes and TOAST)."""
+    """What the tables take on disk (PostgreSQL: with their indexes and TOAST, and a
+    partitioned table's partitions: the parent itself holds nothing)."""
     total = 0
     for table in tables:
-        [(size,)] = query(url, f"SELECT pg_total_relation_size('{table}')")
+        [(size,)] = query(
+            url,
+            "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+            f"FROM pg_partition_tree('{table}')",
+        )
         total += int(size)
     return total / 1e6
