@@ -77,13 +77,19 @@ class Partitions:
 
     async def drop_expired(self, cutoff_ms: int) -> int:
         """Drops every partition wholly older than `cutoff_ms`, attempts first; the rows they
-        held (PostgreSQL's estimate). One that cannot go yet stays for batched deletes."""
+        held (PostgreSQL's estimate). One that cannot go yet stays for batched deletes. While
+        an expired week of attempts is still there (its lock was busy), no week of deliveries
+        goes: removing its late attempts would then delete that whole week row by row."""
         removed = 0
         for table, prefix in TABLES:
             before = id_floor(prefix, cutoff_ms)
-            for partition in await self._store.retention.partitions(table):
-                if _expired(partition, before) and await self._drop(partition):
+            expired = [p for p in await self._store.retention.partitions(table)
+                       if _expired(p, before)]  # fmt: skip
+            for partition in expired:
+                if await self._drop(partition):
                     removed += partition.estimated_rows
+                elif table == "attempts":
+                    return removed
         return removed
 
     async def _drop(self, partition: Partition) -> bool:

@@ -147,14 +147,17 @@ async def test_making_and_dropping_give_up_rather_than_queue_live_writers(
     hub_factory, database_url: str
 ):
     """While another transaction uses the table, making or dropping one of its partitions waits
-    only LOCK_WAIT and leaves the work for the next run; it is done once the table is free."""
+    only LOCK_WAIT and leaves the work for the next run (the same week of deliveries with it);
+    it is done once the table is free."""
     clock = FrozenClock(START_MS)
     hub: HubClient = await hub_factory(clock=clock, retention_days=30)
     retention = RetentionService(hub.hub.store, clock, 30)
     await retention.partitions.make_ahead()
-    await hub.endpoint("http://127.0.0.1:9/down")
-    await hub.publish("t", {"n": 1})
-    await hub.drain()
+    recorder = Recorder()
+    async with Receiver(recorder.app, "/hook") as server:
+        recorder.secret = (await hub.endpoint(server.url))["secret"]
+        await hub.publish("t", {"n": 1})
+        await hub.drain()  # delivered: nothing open keeps the week
     clock.advance(40 * DAY)
     cutoff = clock.now_ms() - 30 * DAY_MS
     reader = await asyncpg.connect(database_url)
@@ -164,6 +167,8 @@ async def test_making_and_dropping_give_up_rather_than_queue_live_writers(
             await retention.partitions.drop_expired(cutoff)  # returns, the lock still held
             assert await retention.partitions.make_ahead() == 3  # the deliveries' weeks only
         assert "attempts_20261116_000000" in await _partitions(database_url, "attempts")
+        # … and its week of deliveries waits for it (its late attempts are deleted first).
+        assert "deliveries_20261116_000000" in await _partitions(database_url, "deliveries")
     finally:
         await reader.close()
     await retention.partitions.drop_expired(cutoff)
