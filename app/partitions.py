@@ -58,7 +58,9 @@ class Partitions:
     async def make_ahead(self, since_ms: int | None = None) -> int:
         """Partitions for every week from the one holding `since_ms` (default: now) through
         AHEAD_WEEKS after this one, wherever none is yet; how many were made. A week the
-        default partition already holds rows of is left to it."""
+        default partition already holds rows of is left to it. SQLite has no partitions."""
+        if not self._store.retention.partitioned:
+            return 0
         now = self._clock.now_ms()
         first = week_start(now if since_ms is None else since_ms)
         last = week_start(now) + (AHEAD_WEEKS + 1) * WEEK_MS
