@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime
 
 from app.clock import Clock
-from app.ids import id_floor
+from app.ids import id_floor, id_time_ms
 from app.store import Store
 from app.store.retention import Partition
 
@@ -29,7 +29,7 @@ def week_start(ms: int) -> int:
 
 
 def _ms(bound: str | None, unbounded: int) -> int:
-    return unbounded if bound is None else int(bound.partition("_")[2][:12], 16)
+    return unbounded if bound is None else id_time_ms(bound)
 
 
 def gaps(lo: int, hi: int, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
