@@ -7,14 +7,21 @@ from dataclasses import replace
 
 import pytest
 
+from app.delivery import Outcome
+from app.health import judge
 from app.ids import new_id
 from app.records import Endpoint, Event, NewDelivery, NewEvent
+from app.settle import settle
 from app.store import IntegrityError, Store, open_store, queries
 from app.store.connector import Tx
+from app.store.deliveries import Claim
 from app.store.events import insert_events
+from app.store.outcomes import Rules, arrays
 from app.store.sqlite import split_script
 from tests.backends import rows
 from tests.conftest import SEALER, START_MS
+
+RULES = Rules(judge, backoff_ms=(60_000,))
 
 
 @pytest.fixture
@@ -197,7 +204,7 @@ async def test_claim_uses_the_due_index(store: Store, database_url: str):
     the planner to choose by, so the test asks whether the index serves the claim at all.)"""
     query = store.db._sql["deliveries_claim"]  # type: ignore[attr-defined]
     params = {"now": START_MS, "lease_until": START_MS + 1, "limit": 10, "scan": 40, "cap": 8,
-              "excluded": store.db.ids([]), "free": "{}"}  # fmt: skip
+              "excluded": store.db.ids([]), "free": "{}"} | arrays(None)  # fmt: skip
     names = {"deliveries_due"}
     if store.db.dialect == "sqlite":
         found = await store.db.writer.execute_fetchall(  # type: ignore[attr-defined]
@@ -331,3 +338,59 @@ async def test_a_postgres_claim_returns_its_jobs_in_the_claiming_statement(
     ]
     reads = [q for q in sent if "deliveries" in q]
     assert len(reads) == 1 and "FOR UPDATE SKIP LOCKED" in reads[0], sent
+
+
+async def test_a_postgres_worker_turn_is_four_round_trips(postgres_database: str):
+    """A steady turn that records a finished attempt and claims the next delivery sends BEGIN
+    (with its setting), the endpoint health read, one statement that writes the attempt,
+    finishes its delivery and claims, and COMMIT — not one statement for each."""
+    store = await open_store(postgres_database, sealer=SEALER, migrate_now_ms=START_MS, pool_size=1)
+    try:
+        await store.tenants.ensure("tn_default", "default", None, START_MS)
+        endpoint = await _endpoint(store)
+        for _ in range(3):
+            delivery = NewDelivery(new_id("dlv"), endpoint.id, START_MS)
+            await store.events.insert(NewEvent(_event(), (delivery,)))
+        warm, job = await store.deliveries.claim(START_MS, START_MS + 5000, limit=2)
+        ok = Outcome(START_MS, 3, status_code=200)
+        # the endpoint's first success is stamped on its row; later ones within a second not
+        await store.deliveries.record([settle(warm, ok, ())], START_MS, RULES)
+        sent: list[str] = []
+        async with store.db.pool.acquire() as conn:  # type: ignore[attr-defined]
+            conn.add_query_logger(lambda record: sent.append(record.query))
+        turn = await store.deliveries.turn(
+            [settle(job, ok, ())], START_MS, START_MS + 5000, Claim(10), RULES
+        )
+        recorded = await store.deliveries.get("tn_default", job.delivery_id)
+        attempts = await store.deliveries.attempts("tn_default", job.delivery_id, None, 10)
+    finally:
+        await store.close()
+    assert len(turn.jobs) == 1 and turn.jobs[0].delivery_id not in (
+        warm.delivery_id,
+        job.delivery_id,
+    )
+    assert recorded is not None and recorded.status == "succeeded"
+    assert [a.status_code for a in attempts] == [200]
+    turn_sent = sent[: sent.index("COMMIT") + 1]
+    assert len(turn_sent) == 4, [q[:70] for q in turn_sent]
+    assert turn_sent[0].startswith("BEGIN; SET LOCAL") and "FROM endpoints" in turn_sent[1]
+    assert "INSERT INTO attempts" in turn_sent[2] and "FOR UPDATE SKIP LOCKED" in turn_sent[2]
+
+
+async def test_a_turn_does_not_claim_again_what_it_finishes(store: Store):
+    """A delivery whose lease ran out while its attempt was under way is due again; the turn
+    that records the attempt moves it on and does not also claim it (on PostgreSQL both happen
+    in one statement, which cannot update a row twice)."""
+    endpoint = await _endpoint(store)
+    await store.events.insert(
+        NewEvent(_event(), (NewDelivery(new_id("dlv"), endpoint.id, START_MS),))
+    )
+    [job] = await store.deliveries.claim(START_MS, START_MS + 1000, limit=1)
+    failed = settle(job, Outcome(START_MS + 1500, 3, status_code=500, error="http_5xx"), (60.0,))
+    now = START_MS + 2000  # the lease ended at +1000: the delivery is due again
+    turn = await store.deliveries.turn([failed], now, now + 5000, Claim(10), RULES)
+    recorded = await store.deliveries.get("tn_default", job.delivery_id)
+    assert turn.jobs == []
+    assert recorded is not None
+    assert (recorded.status, recorded.attempts) == ("pending", 1)
+    assert recorded.next_attempt_at == failed.next_attempt_at

@@ -98,22 +98,39 @@ class Deliveries:
 
         if finished and rules is None:
             raise ValueError("recording outcomes needs the endpoint health rules")
-
-        async def work(tx: Tx) -> tuple[list[Row], bool]:
-            changed = await outcomes.record(tx, finished, now, rules) if rules else False
-            if not claim.limit:
-                return [], changed
-            rows = await tx.fetch("deliveries_claim", self._claim_params(claim, now, lease_until))
-            return rows, changed
-
         if not finished and not claim.limit:
             return Turn([], False)
-        rows, changed = await self._db.transact(work, durable=False)
+        rows, changed = await self._db.transact(
+            lambda tx: self._turn(tx, finished, now, lease_until, claim, rules), durable=False
+        )
         if rows and self._db.dialect != "postgres":
             # SQLite's UPDATE … RETURNING cannot feed a join; its reads cost no round trip
             ids = self._db.ids([r["id"] for r in rows])
             rows = await self._db.fetch("jobs_by_ids", {"ids": ids})
         return Turn([job_from_row(r, now, self._secrets) for r in rows], changed)
+
+    async def _turn(
+        self,
+        tx: Tx,
+        finished: Sequence[Finished],
+        now: int,
+        lease_until: int,
+        claim: Claim,
+        rules: Rules | None,
+    ) -> tuple[list[Row], bool]:
+        """Judge, write, settle, claim. On PostgreSQL the attempts and their deliveries are
+        written by the claiming statement itself when nothing else in the turn reads them."""
+        plan = await outcomes.judge(tx, finished, now, rules) if finished and rules else None
+        params = self._claim_params(claim, now, lease_until)
+        together = self._db.dialect == "postgres" and (plan is None or plan.deferrable)
+        if plan is not None and not together:
+            await outcomes.write(tx, plan)
+        changed = await outcomes.settle(tx, plan, now) if plan is not None else False
+        if together:
+            params |= outcomes.arrays(plan)
+        elif not claim.limit:
+            return [], changed
+        return await tx.fetch("deliveries_claim", params), changed
 
     def _claim_params(self, claim: Claim, now: int, lease_until: int) -> dict[str, Any]:
         return {

@@ -35,15 +35,67 @@ class Rules:
 SUCCESS_STAMP_MS = 1000
 
 
-async def record(tx: Tx, finished: Sequence[Finished], now: int, rules: Rules) -> bool:
-    """Returns whether an endpoint's health or status changed (callers drop caches)."""
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A turn's outcomes judged: what the endpoints' health was and becomes, and the rows the
+    attempts and their deliveries are written as."""
+
+    finished: Sequence[Finished]
+    before: dict[str, Health]
+    verdicts: dict[str, Verdict]
+    attempts: list[dict[str, Any]]
+    finishes: list[dict[str, Any]]
+
+    @property
+    def deferrable(self) -> bool:
+        """Whether the rows may be written last, with the claim (one statement on PostgreSQL):
+        nothing else this turn reads them — no queue held or released, no head promoted."""
+        if any(v.hold_all or v.release_all for v in self.verdicts.values()):
+            return False
+        return not any(_promotes(f) for f in self.finished)
+
+
+async def judge(tx: Tx, finished: Sequence[Finished], now: int, rules: Rules) -> Plan:
+    """Locks the endpoints concerned and judges their results (the first step of a turn)."""
     before, verdicts = await _verdicts(tx, finished, rules)
     held = {f.job.delivery_id for f in finished if verdicts[f.job.endpoint_id].holding}
-    await tx.executemany("attempt_insert", [_attempt_row(f) for f in finished])
-    await tx.executemany("delivery_finish", [_finish_row(f, now, held) for f in finished])
-    changed = await _apply(tx, before, verdicts, now)
-    await _promote(tx, finished, verdicts, now)
+    attempts = [_attempt_row(f) for f in finished]
+    finishes = [_finish_row(f, now, held) for f in finished]
+    return Plan(finished, before, verdicts, attempts, finishes)
+
+
+async def write(tx: Tx, plan: Plan) -> None:
+    await tx.executemany("attempt_insert", plan.attempts)
+    await tx.executemany("delivery_finish", plan.finishes)
+
+
+async def settle(tx: Tx, plan: Plan, now: int) -> bool:
+    """What follows from the verdicts: health rows, held or released queues, operational
+    events, promoted heads. Returns whether an endpoint's health or status changed."""
+    changed = await _apply(tx, plan.before, plan.verdicts, now)
+    await _promote(tx, plan.finished, plan.verdicts, now)
     return changed
+
+
+async def record(tx: Tx, finished: Sequence[Finished], now: int, rules: Rules) -> bool:
+    """Returns whether an endpoint's health or status changed (callers drop caches)."""
+    plan = await judge(tx, finished, now, rules)
+    await write(tx, plan)
+    return await settle(tx, plan, now)
+
+
+_ATTEMPT = ("id", "delivery_id", "tenant_id", "endpoint_id", "attempt", "trigger",
+            "started_at", "duration_ms", "status_code", "error", "response_body")  # fmt: skip
+_FINISH = ("id", "status", "next_attempt_at", "status_code", "error", "lease_until")
+
+
+def arrays(plan: Plan | None) -> dict[str, list[Any]]:
+    """The plan's rows as one array per column (`:a_<column>` for attempts, `:f_<column>` for
+    finished deliveries), for a statement that unnests them (PostgreSQL's claim)."""
+    attempts = plan.attempts if plan else []
+    finishes = plan.finishes if plan else []
+    found = {f"a_{c}": [row[c] for row in attempts] for c in _ATTEMPT}
+    return found | {f"f_{c}": [row[c] for row in finishes] for c in _FINISH}
 
 
 async def _verdicts(
@@ -166,11 +218,15 @@ async def _promote(
 ) -> None:
     """A finished head lets the next delivery of its ordering key go (held if its endpoint is)."""
     for f in finished:
-        if f.job.ordering_key is None or f.status not in ("succeeded", "failed"):
+        if not _promotes(f):
             continue
         accepting = not verdicts[f.job.endpoint_id].holding
         due = now if accepting else None
-        await promote_next(tx, f.job.endpoint_id, f.job.ordering_key, due, now)
+        await promote_next(tx, f.job.endpoint_id, f.job.ordering_key or "", due, now)
+
+
+def _promotes(f: Finished) -> bool:
+    return f.job.ordering_key is not None and f.status in ("succeeded", "failed")
 
 
 def _attempt_row(f: Finished) -> dict[str, Any]:

@@ -58,6 +58,9 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, _LOST + _CONFLICT)
 
 
+# A turn of the worker commits without waiting for fsync: a power cut that loses it re-sends.
+_BEGIN = {True: "BEGIN", False: "BEGIN; SET LOCAL synchronous_commit = off"}
+
 COPY_ROWS = 32  # below this the prepared INSERT (one pipelined round trip) is kept; not tuned
 
 
@@ -202,21 +205,20 @@ class PostgresConnector:
 
     async def _transact_once(self, work: Work[R], durable: bool) -> R:
         async with self.pool.acquire() as conn:
-            transaction = conn.transaction()
             try:
-                await transaction.start()
-                if not durable:
-                    await conn.execute("SET LOCAL synchronous_commit = off")
+                # One simple query, one round trip: BEGIN and the setting together (asyncpg's
+                # Transaction would send them as two).
+                await conn.execute(_BEGIN[durable])
                 result = await work(_Tx(conn, self._sql))
             except _LOST:
                 conn.terminate()  # never handed out again half-broken
                 raise
             except BaseException:
                 with contextlib.suppress(Exception):
-                    await transaction.rollback()
+                    await conn.execute("ROLLBACK")
                 raise
             try:
-                await transaction.commit()
+                await conn.execute("COMMIT")
             except _LOST as exc:
                 conn.terminate()
                 raise _CommitUnknown(str(exc)) from exc

@@ -7,15 +7,37 @@ SELECT * FROM events
 WHERE tenant_id = :tenant_id AND idempotency_key = ANY(:keys::text[]);
 
 -- name: deliveries_claim
--- First attempts and replays (lane 0) before retries (lane 1), oldest first, at most `room`
--- per endpoint (its free slots in this worker, or :cap), skipping :excluded endpoints and rows
--- another worker is claiming right now. Returns the claimed deliveries as jobs (with their
--- event and endpoint) in the same statement: no second round trip to read what was claimed.
-WITH due AS (
+-- A worker's turn in one statement, one round trip: the attempts it finished written (the
+-- a_ arrays, one element per attempt), their deliveries finished while the lease is still
+-- theirs (the f_ arrays), then the claim. Claimed: first attempts and replays (lane 0) before
+-- retries (lane 1), oldest first, at most `room` per endpoint (its free slots in this worker,
+-- or :cap), skipping :excluded endpoints, rows another worker is claiming right now and the
+-- rows finished here (one statement cannot update a row twice). Returns the claimed
+-- deliveries as jobs (with their event and endpoint): no second round trip to read them.
+WITH attempted AS (
+    INSERT INTO attempts (
+        id, delivery_id, tenant_id, endpoint_id, attempt, trigger, started_at, duration_ms,
+        status_code, error, response_body)
+    SELECT * FROM unnest(
+        :a_id::text[], :a_delivery_id::text[], :a_tenant_id::text[], :a_endpoint_id::text[],
+        :a_attempt::int[], :a_trigger::text[], :a_started_at::bigint[], :a_duration_ms::int[],
+        :a_status_code::int[], :a_error::text[], :a_response_body::text[])),
+finished AS (
+    UPDATE deliveries d SET
+        status = f.status, attempts = d.attempts + 1, next_attempt_at = f.next_attempt_at,
+        last_status_code = f.status_code, last_error = f.error, updated_at = :now,
+        lane = CASE WHEN f.status = 'pending' THEN 1 ELSE d.lane END
+    FROM unnest(
+        :f_id::text[], :f_status::text[], :f_next_attempt_at::bigint[], :f_status_code::int[],
+        :f_error::text[], :f_lease_until::bigint[])
+        AS f(id, status, next_attempt_at, status_code, error, lease_until)
+    WHERE d.id = f.id AND d.status = 'delivering' AND d.next_attempt_at = f.lease_until),
+due AS (
     SELECT id, endpoint_id, lane, next_attempt_at FROM deliveries
     WHERE lane IN (0, 1) AND status IN ('pending', 'delivering')
       AND next_attempt_at IS NOT NULL AND next_attempt_at <= :now
       AND NOT (endpoint_id = ANY(:excluded::text[]))
+      AND NOT (id = ANY(:f_id::text[]))
     ORDER BY lane, next_attempt_at
     LIMIT :scan
     FOR UPDATE SKIP LOCKED),
