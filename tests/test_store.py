@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import asyncpg
 import pytest
 
 from app.delivery import Outcome
@@ -337,7 +338,7 @@ async def test_a_postgres_claim_returns_its_jobs_in_the_claiming_statement(
         (delivery.id, endpoint.url, b'{"parameters":{},"type":"t"}')
     ]
     reads = [q for q in sent if "deliveries" in q]
-    assert len(reads) == 1 and "FOR UPDATE SKIP LOCKED" in reads[0], sent
+    assert len(reads) == 1 and "UPDATE SKIP LOCKED" in reads[0], sent
 
 
 async def test_a_postgres_worker_turn_is_four_round_trips(postgres_database: str):
@@ -374,7 +375,7 @@ async def test_a_postgres_worker_turn_is_four_round_trips(postgres_database: str
     turn_sent = sent[: sent.index("COMMIT") + 1]
     assert len(turn_sent) == 4, [q[:70] for q in turn_sent]
     assert turn_sent[0].startswith("BEGIN; SET LOCAL") and "FROM endpoints" in turn_sent[1]
-    assert "INSERT INTO attempts" in turn_sent[2] and "FOR UPDATE SKIP LOCKED" in turn_sent[2]
+    assert "INSERT INTO attempts" in turn_sent[2] and "UPDATE SKIP LOCKED" in turn_sent[2]
 
 
 async def test_a_turn_does_not_claim_again_what_it_finishes(store: Store):
@@ -394,3 +395,34 @@ async def test_a_turn_does_not_claim_again_what_it_finishes(store: Store):
     assert recorded is not None
     assert (recorded.status, recorded.attempts) == ("pending", 1)
     assert recorded.next_attempt_at == failed.next_attempt_at
+
+
+async def test_a_postgres_turn_does_not_wait_for_an_accept_to_its_endpoint(postgres_database: str):
+    """A delivery written by an accept holds its foreign key's KEY SHARE lock on the endpoint
+    row until the accept commits (after its fsync). The turn that judges the endpoint's results
+    locks that row too: it must not wait for the accept (the deadline fails it if it does)."""
+    store = await open_store(postgres_database, sealer=SEALER, migrate_now_ms=START_MS)
+    accept = await asyncpg.connect(postgres_database)
+    try:
+        await store.tenants.ensure("tn_default", "default", None, START_MS)
+        endpoint = await _endpoint(store)
+        event = _event()
+        await store.events.insert(
+            NewEvent(event, (NewDelivery(new_id("dlv"), endpoint.id, START_MS),))
+        )
+        [job] = await store.deliveries.claim(START_MS, START_MS + 5000, limit=1)
+        async with accept.transaction():  # an accept between its insert and its commit
+            await accept.execute(
+                "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, status, trigger,"
+                " next_attempt_at, created_at, updated_at)"
+                " VALUES ($1, 'tn_default', $2, $3, 'pending', 'scheduled', $4, $4, $4)",
+                new_id("dlv"), event.id, endpoint.id, START_MS,
+            )  # fmt: skip
+            done = settle(job, Outcome(START_MS, 3, status_code=200), ())
+            turn = store.deliveries.turn([done], START_MS, START_MS + 5000, Claim(0), RULES)
+            await asyncio.wait_for(turn, timeout=10)
+        recorded = await store.deliveries.get("tn_default", job.delivery_id)
+    finally:
+        await accept.close()
+        await store.close()
+    assert recorded is not None and recorded.status == "succeeded"

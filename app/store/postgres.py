@@ -1,7 +1,7 @@
 """PostgreSQL through asyncpg: a pool shared by every store verb, any number of processes.
 
 The named SQL of sql/common.sql runs here too (rewritten to `$1…$n` once, at load), with
-sql/postgres.sql for what differs: `FOR UPDATE SKIP LOCKED` claims, row locks where a
+sql/postgres.sql for what differs: `FOR NO KEY UPDATE SKIP LOCKED` claims, row locks where a
 read-modify-write must not interleave, advisory locks for ordered keys, arrays instead of
 json_each. `durable=False` commits with `synchronous_commit = off` (the worker's bookkeeping),
 never what a 2xx promised. Lost connections and serialization failures retry the whole

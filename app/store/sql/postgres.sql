@@ -1,6 +1,8 @@
 -- PostgreSQL specifics. List parameters arrive as text[] (`= ANY(:ids)`); claims lock what they
--- take with FOR UPDATE SKIP LOCKED, so any number of workers in any number of processes claim
--- disjoint rows; read-modify-writes lock the rows they read.
+-- take with FOR NO KEY UPDATE SKIP LOCKED, so any number of workers in any number of processes
+-- claim disjoint rows; read-modify-writes lock the rows they read. NO KEY: nothing here changes
+-- a key, and a plain FOR UPDATE would also wait for (or skip) every row a foreign key of an
+-- uncommitted insert points at.
 
 -- name: events_by_keys
 SELECT * FROM events
@@ -40,7 +42,7 @@ due AS (
       AND NOT (id = ANY(:f_id::text[]))
     ORDER BY lane, next_attempt_at
     LIMIT :scan
-    FOR UPDATE SKIP LOCKED),
+    FOR NO KEY UPDATE SKIP LOCKED),
 ranked AS (
     SELECT id, lane, next_attempt_at,
            row_number() OVER (PARTITION BY endpoint_id ORDER BY lane, next_attempt_at) AS n,
@@ -65,12 +67,14 @@ JOIN endpoints p ON p.id = d.endpoint_id;
 
 -- name: endpoint_health
 -- Locked for the rest of the turn: two workers judging one endpoint's results take turns, in
--- id order (no deadlock between them).
+-- id order (no deadlock between them). NO KEY UPDATE, not UPDATE: each delivery an accept
+-- writes takes KEY SHARE on its endpoint (the foreign key's check) until that accept commits,
+-- and FOR UPDATE would make the turn wait for the accept's fsync — and new accepts for it.
 SELECT id, tenant_id, url, status, health, consecutive_failures, failing_since,
        last_success_at, probe_at, probes_failed, disabled_reason
 FROM endpoints WHERE id = ANY(:ids::text[])
 ORDER BY id
-FOR UPDATE;
+FOR NO KEY UPDATE;
 
 -- name: subscriptions_claim
 UPDATE subscriptions SET next_bill_at = :lease_until, updated_at = :now
@@ -83,7 +87,7 @@ WHERE id IN (
           WHERE c.subscription_id = subscriptions.id AND c.status = 'queued'
             AND c.effective_date <= subscriptions.next_period_start)
     ORDER BY next_bill_at LIMIT :limit
-    FOR UPDATE SKIP LOCKED)
+    FOR NO KEY UPDATE SKIP LOCKED)
 RETURNING *;
 
 -- name: replays_claim
@@ -91,7 +95,7 @@ UPDATE replays SET next_run_at = :lease_until
 WHERE id IN (
     SELECT id FROM replays WHERE status = 'running' AND next_run_at <= :now
     ORDER BY next_run_at LIMIT :limit
-    FOR UPDATE SKIP LOCKED)
+    FOR NO KEY UPDATE SKIP LOCKED)
 RETURNING *;
 
 -- name: endpoints_probe_due
@@ -100,7 +104,7 @@ WHERE id IN (
     SELECT id FROM endpoints
     WHERE health = 'failing' AND status = 'active' AND deleted_at IS NULL AND probe_at <= :now
     LIMIT :limit
-    FOR UPDATE SKIP LOCKED)
+    FOR NO KEY UPDATE SKIP LOCKED)
 RETURNING id;
 
 -- name: replay_failed_filter
