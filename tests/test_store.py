@@ -426,3 +426,29 @@ async def test_a_postgres_turn_does_not_wait_for_an_accept_to_its_endpoint(postg
         await accept.close()
         await store.close()
     assert recorded is not None and recorded.status == "succeeded"
+
+
+async def test_a_postgres_group_commit_writes_its_rows_in_one_statement(postgres_database: str):
+    """Events, their deliveries and the wake-up of idle workers go in one statement (one
+    round trip): BEGIN, that statement, COMMIT, once the tables' column types are known (read
+    at the first commit). The rows are all stored."""
+    store = await open_store(postgres_database, sealer=SEALER, migrate_now_ms=START_MS, pool_size=1)
+    try:
+        await store.tenants.ensure("tn_default", "default", None, START_MS)
+        endpoints = [await _endpoint(store) for _ in range(3)]
+        news = tuple(NewDelivery(new_id("dlv"), e.id, START_MS) for e in endpoints)
+        await store.events.insert(NewEvent(_event(), news))  # the first reads column types
+        event = _event()
+        news = tuple(NewDelivery(new_id("dlv"), e.id, START_MS) for e in endpoints)
+        sent: list[str] = []
+        async with store.db.pool.acquire() as conn:  # type: ignore[attr-defined]
+            conn.add_query_logger(lambda record: sent.append(record.query))
+        await store.events.insert(NewEvent(event, news))
+        stored = await store.deliveries.of_event("tn_default", event.id)
+    finally:
+        await store.close()
+    assert sorted(d.id for d in stored) == sorted(d.id for d in news)
+    commit = sent[: sent.index("COMMIT") + 1]
+    assert len(commit) == 3, [q[:70] for q in commit]
+    assert "INSERT INTO events" in commit[1] and "INSERT INTO deliveries" in commit[1]
+    assert "pg_notify" in commit[1]

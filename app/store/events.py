@@ -63,11 +63,8 @@ async def insert_events(
         if new.billing is not None:
             billing.append(billing_columns(new.billing))
         results.append(Inserted(new.event, created=True, deliveries=len(new.deliveries)))
-    await tx.executemany("event_insert", events)
-    await tx.executemany("delivery_insert", deliveries)
-    await tx.executemany("billing_insert", billing)
-    if deliveries:
-        await tx.execute("notify_due")
+    written = {"event_insert": events, "delivery_insert": deliveries, "billing_insert": billing}
+    await tx.insert(written, then="notify_due" if deliveries else None)
     return results
 
 
@@ -77,9 +74,7 @@ async def insert_deliveries(tx: Tx, batch: Sequence[NewEvent]) -> None:
     rows: list[dict[str, Any]] = []
     for new in batch:
         rows += await _delivery_rows(tx, new, busy)
-    await tx.executemany("delivery_insert", rows)
-    if rows:
-        await tx.execute("notify_due")
+    await tx.insert({"delivery_insert": rows}, then="notify_due" if rows else None)
 
 
 async def _delivery_rows(tx: Tx, new: NewEvent, busy: set[tuple[str, str]]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +31,7 @@ from app.store.connector import (
     Work,
     retrying,
 )
+from app.store.unnest import Unnest
 
 log = logging.getLogger("billhook.store")
 
@@ -65,9 +66,12 @@ COPY_ROWS = 32  # below this the prepared INSERT (one pipelined round trip) is k
 
 
 class _Tx:
-    def __init__(self, conn: asyncpg.Connection, sql: dict[str, queries.Query]) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, sql: dict[str, queries.Query], unnest: Unnest
+    ) -> None:
         self._conn = conn
         self._sql = sql
+        self._unnest = unnest
 
     async def execute(self, name: str, params: Params | None = None) -> None:
         query = self._sql[name]
@@ -88,6 +92,18 @@ class _Tx:
                 )
             else:
                 await self._conn.executemany(query.sql, [query.args(r) for r in rows])
+
+    async def insert(self, groups: Mapping[str, Sequence[Params]], then: str | None = None) -> None:
+        """One statement for a few rows of each (app/store/unnest.py); COPY for many."""
+        present = [(self._sql[name], rows) for name, rows in groups.items() if rows]
+        if present and all(len(rows) < COPY_ROWS for _, rows in present):
+            with _integrity():
+                await self._unnest.run(self._conn, present, self._sql[then] if then else None)
+            return
+        for query, rows in present:
+            await self.executemany(query.name, rows)
+        if then is not None:
+            await self.execute(then)
 
     async def fetch(self, name: str, params: Params | None = None) -> list[Row]:
         query = self._sql[name]
@@ -133,6 +149,7 @@ class PostgresConnector:
         self.create = create
         self._pool_size = pool_size
         self._sql = queries.load("postgres")
+        self._unnest = Unnest()
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncio.Task[None] | None = None
         self._listen_lost = False
@@ -209,7 +226,7 @@ class PostgresConnector:
                 # One simple query, one round trip: BEGIN and the setting together (asyncpg's
                 # Transaction would send them as two).
                 await conn.execute(_BEGIN[durable])
-                result = await work(_Tx(conn, self._sql))
+                result = await work(_Tx(conn, self._sql, self._unnest))
             except _LOST:
                 conn.terminate()  # never handed out again half-broken
                 raise
@@ -230,7 +247,7 @@ class PostgresConnector:
                 with attempt:
                     async with self.pool.acquire() as conn:
                         try:
-                            return await _Tx(conn, self._sql).fetch(name, params)
+                            return await _Tx(conn, self._sql, self._unnest).fetch(name, params)
                         except _LOST:
                             conn.terminate()
                             raise

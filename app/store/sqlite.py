@@ -11,7 +11,7 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,13 @@ class _Tx:
         if rows:
             query = self._sql[name]
             await self._run(self._conn.executemany, query.sql, [query.args(r) for r in rows])
+
+    async def insert(self, groups: Mapping[str, Sequence[Params]], then: str | None = None) -> None:
+        """Each in turn: SQLite has no round trips to save."""
+        for name, rows in groups.items():
+            await self.executemany(name, rows)
+        if then is not None:
+            await self.execute(then)
 
     async def fetch(self, name: str, params: Params | None = None) -> list[Row]:
         query = self._sql[name]
