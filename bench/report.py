@@ -28,17 +28,24 @@ TARGETS = [
 # on a slower or busier machine where the absolute figure would read "missed".
 REFERENCE_CEILING = 33_054
 
-# PostgreSQL against SQLite in the same run (`--db postgres`): (scenario, figure, base, share)
+# PostgreSQL against SQLite in the same run (`--db postgres`):
+# (scenario, figure, base, op, share): the scenario's figure op share × the base's
 SIDE_BY_SIDE = [
-    ("deliver@postgres", "deliveries_per_s", "deliver", 0.6),
-    ("deliver@postgres×2", "deliveries_per_s", "deliver", 0.6),
-    ("accept_events@postgres", "events_per_s", "accept_events", 0.6),
+    ("deliver@postgres", "deliveries_per_s", "deliver", ">=", 0.6),
+    ("deliver@postgres×2", "deliveries_per_s", "deliver", ">=", 0.6),
+    ("accept_events@postgres", "events_per_s", "accept_events", ">=", 0.6),
+    # The tail on PostgreSQL (issue 21): sustained and p99 at 1,000/s against SQLite's.
+    ("mixed@postgres", "sustained_per_s", "mixed", ">=", 0.7),
+    ("mixed@postgres", "p99_ms", "mixed", "<=", 3),
     # Bulk ingest against the bare store writing the same rows (issue 21; the 4× batch-to-single
     # target it replaces rewarded a slow single route).
-    ("accept_batch", "events_per_s", "store_floor", 0.6),
-    ("accept_batch@postgres", "events_per_s", "store_floor@postgres", 0.6),
+    ("accept_batch", "events_per_s", "store_floor", ">=", 0.6),
+    ("accept_batch@postgres", "events_per_s", "store_floor@postgres", ">=", 0.6),
     # Queue ingest (`--brokers`) runs at least at the bulk HTTP route's rate.
-    *[(f"ingest@{b}", "events_per_s", "accept_batch", 1) for b in ("rabbitmq", "nats", "redis")],
+    *[
+        (f"ingest@{b}", "events_per_s", "accept_batch", ">=", 1)
+        for b in ("rabbitmq", "nats", "redis")
+    ],
 ]
 POSTGRES_TARGETS = [
     ("mixed@postgres", "p99_ms", "<", 50, "PostgreSQL: p99 accept → receipt < 50 ms at 1,000/s"),
@@ -127,13 +134,13 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
         else:
             met = {">=": value >= threshold, "<=": value <= threshold}.get(op, value < threshold)
         rows.append({"target": what, "median": value, "met": met})
-    for scenario, figure, base, share in SIDE_BY_SIDE:
+    for scenario, figure, base, op, share in SIDE_BY_SIDE:
         value, reference = median(summary, scenario, figure), median(summary, base, figure)
         if value is not None and reference:
-            what = f"{scenario} ≥ {share}× {base} (same run)"
-            rows.append(
-                {"target": what, "median": value / reference, "met": value >= share * reference}
-            )
+            ratio = value / reference
+            what = f"{scenario} {figure} {'≥' if op == '>=' else '≤'} {share}× {base} (same run)"
+            met = ratio >= share if op == ">=" else ratio <= share
+            rows.append({"target": what, "median": ratio, "met": met})
     growth = median(summary, "growth", "deliveries_per_s_with_history")
     empty = median(summary, "deliver", "deliveries_per_s")
     if growth is not None and empty:
