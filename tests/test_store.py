@@ -452,3 +452,24 @@ async def test_a_postgres_group_commit_writes_its_rows_in_one_statement(postgres
     assert len(commit) == 3, [q[:70] for q in commit]
     assert "INSERT INTO events" in commit[1] and "INSERT INTO deliveries" in commit[1]
     assert "pg_notify" in commit[1]
+
+
+async def test_postgres_statements_are_planned_for_their_parameters(postgres_database: str):
+    """A prepared statement's generic plan, cached while a table was nearly empty, is kept as
+    the table grows: the idempotency lookup's plan read every event of the tenant (its cost
+    grew with the table, and accept latency with it). The store's connections plan each
+    execution for its parameters: after many repeats no statement that takes parameters ran a
+    generic plan."""
+    store = await open_store(postgres_database, sealer=SEALER, migrate_now_ms=START_MS, pool_size=1)
+    try:
+        await store.tenants.ensure("tn_default", "default", None, START_MS)
+        for n in range(12):  # PostgreSQL considers a generic plan from the sixth execution
+            await store.events.by_idempotency_key("tn_default", f"k-{n}")
+        async with store.db.pool.acquire() as conn:  # type: ignore[attr-defined]
+            plans = await conn.fetchrow(
+                "SELECT sum(generic_plans) AS generic, sum(custom_plans) AS custom "
+                "FROM pg_prepared_statements WHERE cardinality(parameter_types) > 0"
+            )
+    finally:
+        await store.close()
+    assert plans["custom"] >= 12 and plans["generic"] == 0, dict(plans)
