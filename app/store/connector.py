@@ -27,6 +27,15 @@ class Tx(Protocol):
 Work = Callable[[Tx], Awaitable[R]]
 
 
+def inserting(groups: Mapping[str, Sequence[Params]], then: str | None = None) -> Work[None]:
+    """Transaction work that only writes `groups` (`Connector.write` done the long way)."""
+
+    async def work(tx: Tx) -> None:
+        await tx.insert(groups, then)
+
+    return work
+
+
 class Connector(Protocol):
     dialect: str
     writers: int  # transactions that may write at once (SQLite 1)
@@ -35,6 +44,11 @@ class Connector(Protocol):
     async def close(self) -> None: ...
     async def migrate(self, scripts: Sequence[tuple[int, str, str]], now_ms: int) -> list[int]: ...
     async def transact(self, work: Work[R], durable: bool = True) -> R: ...
+    async def write(self, groups: Mapping[str, Sequence[Params]], then: str | None = None) -> None:
+        """`Tx.insert` committed on its own (durably): on PostgreSQL one statement in its own
+        transaction, one round trip with no BEGIN or COMMIT; StoreUnavailable if the
+        connection is lost meanwhile (perhaps committed: never sent again)."""
+
     async def fetch(self, name: str, params: Params | None = None) -> list[Row]: ...
     async def fetchrow(self, name: str, params: Params | None = None) -> Row | None: ...
     def ids(self, values: Sequence[str]) -> Any: ...

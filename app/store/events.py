@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from app.ids import id_ceiling, id_floor
@@ -48,9 +48,39 @@ async def insert_events(
     A delivery to an ordered endpoint waits (queued) while an earlier delivery of its ordering
     key is unfinished, including one earlier in this very batch.
     """
+    busy: set[tuple[str, str]] = set()
+
+    async def rows_of(new: NewEvent) -> list[dict[str, Any]]:
+        return await _delivery_rows(tx, new, busy)
+
+    results, written = await _planned(batch, existing, rows_of)
+    await tx.insert(written, then="notify_due" if written["delivery_insert"] else None)
+    return results
+
+
+async def write_events(db: Connector, batch: Sequence[NewEvent]) -> list[Inserted] | None:
+    """The same rows written at once, trusting the unique index to refuse a repeated key (an
+    IntegrityError: the caller looks the keys up and writes again). None when a delivery is
+    ordered: whether it waits is read under a lock, in a transaction."""
+    if any(d.ordering_key is not None for new in batch for d in new.deliveries):
+        return None
+
+    async def rows_of(new: NewEvent) -> list[dict[str, Any]]:
+        return [delivery_row(new, d, queued=False) for d in new.deliveries]
+
+    results, written = await _planned(batch, {}, rows_of)
+    await db.write(written, then="notify_due" if written["delivery_insert"] else None)
+    return results
+
+
+async def _planned(
+    batch: Sequence[NewEvent],
+    existing: dict[tuple[str, str], Event],
+    rows_of: Callable[[NewEvent], Awaitable[list[dict[str, Any]]]],
+) -> tuple[list[Inserted], dict[str, list[dict[str, Any]]]]:
+    """Each item's answer and the rows to write; a key seen earlier in the batch is a repeat."""
     results: list[Inserted] = []
     events, deliveries, billing = [], [], []
-    busy: set[tuple[str, str]] = set()
     for new in batch:
         key = new.event.idempotency_key
         if key is not None:
@@ -59,13 +89,12 @@ async def insert_events(
                 continue
             existing[(new.event.tenant_id, key)] = new.event
         events.append(_event_columns(new.event))
-        deliveries += await _delivery_rows(tx, new, busy)
+        deliveries += await rows_of(new)
         if new.billing is not None:
             billing.append(billing_columns(new.billing))
         results.append(Inserted(new.event, created=True, deliveries=len(new.deliveries)))
     written = {"event_insert": events, "delivery_insert": deliveries, "billing_insert": billing}
-    await tx.insert(written, then="notify_due" if deliveries else None)
-    return results
+    return results, written
 
 
 async def insert_deliveries(tx: Tx, batch: Sequence[NewEvent]) -> None:
@@ -110,7 +139,9 @@ async def promote_next(tx: Tx, endpoint_id: str, key: str, due: int | None, now:
 class Events:
     def __init__(self, db: Connector) -> None:
         self._db = db
-        self._commit: GroupCommit[NewEvent, Inserted] = GroupCommit(db, self._insert_batch)
+        self._commit: GroupCommit[NewEvent, Inserted] = GroupCommit(
+            db, self._insert_batch, direct=self._write_batch
+        )
 
     async def insert(self, new: NewEvent) -> Inserted:
         """Committed (event and deliveries) when this returns; an idempotency key already used by
@@ -132,6 +163,9 @@ class Events:
 
     async def close(self) -> None:
         await self._commit.close()
+
+    async def _write_batch(self, batch: list[NewEvent]) -> list[Inserted] | None:
+        return await write_events(self._db, batch)
 
     async def _insert_batch(self, tx: Tx, batch: list[NewEvent]) -> list[Inserted]:
         return await insert_events(tx, batch, await self._existing(tx, batch))

@@ -29,6 +29,7 @@ from app.store.connector import (
     StoreMissing,
     StoreUnusable,
     Work,
+    inserting,
     retrying,
 )
 from app.store.unnest import Unnest
@@ -223,6 +224,24 @@ class PostgresConnector:
         except _LOST as exc:
             raise StoreUnavailable(f"the database does not answer: {exc}") from exc
         raise AssertionError("unreachable: tenacity re-raises")
+
+    async def write(self, groups: Mapping[str, Sequence[Params]], then: str | None = None) -> None:
+        """Few rows: one statement, committed by itself at the end of its round trip (an
+        accept then costs one round trip, not BEGIN, lookup, insert and COMMIT). Many: COPY
+        in a transaction."""
+        present = [(self._sql[name], rows) for name, rows in groups.items() if rows]
+        if not present or any(len(rows) >= COPY_ROWS for _, rows in present):
+            return await self.transact(inserting(groups, then))
+        try:
+            async with self.pool.acquire() as conn:
+                try:
+                    with _integrity():
+                        await self._unnest.run(conn, present, self._sql[then] if then else None)
+                except _LOST:
+                    conn.terminate()
+                    raise
+        except _LOST as exc:
+            raise StoreUnavailable(f"the connection was lost while writing: {exc}") from exc
 
     async def _transact_once(self, work: Work[R], durable: bool) -> R:
         async with self.pool.acquire() as conn:

@@ -27,6 +27,7 @@ from app.store.connector import (
     StoreMissing,
     StoreUnusable,
     Work,
+    inserting,
     retrying,
 )
 
@@ -193,6 +194,10 @@ class SqliteConnector:
             with attempt:
                 return await self._transact_once(work, durable)
         raise AssertionError("unreachable: tenacity re-raises")
+
+    async def write(self, groups: Mapping[str, Sequence[Params]], then: str | None = None) -> None:
+        """One transaction (SQLite's commit costs no round trip)."""
+        await self.transact(inserting(groups, then))
 
     async def _transact_once(self, work: Work[R], durable: bool) -> R:
         async with self._lock:
