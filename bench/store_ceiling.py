@@ -15,16 +15,18 @@ from app.clock import SystemClock
 from app.config import Settings
 from app.delivery import Outcome
 from app.records import Finished
+from app.sealing import Sealer
 from app.settle import settle
 from app.store import open_store
 from app.store.deliveries import Claim
 from app.worker import rules_for
+from bench.procs import SECRET_KEY
 
 BATCH = 500
 
 
 async def main(url: str, seconds: float) -> None:
-    store = await open_store(url)
+    store = await open_store(url, sealer=Sealer((SECRET_KEY,)))  # the key the hub sealed with
     clock, rules = SystemClock(), rules_for(Settings.from_env({}))
     finished_count, finished = 0, list[Finished]()
     started = time.monotonic()
