@@ -164,10 +164,6 @@ class PostgresConnector:
                 statement_cache_size=512,
                 max_inactive_connection_lifetime=60,
                 reset=_no_session_state,
-                # Each execution planned for its values: a generic plan cached while a table
-                # was nearly empty is kept as it grows (an idempotency lookup read every event
-                # of its tenant). Planning these statements costs less than one bad plan.
-                server_settings={"plan_cache_mode": "force_custom_plan"},
             )
         except asyncpg.InvalidCatalogNameError as exc:
             raise StoreMissing(

@@ -5,8 +5,13 @@
 -- uncommitted insert points at.
 
 -- name: events_by_keys
-SELECT * FROM events
-WHERE tenant_id = :tenant_id AND idempotency_key = ANY(:keys::text[]);
+-- One probe of the unique index per key, both columns bound, whatever plan is cached: a
+-- generic plan of `idempotency_key = ANY(:keys)`, made while the table was nearly empty,
+-- searched by tenant alone and filtered every event of the tenant as the table grew.
+SELECT e.* FROM unnest(:keys::text[]) AS k(key)
+CROSS JOIN LATERAL (
+  SELECT * FROM events WHERE tenant_id = :tenant_id AND idempotency_key = k.key LIMIT 1
+) AS e;
 
 -- name: deliveries_claim
 -- A worker's turn in one statement, one round trip: the attempts it finished written (the
