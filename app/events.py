@@ -65,6 +65,14 @@ def request_hash(event_type: str, parameters: Any, ordering_key: str | None) -> 
     return hashlib.sha256(canonical).hexdigest()
 
 
+def digest_of(event: Event) -> str:
+    """What identifies the request an event was published for: the digest its publisher gave
+    (a billing request's), else type, parameters and ordering key hashed canonically. That
+    hash is worked out when a repeat is compared, from the stored body (which reads back as
+    the same JSON value), not on every accept; events stored before kept it in the row."""
+    return event.request_hash or request_hash(event.type, parameters_of(event), event.ordering_key)
+
+
 def parameters_of(event: Event) -> dict[str, Any]:
     parameters: dict[str, Any] = jsoncodec.loads(event.body)["parameters"]
     return parameters
@@ -96,11 +104,10 @@ class EventService:
 
         An idempotency key already used by the tenant returns the original event (created=False,
         nothing written); `same_request` says whether the request matched the original's
-        (`request_digest`; by default a digest of type, parameters and ordering key).
+        (`request_digest`; by default a digest of type, parameters and ordering key, worked
+        out only for a repeat: `same_request`).
         """
         now = self._clock.now_ms()
-        if request_digest is None and idempotency_key is not None:
-            request_digest = request_hash(event_type, parameters, ordering_key)
         new = await self.prepare(
             tenant_id,
             event_type,
@@ -116,9 +123,7 @@ class EventService:
         if inserted.created:
             self.committed(len(deliveries))
             return Published(inserted.event, True, len(deliveries))
-        original = inserted.event
-        count = await self._store.events.delivery_count(original.id)
-        return Published(original, False, count, original.request_hash == event.request_hash)
+        return await self._repeat(inserted.event, event)
 
     async def publish_item(self, tenant_id: str, item: Publication) -> Published:
         """publish, with its arguments as one Publication (as publish_many takes them)."""
@@ -145,9 +150,6 @@ class EventService:
         endpoints = await self._endpoints.get(tenant_id)
         news = []
         for item in items:
-            digest = item.request_digest
-            if digest is None and item.idempotency_key is not None:
-                digest = request_hash(item.event_type, item.parameters, item.ordering_key)
             event = self._event(
                 tenant_id,
                 item.event_type,
@@ -156,7 +158,7 @@ class EventService:
                 item.event_id,
                 item.idempotency_key,
                 item.ordering_key,
-                digest,
+                item.request_digest,
             )
             news.append(NewEvent(event, deliveries_for(event, endpoints, now), item.billing))
         if turn is not None:
@@ -168,9 +170,13 @@ class EventService:
     async def _answer(self, inserted: Inserted, new: NewEvent) -> Published:
         if inserted.created:
             return Published(inserted.event, True, inserted.deliveries or 0)
-        original = inserted.event
+        return await self._repeat(inserted.event, new.event)
+
+    async def _repeat(self, original: Event, event: Event) -> Published:
+        """The original's answer to a repeat of its idempotency key, and whether the repeat
+        asked for the same thing."""
         count = await self._store.events.delivery_count(original.id)
-        return Published(original, False, count, original.request_hash == new.event.request_hash)
+        return Published(original, False, count, digest_of(original) == digest_of(event))
 
     def _event(
         self,

@@ -8,6 +8,10 @@ from decimal import Decimal
 import pytest
 
 from app import jsoncodec
+from app.events import request_hash
+from app.ids import new_id
+from app.records import Event, NewEvent
+from app.tenants import DEFAULT_TENANT_ID
 from tests.conftest import HubClient, seed_parameters
 
 BILLING = "subscriptions/billingInformationAvailable"
@@ -100,6 +104,31 @@ async def test_equal_numbers_spelled_differently_are_the_same_request(hub: HubCl
     )
     again = await hub.http.post("/v1/events", content=b'{"type":"t","parameters":{"q":1},"id":"n"}')
     assert (first.status_code, again.status_code) == (202, 200)
+
+
+async def test_a_repeat_is_judged_against_the_stored_body_or_the_hash_kept_in_the_row(
+    hub: HubClient,
+):
+    """A generic event's request hash is worked out from its stored body when a repeat comes
+    (not on every accept); an event stored with a hash in its row (as every event was before)
+    is judged by that hash. Both routes, single and batch, answer alike."""
+    await hub.http.post("/v1/events", json={"type": "t", "parameters": {"a": 1, "b": [2.50]},
+                                            "id": "new"})  # fmt: skip
+    same = {"type": "t", "parameters": {"b": [2.5], "a": 1.0}, "id": "new"}
+    other = {"type": "t", "parameters": {"a": 1, "b": [2.51]}, "id": "new"}
+    assert (await hub.http.post("/v1/events", json=same)).status_code == 200
+    assert (await hub.http.post("/v1/events", json=other)).status_code == 409
+    batch = (await hub.http.post("/v1/events/batch", json={"items": [same, other]})).json()
+    assert [r["status"] for r in batch["results"]] == [200, 409]
+
+    now = hub.hub.clock.now_ms()
+    for key, digest in (("kept", request_hash("t", {"a": 1}, None)), ("odd", "a-kept-digest")):
+        body = jsoncodec.dumps({"parameters": {"a": 1}, "type": "t"})
+        event = Event(new_id("evt", now), DEFAULT_TENANT_ID, "t", body, now, digest, key)
+        await hub.hub.store.events.insert(NewEvent(event, ()))
+    again = {"type": "t", "parameters": {"a": 1}}
+    assert (await hub.http.post("/v1/events", json={**again, "id": "kept"})).status_code == 200
+    assert (await hub.http.post("/v1/events", json={**again, "id": "odd"})).status_code == 409
 
 
 async def test_concurrent_duplicates_store_one_event(hub: HubClient):

@@ -164,6 +164,14 @@ EVENT_CASES: list[tuple[str, Any, dict[str, str], int, str, str]] = [
         "body",
     ),
     (
+        "an exponent past the decimal module's own (once a 500)",
+        b'{"type": "t", "parameters": {"n": 1e-99999999999999999999}}',
+        {},
+        422,
+        "validation_error",
+        "body",
+    ),
+    (
         "form instead of JSON",
         b"type=t",
         {"content-type": "application/x-www-form-urlencoded"},

@@ -472,6 +472,8 @@ async def test_a_postgres_idempotency_lookup_reads_only_its_keys_as_the_table_gr
         await store.tenants.ensure("tn_default", "default", None, START_MS)
         for n in range(12):  # PostgreSQL may settle on a generic plan from the sixth execution
             await store.events.insert_many([NewEvent(_event(f"warm-{n}"), ())])
+            # a repeat: only then is the key looked up (a new batch is written at once)
+            await store.events.insert_many([NewEvent(_event(f"warm-{n}"), ())])
         for start in range(0, 3000, 500):
             await store.events.insert_many(
                 [NewEvent(_event(f"k-{n}"), ()) for n in range(start, start + 500)]

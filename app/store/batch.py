@@ -109,16 +109,7 @@ class GroupCommit(Generic[T, R]):
                 future.set_result(result)
 
     async def _write(self, items: list[T]) -> list[R]:
-        if self._direct is not None:
-            with contextlib.suppress(IntegrityError):
-                written = await self._direct(items)
-                if written is not None:
-                    return written
-
-        async def work(tx: Tx) -> list[R]:
-            return await self._apply(tx, items)
-
-        return await self._connector.transact(work)
+        return await written(self._connector, self._apply, self._direct, items)
 
     async def close(self) -> None:
         """Commit what is queued, then stop."""
@@ -126,3 +117,23 @@ class GroupCommit(Generic[T, R]):
         self._wake.set()
         if self._task is not None:
             await self._task
+
+
+async def written(
+    connector: Connector,
+    apply: Callable[[Tx, list[T]], Awaitable[list[R]]],
+    direct: Callable[[list[T]], Awaitable[list[R] | None]] | None,
+    items: list[T],
+) -> list[R]:
+    """`items` written the direct way when it answers, else by `apply` in a transaction (also
+    when a unique index refused the direct write: `apply` reads what is already there)."""
+    if direct is not None:
+        with contextlib.suppress(IntegrityError):
+            done = await direct(items)
+            if done is not None:
+                return done
+
+    async def work(tx: Tx) -> list[R]:
+        return await apply(tx, items)
+
+    return await connector.transact(work)

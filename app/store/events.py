@@ -8,7 +8,7 @@ from typing import Any
 
 from app.ids import id_ceiling, id_floor
 from app.records import Event, Inserted, NewDelivery, NewEvent
-from app.store.batch import GroupCommit
+from app.store.batch import GroupCommit, written
 from app.store.billing_rows import billing_columns
 from app.store.connector import Connector, IntegrityError, Row, Tx
 from app.store.rows import from_row, to_row
@@ -149,15 +149,12 @@ class Events:
         return await self._commit.submit(new)
 
     async def insert_many(self, batch: list[NewEvent]) -> list[Inserted]:
-        """A whole batch in one transaction of its own (bulk ingest). Should another process
-        commit one of its idempotency keys meanwhile, the items go through the group commit
-        one by one instead, which reads that key and answers a repeat."""
-
-        async def work(tx: Tx) -> list[Inserted]:
-            return await self._insert_batch(tx, batch)
-
+        """A whole batch in one transaction of its own (bulk ingest), written at once unless a
+        key is already stored; then its keys are read first, in the transaction. Should
+        another process commit one of its keys meanwhile, the items go through the group
+        commit one by one instead, which reads that key and answers a repeat."""
         try:
-            return await self._db.transact(work)
+            return await written(self._db, self._insert_batch, self._write_batch, batch)
         except IntegrityError:
             return [await self.insert(new) for new in batch]
 

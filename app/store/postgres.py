@@ -66,6 +66,15 @@ _BEGIN = {True: "BEGIN", False: "BEGIN; SET LOCAL synchronous_commit = off"}
 COPY_ROWS = 32  # below this the prepared INSERT (one pipelined round trip) is kept; not tuned
 
 
+def _few(
+    sql: dict[str, queries.Query], groups: Mapping[str, Sequence[Params]]
+) -> list[tuple[queries.Query, Sequence[Params]]]:
+    """The groups that have rows, when each has few enough for one unnest statement; empty
+    when there is nothing to write or some group is big enough for COPY."""
+    present = [(sql[name], rows) for name, rows in groups.items() if rows]
+    return present if all(len(rows) < COPY_ROWS for _, rows in present) else []
+
+
 class _Tx:
     def __init__(
         self, conn: asyncpg.Connection, sql: dict[str, queries.Query], unnest: Unnest
@@ -96,13 +105,13 @@ class _Tx:
 
     async def insert(self, groups: Mapping[str, Sequence[Params]], then: str | None = None) -> None:
         """One statement for a few rows of each (app/store/unnest.py); COPY for many."""
-        present = [(self._sql[name], rows) for name, rows in groups.items() if rows]
-        if present and all(len(rows) < COPY_ROWS for _, rows in present):
+        few = _few(self._sql, groups)
+        if few:
             with _integrity():
-                await self._unnest.run(self._conn, present, self._sql[then] if then else None)
+                await self._unnest.run(self._conn, few, self._sql[then] if then else None)
             return
-        for query, rows in present:
-            await self.executemany(query.name, rows)
+        for name, rows in groups.items():
+            await self.executemany(name, rows)
         if then is not None:
             await self.execute(then)
 
@@ -225,14 +234,14 @@ class PostgresConnector:
         """Few rows: one statement, committed by itself at the end of its round trip (an
         accept then costs one round trip, not BEGIN, lookup, insert and COMMIT). Many: COPY
         in a transaction."""
-        present = [(self._sql[name], rows) for name, rows in groups.items() if rows]
-        if not present or any(len(rows) >= COPY_ROWS for _, rows in present):
+        few = _few(self._sql, groups)
+        if not few:
             return await self.transact(inserting(groups, then))
         try:
             async with self.pool.acquire() as conn:
                 try:
                     with _integrity():
-                        await self._unnest.run(conn, present, self._sql[then] if then else None)
+                        await self._unnest.run(conn, few, self._sql[then] if then else None)
                 except _LOST:
                     conn.terminate()
                     raise
