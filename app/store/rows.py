@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -28,6 +29,17 @@ def from_row(cls: type[T], row: Mapping[str, Any], **given: Any) -> T:
     return cls(**values, **given)
 
 
+_GETTERS: dict[type, Any] = {}
+
+
 def to_row(record: Any, **given: Any) -> dict[str, Any]:
-    """The record's fields as columns, `given` replacing or adding some."""
-    return {n: getattr(record, n) for n in _names(type(record))} | given
+    """The record's fields as columns, `given` replacing or adding some (one attrgetter per
+    record type: every accepted event passes here)."""
+    cls = type(record)
+    get = _GETTERS.get(cls)
+    if get is None:
+        names = _names(cls)  # attrgetter of one name answers the value, not a 1-tuple
+        one = attrgetter(*names)
+        get = _GETTERS[cls] = one if len(names) > 1 else lambda r: (one(r),)
+    row = dict(zip(_names(cls), get(record), strict=True))
+    return row | given if given else row
