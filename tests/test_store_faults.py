@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 
 from app.cache import CounterCache
 from app.hub import Hub
+from app.main import create_app
 from app.periodic import RETRY_MS, Job, Periodic
 from app.store import StoreUnusable, open_store
 from app.store.batch import GroupCommit
@@ -26,7 +28,7 @@ from app.store.connector import Tx
 from app.store.postgres import PostgresConnector
 from app.testing import FrozenClock, Receiver
 from subscribers.receiver import WebhookReceiver
-from tests.conftest import SEALER, START_MS, HubClient, make_settings
+from tests.conftest import API_KEY, SEALER, START_MS, HubClient, make_settings
 from tests.waiting import until
 
 
@@ -202,10 +204,35 @@ class Proxy:
         while data := await reader.read(65536):
             if pair[0] in self.frozen:
                 continue  # swallowed: the peer hears nothing, and nothing closes
+            if self._cut(pair, writer, data):
+                return
             writer.write(data)
             await writer.drain()
         if pair[0] not in self.frozen:
             writer.close()  # one side closed: so does the other
+
+    def cut_answer(self, asked: bytes, answer: bytes) -> None:
+        """The connection that sends `asked` loses the server's reply that holds `answer`
+        (the server has done the work; the client hears the connection close instead)."""
+        self._cutting = (asked, answer)
+        self.asked = 0
+
+    _cutting: tuple[bytes, bytes] | None = None
+    _armed: Any = None
+
+    def _cut(self, pair: Any, writer: Any, data: bytes) -> bool:
+        if self._cutting is None:
+            return False
+        asked, answer = self._cutting
+        if writer is pair[1] and asked in data:  # to the server
+            self.asked += 1
+            self._armed = pair
+        elif writer is pair[0] and self._armed is pair and answer in data:
+            self._cutting = None
+            for side in pair:
+                side.close()
+            return True
+        return False
 
     def freeze_latest(self) -> None:
         """The newest connection goes silent (the LISTEN one: the pool's is older)."""
@@ -267,3 +294,35 @@ async def test_a_failed_start_leaves_no_store_open(tmp_path: Path):
     with pytest.raises(StoreUnusable):
         await Hub.start(make_settings(tmp_path, database_url=f"sqlite:///{tmp_path}/h.db"))
     assert threading.active_count() == before
+
+
+async def test_a_connection_lost_after_the_one_statement_accept_is_a_503_never_resent(
+    postgres_database: str, tmp_path: Path
+):
+    """An accept on PostgreSQL is one statement committed by itself: when the connection is
+    lost before its answer, the hub cannot know whether it committed. It answers 503 and does
+    not send it again (a resend would write the event twice or answer it as a repeat of
+    itself); the client's retry with the same id gets the one stored event."""
+    async with proxied(postgres_database) as (proxy, url):
+        app = create_app(make_settings(tmp_path, database_url=url))
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://hub.test",
+            headers={"authorization": f"Bearer {API_KEY}"},
+        ) as http:  # fmt: skip
+            await http.post("/v1/event-types", json={"name": "t"})
+            await http.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/a"})
+            warm = {"type": "t", "parameters": {"n": 0}, "id": "warm"}  # statement prepared
+            assert (await http.post("/v1/events", json=warm)).status_code == 202
+            # the execution carrying this id loses its answer (CommandComplete, then Ready)
+            proxy.cut_answer(b"order-1", b"SELECT 1\x00")
+            body = {"type": "t", "parameters": {"n": 1}, "id": "order-1"}
+            lost = await http.post("/v1/events", json=body)
+            assert lost.status_code == 503, lost.text
+            assert lost.json()["error"]["code"] == "unavailable"
+            assert proxy.asked == 1  # the statement went to the server once, not again
+            retried = await http.post("/v1/events", json=body)
+            assert retried.status_code == 200, retried.text  # committed: the retry is a repeat
+            listed = (await http.get("/v1/events?limit=10")).json()["data"]
+            assert [e["id"] for e in listed][:1] == [retried.json()["id"]] and len(listed) == 2
+            deliveries = (await http.get(f"/v1/events/{listed[0]['id']}")).json()["deliveries"]
+            assert len(deliveries) == 1
