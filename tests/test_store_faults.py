@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import pytest
 
@@ -125,6 +126,34 @@ async def test_a_failed_commit_on_sqlite_is_rolled_back(tmp_path: Path):
             await store.db.transact(violates_at_commit)
         assert not connector.writer.in_transaction
         assert await store.jobs.claim("next", START_MS, 1000)  # the store still writes
+    finally:
+        await store.close()
+
+
+async def test_a_statement_sent_with_commit_that_fails_keeps_nothing_and_no_transaction(
+    postgres_database: str,
+):
+    """PostgreSQL sends a transaction's NOTIFY in COMMIT's round trip: should that statement
+    fail, COMMIT is not run, nothing the transaction wrote is kept, and the connection goes
+    back to the pool with no transaction open (the store still writes)."""
+    store = await open_store(postgres_database, migrate_now_ms=START_MS, sealer=SEALER)
+    try:
+
+        async def fails_at_commit(tx: Tx) -> None:
+            await tx.execute("tenant_insert", {"id": "ten_x", "name": "x", "created_at": 0})
+            tx.at_commit.append("SELECT 1 / 0")  # type: ignore[attr-defined]
+
+        with pytest.raises(asyncpg.DataError):
+            await store.db.transact(fails_at_commit)
+        assert await store.tenants.get("ten_x") is None
+        for n in range(3):  # the connection it failed on is fit to begin again
+
+            async def writes(tx: Tx, n: int = n) -> None:
+                row = {"id": f"ten_{n}", "name": f"y{n}", "created_at": 0}
+                await tx.execute("tenant_insert", row)
+
+            await store.db.transact(writes)
+            assert await store.tenants.get(f"ten_{n}") is not None
     finally:
         await store.close()
 

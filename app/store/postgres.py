@@ -63,6 +63,14 @@ def _transient(exc: BaseException) -> bool:
 # A turn of the worker commits without waiting for fsync: a power cut that loses it re-sends.
 _BEGIN = {True: "BEGIN", False: "BEGIN; SET LOCAL synchronous_commit = off"}
 
+
+def _commit(before: Sequence[str]) -> str:
+    """COMMIT, after the parameterless statements the transaction left for it, as one simple
+    query (one round trip); should one of them fail, COMMIT is not run, and the pool rolls the
+    transaction back as it takes the connection back."""
+    return "".join(f"{sql}\n;\n" for sql in before) + "COMMIT"  # a line's -- comment ends
+
+
 COPY_ROWS = 32  # below this the prepared INSERT (one pipelined round trip) is kept; not tuned
 
 
@@ -82,6 +90,7 @@ class _Tx:
         self._conn = conn
         self._sql = sql
         self._unnest = unnest
+        self.at_commit: list[str] = []  # parameterless statements sent with COMMIT
 
     async def execute(self, name: str, params: Params | None = None) -> None:
         query = self._sql[name]
@@ -112,8 +121,8 @@ class _Tx:
             return
         for name, rows in groups.items():
             await self.executemany(name, rows)
-        if then is not None:
-            await self.execute(then)
+        if then is not None:  # its effect (a NOTIFY) comes at commit anyway: one round trip less
+            self.at_commit.append(self._sql[then].sql)
 
     async def fetch(self, name: str, params: Params | None = None) -> list[Row]:
         query = self._sql[name]
@@ -254,7 +263,8 @@ class PostgresConnector:
                 # One simple query, one round trip: BEGIN and the setting together (asyncpg's
                 # Transaction would send them as two).
                 await conn.execute(_BEGIN[durable])
-                result = await work(_Tx(conn, self._sql, self._unnest))
+                tx = _Tx(conn, self._sql, self._unnest)
+                result = await work(tx)
             except _LOST:
                 conn.terminate()  # never handed out again half-broken
                 raise
@@ -263,7 +273,7 @@ class PostgresConnector:
                     await conn.execute("ROLLBACK")
                 raise
             try:
-                await conn.execute("COMMIT")
+                await conn.execute(_commit(tx.at_commit))
             except _LOST as exc:
                 conn.terminate()
                 raise _CommitUnknown(str(exc)) from exc
