@@ -1,8 +1,8 @@
 """The worker and the store never stuck: a cache never keeps what was read before a change, a
 batch that answers wrongly fails its callers instead of leaving them waiting, a failed COMMIT
-leaves no open transaction, a half-open LISTEN connection is noticed and replaced, one outcome
-that cannot be recorded does not send its neighbours again, and a failed timed job is due again
-soon rather than at its next slot."""
+(or a failed statement sent with it) leaves no open transaction, a half-open LISTEN connection
+is noticed and replaced, one outcome that cannot be recorded does not send its neighbours
+again, and a failed timed job is due again soon rather than at its next slot."""
 
 from __future__ import annotations
 

@@ -68,7 +68,8 @@ def _commit(before: Sequence[str]) -> str:
     """COMMIT, after the parameterless statements the transaction left for it, as one simple
     query (one round trip); should one of them fail, COMMIT is not run, and the pool rolls the
     transaction back as it takes the connection back."""
-    return "".join(f"{sql}\n;\n" for sql in before) + "COMMIT"  # a line's -- comment ends
+    # Each statement ends on a line of its own: a trailing -- comment cannot hide its ";".
+    return "".join(f"{sql}\n;\n" for sql in before) + "COMMIT"
 
 
 COPY_ROWS = 32  # below this the prepared INSERT (one pipelined round trip) is kept; not tuned
